@@ -1,0 +1,53 @@
+"""Errors twin raises for bad input. Each names the input and what is wrong with it.
+
+The CLI prints ``str(error)`` as one line; a traceback appears only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TwinError(Exception):
+    """Base class of every error twin reports to a user."""
+
+
+class CRSError(TwinError, ValueError):
+    """A coordinate reference system that is unknown or unusable here."""
+
+
+class SceneFileError(TwinError, ValueError):
+    """A scene file that cannot be read or fails validation.
+
+    Carries the file, the 1-based line and the dotted key path of the problem.
+    """
+
+    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None, key: str | None = None):
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.file or "<scene>"
+        if self.line is not None:
+            where += f":{self.line}"
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.message}"
+
+
+class PluginError(TwinError, LookupError):
+    """An unknown plugin type, or a plugin that fails to load."""
+
+
+class SourceError(TwinError, RuntimeError):
+    """A data source that cannot deliver: missing file, unreadable data, server failure."""
+
+
+class LayerDataError(TwinError, ValueError):
+    """Data a layer cannot draw (wrong geometry type, missing column, ...)."""
+
+
+class TwinWarning(UserWarning):
+    """Input that was repaired, skipped or replaced by a fallback (the message counts it and names rows)."""
