@@ -23,7 +23,7 @@ from pyproj.exceptions import CRSError as _ProjCRSError
 from twin.errors import CRSError
 from twin.geo import chinese
 
-__all__ = ["GeoCRS", "WGS84", "parse_crs", "to_wgs84", "from_wgs84", "transformer"]
+__all__ = ["GeoCRS", "WGS84", "from_wgs84", "geometries_to_wgs84", "parse_crs", "to_wgs84", "transformer"]
 
 Offset = Literal["gcj02", "bd09"]
 
@@ -134,3 +134,18 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | int | pyproj.CRS | Geo
         return lon_a.copy(), lat_a.copy()
     x, y = transformer(WGS84.proj, geo.proj).transform(lon_a, lat_a)
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+def geometries_to_wgs84(geometries: NDArray[np.object_], crs: str | int | pyproj.CRS | GeoCRS) -> NDArray[np.object_]:
+    """Shapely geometries (array) from ``crs`` to WGS84 lon/lat, vectorised over all coordinates."""
+    import shapely
+
+    geo = parse_crs(crs)
+    if geo.offset is None and geo.proj.equals(WGS84.proj, ignore_axis_order=True):
+        return np.asarray(geometries, dtype=object)
+
+    def convert(coords: NDArray[np.float64]) -> NDArray[np.float64]:
+        lon, lat = to_wgs84(coords[:, 0], coords[:, 1], geo)
+        return np.column_stack([lon, lat])
+
+    return np.asarray(shapely.transform(np.asarray(geometries, dtype=object), convert), dtype=object)

@@ -16,6 +16,7 @@ with every mesh as field data, so any vertex converts back to lon/lat.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,7 +112,7 @@ class Frame:
     def attach(self, mesh: pv.DataSet) -> pv.DataSet:
         """Store the origin and CRS as field data on ``mesh`` (returned for chaining)."""
         mesh.field_data[ORIGIN_FIELD] = np.asarray(self.origin, dtype=np.float64)
-        mesh.field_data[CRS_FIELD] = [self.crs.to_wkt()]
+        mesh.field_data[CRS_FIELD] = [json.dumps(self.crs.to_json_dict())]  # ASCII-safe PROJJSON
         return mesh
 
     @classmethod
@@ -120,8 +121,8 @@ class Frame:
         if ORIGIN_FIELD not in mesh.field_data or CRS_FIELD not in mesh.field_data:
             raise CRSError("mesh carries no twin frame (origin and CRS field data are missing)")
         origin = np.asarray(mesh.field_data[ORIGIN_FIELD], dtype=np.float64)
-        wkt = str(np.asarray(mesh.field_data[CRS_FIELD]).ravel()[0])
-        return cls(pyproj.CRS.from_wkt(wkt), (float(origin[0]), float(origin[1]), float(origin[2])))
+        text = str(np.asarray(mesh.field_data[CRS_FIELD]).ravel()[0])
+        return cls(pyproj.CRS.from_json_dict(json.loads(text)), (float(origin[0]), float(origin[1]), float(origin[2])))
 
     # -- description ---------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

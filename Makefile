@@ -1,0 +1,17 @@
+# The two commands a newcomer needs (see README): `make demo` and `make test`.
+.PHONY: setup demo test bench lint
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/twin demo
+
+test: setup
+	.venv/bin/python -m pytest
+
+bench: setup
+	.venv/bin/python benchmarks/bench_extrude.py
+
+lint: setup
+	.venv/bin/lint-imports

@@ -1,0 +1,171 @@
+"""Vector context layer: district boundaries, rivers, roads, points, draped on the ground.
+
+Polygons are filled (holes kept open) with an optional outline, lines are drawn as
+polylines, points as dots; all share one mesh whose cell data ``feature_id`` maps back to the
+source row. Colour is one ``color`` or by attribute (``color_by``): numbers through a
+colormap, anything else through a categorical palette.
+
+>>> import geopandas as gpd, shapely
+>>> from twin.geo import Frame
+>>> gdf = gpd.GeoDataFrame({"kind": ["a", "b"]}, geometry=[
+...     shapely.box(121.47, 31.22, 121.48, 31.23), shapely.LineString([(121.47, 31.22), (121.49, 31.24)])],
+...     crs="EPSG:4326")
+>>> layer = VectorLayer("ctx", data=gdf, color_by="kind")
+>>> visual = layer.visual(Frame.auto(121.48, 31.23))
+>>> visual.mesh.n_cells, [e.label for e in visual.style.legend.entries]
+(3, ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import mapbox_earcut
+import numpy as np
+import pandas as pd
+import pyvista as pv
+import shapely
+from pydantic import Field, field_validator
+
+from twin.errors import LayerDataError
+from twin.geo.frame import Frame
+from twin.layer import Layer, LayerParams, LayerStyle
+from twin.style import categorical_colors, continuous_colors, to_rgba8, validate_color, validate_colormap
+
+__all__ = ["VectorLayer"]
+
+
+class VectorParams(LayerParams):
+    color: str = Field("#8fa3b8", description="colour of every feature when color_by is not set")
+    color_by: str | None = Field(None, description="attribute that sets each feature's colour")
+    colormap: str = Field("viridis", description="colormap for numeric color_by")
+    clim: tuple[float, float] | None = Field(None, description="value range of the colormap (default: data 2-98 %)")
+    palette: str = Field("tab10", description="qualitative palette for categorical color_by")
+    categories: dict[str, str] | None = Field(None, description="explicit value -> colour for categorical color_by")
+    fill: bool = Field(True, description="fill polygons")
+    outline_color: str | None = Field(None, description="colour of polygon outlines (none when unset)")
+    line_width: float = Field(2.0, gt=0, description="width of lines and outlines in pixels")
+    point_size: float = Field(8.0, gt=0, description="size of points in pixels")
+    elevation: float = Field(0.0, description="height above the ground in metres (to stack draped layers)")
+
+    _color = field_validator("color")(classmethod(lambda cls, v: validate_color(v)))
+    _outline = field_validator("outline_color")(classmethod(lambda cls, v: v if v is None else validate_color(v)))
+    _cmap = field_validator("colormap", "palette")(classmethod(lambda cls, v: validate_colormap(v)))
+
+
+class VectorLayer(Layer):
+    """Polygons, lines and points draped on the ground, styled by attribute."""
+
+    type_name = "vector"
+    Params = VectorParams
+    params: VectorParams
+    geometry_keys = frozenset({"fill", "elevation", "outline_color"})
+
+    def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
+        geoms = data.geometry.to_numpy()
+        valid = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+        parts, owner = shapely.get_parts(geoms[valid], return_index=True)
+        owner = np.flatnonzero(valid)[owner]
+        kinds = shapely.get_type_id(parts)
+        builder = _MeshBuilder()
+        for part, row, kind in zip(parts, owner, kinds):
+            if kind == shapely.GeometryType.POINT:
+                builder.add_point(np.asarray(part.coords)[:, :2], row)
+            elif kind in (shapely.GeometryType.LINESTRING, shapely.GeometryType.LINEARRING):
+                builder.add_line(np.asarray(part.coords)[:, :2], row)
+            elif kind == shapely.GeometryType.POLYGON:
+                rings = [np.asarray(part.exterior.coords)[:, :2]] + [np.asarray(r.coords)[:, :2] for r in part.interiors]
+                if self.params.fill:
+                    builder.add_polygon(rings, row)
+                if self.params.outline_color is not None:
+                    for ring in rings:
+                        builder.add_line(ring, row, outline=True)
+        return builder.build(frame, self.params.elevation)
+
+    def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
+        p = self.params
+        base = to_rgba8(p.color)
+        if p.color_by is None:
+            colors = np.tile(np.asarray(base, dtype=np.uint8), (mesh.n_cells, 1))
+            legend = None
+        else:
+            if p.color_by not in data.columns:
+                raise LayerDataError(f"layer {self.id!r}: no attribute {p.color_by!r} to colour by; attributes: {', '.join(c for c in data.columns if c != data.geometry.name)}")
+            values = data[p.color_by]
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and p.categories is None:
+                per_row, legend = continuous_colors(values.to_numpy(), colormap=p.colormap, clim=p.clim, title=p.color_by)
+            else:
+                per_row, legend = categorical_colors(values.to_numpy(), palette=p.palette, mapping=p.categories, title=p.color_by)
+            colors = per_row[np.asarray(mesh.cell_data["feature_id"])] if mesh.n_cells else per_row[:0]
+        if p.outline_color is not None and mesh.n_cells:
+            colors = colors.copy()
+            colors[np.asarray(mesh.cell_data["outline"], dtype=bool)] = to_rgba8(p.outline_color)
+        return LayerStyle(colors=colors, color=base, legend=legend)
+
+    def visual_options(self) -> dict[str, Any]:
+        return {"line_width": self.params.line_width, "point_size": self.params.point_size, "lighting": False}
+
+
+class _MeshBuilder:
+    """Collects points, lines and triangles in lon/lat, then projects them in one call."""
+
+    def __init__(self) -> None:
+        self.coords: list[np.ndarray] = []
+        self.n_points = 0
+        self.verts: list[tuple[int, int]] = []  # (point index, row)
+        self.lines: list[tuple[np.ndarray, int, bool]] = []  # (point indices, row, outline?)
+        self.tris: list[tuple[np.ndarray, int]] = []  # (triangles (k, 3), row)
+
+    def _push(self, xy: np.ndarray) -> int:
+        start = self.n_points
+        self.coords.append(xy)
+        self.n_points += len(xy)
+        return start
+
+    def add_point(self, xy: np.ndarray, row: int) -> None:
+        self.verts.append((self._push(xy), row))
+
+    def add_line(self, xy: np.ndarray, row: int, outline: bool = False) -> None:
+        if len(xy) >= 2:
+            start = self._push(xy)
+            self.lines.append((np.arange(start, start + len(xy)), row, outline))
+
+    def add_polygon(self, rings: list[np.ndarray], row: int) -> None:
+        rings = [r[:-1] if len(r) > 1 and np.array_equal(r[0], r[-1]) else r for r in rings]
+        rings = [r for r in rings if len(r) >= 3]
+        if not rings:
+            return
+        xy = np.concatenate(rings)
+        ends = np.cumsum([len(r) for r in rings]).astype(np.uint32)
+        local = xy - xy.mean(axis=0)  # conditions earcut on lon/lat
+        tri = mapbox_earcut.triangulate_float64(local, ends).reshape(-1, 3)
+        if len(tri):
+            self.tris.append((tri + self._push(xy), row))
+
+    def build(self, frame: Frame, elevation: float) -> pv.PolyData:
+        if self.n_points:
+            xy = np.concatenate(self.coords)
+            points = frame.lonlat_to_local(xy[:, 0], xy[:, 1], elevation)
+        else:
+            points = np.zeros((0, 3), dtype=np.float32)
+        mesh = pv.PolyData()
+        mesh.points = points
+        rows: list[np.ndarray] = []
+        outline: list[np.ndarray] = []
+        if self.verts:
+            mesh.verts = np.column_stack([np.ones(len(self.verts), dtype=np.int64), [v[0] for v in self.verts]]).ravel()
+            rows.append(np.array([v[1] for v in self.verts]))
+            outline.append(np.zeros(len(self.verts), dtype=bool))
+        if self.lines:
+            mesh.lines = np.concatenate([np.concatenate([[len(idx)], idx]) for idx, _, _ in self.lines])
+            rows.append(np.array([r for _, r, _ in self.lines]))
+            outline.append(np.array([o for _, _, o in self.lines], dtype=bool))
+        if self.tris:
+            tris = np.concatenate([t for t, _ in self.tris])
+            mesh.faces = np.column_stack([np.full(len(tris), 3, dtype=np.int64), tris]).ravel()
+            rows.append(np.concatenate([np.full(len(t), r) for t, r in self.tris]))
+            outline.append(np.zeros(len(tris), dtype=bool))
+        mesh.cell_data["feature_id"] = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+        mesh.cell_data["outline"] = np.concatenate(outline).astype(np.uint8) if outline else np.zeros(0, dtype=np.uint8)
+        return mesh

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything twin needs on a fresh Debian machine: system packages (headless OpenGL,
+# CJK fonts, Chromium for the browser tests) and a virtual environment in .venv with twin and
+# its test tools. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(libegl1 libgl1-mesa-dri libglx-mesa0 fonts-noto-cjk chromium)
+PYTHON=${PYTHON:-python3}
+
+missing=()
+if command -v dpkg >/dev/null 2>&1; then
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+fi
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp=.venv/.twin-installed
+want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing twin and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+echo "setup: ready"

@@ -1,0 +1,174 @@
+"""The ``twin`` command line: render, validate, layers, serve, demo.
+
+Errors print one line (``twin: error: ...``) and exit 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from twin.errors import TwinError
+
+__all__ = ["main"]
+
+DEMO_SCENE = Path(__file__).resolve().parent.parent / "scenes" / "demo.yaml"
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1920x1080") from None
+    return width, height
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    click.echo(f"twin: warning: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
+@click.version_option(package_name="twin")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """twin: a digital-twin 3D city viewer (scenes of buildings, live layers and alerts)."""
+    ctx.obj = {"debug": debug}
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="twin: %(levelname)s: %(name)s: %(message)s")
+    if not debug:
+        warnings.showwarning = _show_warning
+
+
+@cli.command()
+@click.argument("scene_file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("--size", default="1920x1080", show_default=True, help="Image size WIDTHxHEIGHT, e.g. 3840x2160.")
+@click.option("--camera", default=None, help="Name of a camera preset in the scene file.")
+def render(scene_file: Path, output: Path, size: str, camera: str | None) -> None:
+    """Render SCENE_FILE offscreen to a PNG (no display needed)."""
+    from twin.scene.model import Scene
+
+    scene = Scene.from_file(scene_file)
+    path = scene.screenshot(output, size=_size(size), camera=camera)
+    click.echo(f"wrote {path} ({size})")
+
+
+@cli.command()
+@click.argument("scene_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(scene_files: tuple[Path, ...]) -> None:
+    """Check scene files against the schema and the installed plugins (reads no data)."""
+    from twin.scene.model import Scene
+
+    for path in scene_files:
+        scene = Scene.from_file(path)
+        click.echo(f"{path}: ok ({len(scene.layers)} layers, {len(scene.cameras)} cameras)")
+
+
+@cli.command("layers")
+def list_layers() -> None:
+    """List installed layer and source types with their parameters."""
+    from twin.params import describe_params
+    from twin.plugins import layer_types, source_types
+    from twin.scene.schema import LayerCommon
+
+    for title, registry in (("Layer types", layer_types()), ("Source types", source_types())):
+        click.secho(title, bold=True)
+        for name in registry.names():
+            try:
+                cls = registry.get(name)
+            except TwinError as exc:
+                click.echo(f"  {name}  (failed to load: {exc})")
+                continue
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            click.echo(f"  {name}: {doc}")
+            for pname, ptype, default, description in describe_params(cls.Params):
+                click.echo(f"      {pname} ({ptype}, default {default}): {description}")
+        click.echo("")
+    click.secho("Keys every layer has", bold=True)
+    for pname, ptype, default, description in describe_params(LayerCommon):
+        click.echo(f"      {pname} ({ptype}, default {default}): {description}")
+
+
+def _serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool) -> None:
+    from twin.app.server import TwinApp
+    from twin.scene.model import Scene
+
+    scene = Scene.from_file(scene_file)
+    app = TwinApp(scene, view_mode=view)
+    click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ (Ctrl+C stops)")
+    app.start(host=host, port=port, open_browser=open_browser)
+
+
+_host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
+_port = click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+_view = click.option("--view", type=click.Choice(["auto", "remote", "local"]), default="auto", show_default=True,
+                     help="remote: server renders images; local: the browser renders (vtk.js); auto: by triangle count.")
+_browser = click.option("--open-browser/--no-browser", default=False, show_default=True, help="Open a browser tab.")
+
+
+@cli.command()
+@click.argument("scene_file", type=click.Path(path_type=Path))
+@_host
+@_port
+@_view
+@_browser
+def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool) -> None:
+    """Serve SCENE_FILE in the browser app."""
+    _serve(scene_file, host, port, view, open_browser)
+
+
+@cli.command()
+@_host
+@_port
+@_view
+@_browser
+@click.option("--render", "render_to", type=click.Path(path_type=Path), default=None, help="Render the demo to this PNG instead of serving it.")
+def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | None) -> None:
+    """Show the demo district (generated on first run, then cached)."""
+    if not DEMO_SCENE.exists():
+        raise TwinError(f"demo scene {DEMO_SCENE} is missing from this installation")
+    if render_to is not None:
+        from twin.scene.model import Scene
+
+        path = Scene.from_file(DEMO_SCENE).screenshot(render_to, size=(1920, 1080))
+        click.echo(f"wrote {path}")
+        return
+    _serve(DEMO_SCENE, host, port, view, open_browser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``twin`` command; returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="twin", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("twin: aborted", err=True)
+        return 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except TwinError as exc:
+        if debug:
+            raise
+        click.echo(f"twin: error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback to a user without --debug
+        if debug:
+            raise
+        click.echo(f"twin: error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

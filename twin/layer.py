@@ -1,0 +1,259 @@
+"""Layer base class: a pure model of data, geometry and style, with no drawing code.
+
+A layer turns its source's features into a :class:`LayerVisual`: one mesh in the scene's
+local frame plus per-cell colours and a legend. Geometry and style are separate kinds of
+change: parameters listed in ``geometry_keys`` rebuild the mesh; any other parameter only
+recomputes colours (deck.gl's ``updateTriggers``).
+
+>>> import geopandas as gpd, shapely
+>>> from twin.plugins import layer_types
+>>> Vector = layer_types().get("vector")
+>>> gdf = gpd.GeoDataFrame({"name": ["a"]}, geometry=[shapely.Point(121.48, 31.23)], crs="EPSG:4326")
+>>> layer = Vector("poi", data=gdf, color="red")
+>>> layer.id, layer.extent() == (121.48, 31.23, 121.48, 31.23)
+('poi', True)
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import geopandas as gpd
+import numpy as np
+from numpy.typing import NDArray
+
+from twin.errors import LayerDataError, SourceError
+from twin.geo.crs import WGS84
+from twin.geo.frame import Frame
+from twin.params import PluginParams, validate_params
+from twin.source import BBox, Source
+from twin.style import Legend
+
+if TYPE_CHECKING:
+    import pyvista as pv
+
+__all__ = ["Layer", "LayerParams", "LayerStyle", "LayerVisual", "source_from_spec"]
+
+_LAYER_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+class LayerParams(PluginParams):
+    """Parameters specific to a layer type; plugins subclass this."""
+
+
+@dataclass
+class LayerStyle:
+    """Per-cell RGBA colours (or None for one ``color``) and the legend that explains them."""
+
+    colors: NDArray[np.uint8] | None
+    color: tuple[int, int, int, int] = (200, 200, 200, 255)
+    legend: Legend | None = None
+
+
+@dataclass
+class LayerVisual:
+    """What a view needs to draw a layer. Versions tell a view what changed since it last drew."""
+
+    layer_id: str
+    mesh: pv.PolyData
+    style: LayerStyle
+    visible: bool = True
+    opacity: float = 1.0
+    line_width: float = 1.0
+    point_size: float = 6.0
+    lighting: bool = True
+    geometry_version: int = 0
+    style_version: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class _MemorySource(Source):
+    """In-memory features handed to a layer from Python (notebooks); not saved to scene files."""
+
+    type_name = "memory"
+
+    def __init__(self, data: gpd.GeoDataFrame) -> None:
+        super().__init__()
+        if not isinstance(data, gpd.GeoDataFrame):
+            raise LayerDataError(f"data must be a GeoDataFrame, got {type(data).__name__}")
+        crs = data.crs if data.crs is not None else WGS84.proj
+        if crs.equals(WGS84.proj, ignore_axis_order=True):
+            self._data = data if data.crs is not None else data.set_crs(WGS84.proj)
+        else:
+            self._data = data.to_crs(WGS84.proj)
+
+    def read(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
+        return self._data
+
+    def describe(self) -> str:
+        return f"in-memory data ({len(self._data)} rows)"
+
+    def to_dict(self) -> dict[str, Any]:
+        raise SourceError("this layer holds in-memory data, which a scene file cannot store; give it a file source to save it")
+
+
+def source_from_spec(spec: Source | Mapping[str, Any]) -> Source:
+    """A source from an instance or a ``{"type": ..., **params}`` mapping."""
+    if isinstance(spec, Source):
+        return spec
+    from twin.plugins import source_types
+
+    params = dict(spec)
+    type_name = params.pop("type", None)
+    if type_name is None:
+        raise SourceError(f"source needs a 'type'; known types: {', '.join(source_types().names())}")
+    return source_types().get(str(type_name))(**params)
+
+
+class Layer(ABC):
+    """A layer plugin. Subclasses set ``type_name``, ``Params``, ``geometry_keys`` and the two builders."""
+
+    type_name: ClassVar[str] = ""
+    Params: ClassVar[type[LayerParams]] = LayerParams
+    geometry_keys: ClassVar[frozenset[str]] = frozenset()
+    """Parameters whose change forces a geometry rebuild; others only restyle."""
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        source: Source | Mapping[str, Any] | None = None,
+        data: gpd.GeoDataFrame | None = None,
+        title: str | None = None,
+        visible: bool = True,
+        opacity: float = 1.0,
+        **params: Any,
+    ) -> None:
+        if not isinstance(id, str) or not _LAYER_ID.match(id):
+            raise LayerDataError(f"layer id {id!r} is invalid: use letters, digits, '_', '-' or '.'")
+        if source is not None and data is not None:
+            raise LayerDataError(f"layer {id!r}: give either source= or data=, not both")
+        if not 0.0 <= float(opacity) <= 1.0:
+            raise LayerDataError(f"layer {id!r}: opacity {opacity} is outside 0..1")
+        self.id = id
+        self.title = title or id
+        self.visible = bool(visible)
+        self.opacity = float(opacity)
+        self.source: Source | None = _MemorySource(data) if data is not None else (source_from_spec(source) if source is not None else None)
+        self.params = validate_params(self.Params, params, where=f"layer {id!r} ({self.type_name})")
+        self._data: gpd.GeoDataFrame | None = None
+        self._geometry: tuple[Frame, int, pv.PolyData] | None = None
+        self._geometry_version = 0
+        self._style_version = 0
+
+    # -- data ----------------------------------------------------------------------------
+    def data(self) -> gpd.GeoDataFrame:
+        """The source's features in WGS84 (read once, then cached until :meth:`reload`)."""
+        if self._data is None:
+            if self.source is None:
+                raise SourceError(f"layer {self.id!r} has no source")
+            data = self.source.read()
+            if data.crs is not None and not data.crs.equals(WGS84.proj, ignore_axis_order=True):
+                raise SourceError(f"{self.source.describe()} returned data in {data.crs.name}, not EPSG:4326")
+            self._data = data
+        return self._data
+
+    def reload(self) -> None:
+        """Drop cached data so the next draw reads the source again (rebuilds geometry)."""
+        self._data = None
+        self._geometry = None
+        self._geometry_version += 1
+
+    def extent(self) -> BBox | None:
+        """WGS84 bounds of the layer's data, or None when it has none."""
+        data = self.data()
+        if data.empty or data.geometry.is_empty.all():
+            return None
+        minx, miny, maxx, maxy = (float(v) for v in data.total_bounds)
+        if not np.all(np.isfinite([minx, miny, maxx, maxy])):
+            return None
+        return (minx, miny, maxx, maxy)
+
+    # -- changes -------------------------------------------------------------------------
+    def update(self, **changes: Any) -> None:
+        """Change parameters (validated); rebuilds geometry only if a ``geometry_keys`` one changed.
+
+        ``visible`` and ``opacity`` are accepted too; they never touch geometry or colours.
+        """
+        for key in ("visible", "opacity"):
+            if key in changes:
+                setattr(self, key, type(getattr(self, key))(changes.pop(key)))
+        merged = {**self.params.model_dump(), **changes}
+        new = validate_params(self.Params, merged, where=f"layer {self.id!r} ({self.type_name})")
+        changed = {k for k in changes if getattr(self.params, k) != getattr(new, k)}
+        self.params = new
+        if changed & self.geometry_keys:
+            self._geometry = None
+            self._geometry_version += 1
+        if changed:
+            self._style_version += 1
+
+    # -- building ------------------------------------------------------------------------
+    @abstractmethod
+    def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
+        """The mesh in the frame's local float32 coordinates, with cell data ``feature_id``."""
+
+    @abstractmethod
+    def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
+        """Colours for the mesh's cells and the legend."""
+
+    def visual(self, frame: Frame) -> LayerVisual:
+        """Geometry (cached per frame until a geometry change) with the current style."""
+        data = self.data()
+        if self._geometry is None or self._geometry[0] != frame or self._geometry[1] != self._geometry_version:
+            mesh = self.build_geometry(frame, data)
+            frame.attach(mesh)
+            self._geometry = (frame, self._geometry_version, mesh)
+        mesh = self._geometry[2]
+        return LayerVisual(
+            layer_id=self.id,
+            mesh=mesh,
+            style=self.build_style(mesh, data),
+            visible=self.visible,
+            opacity=self.opacity,
+            geometry_version=self._geometry_version,
+            style_version=self._style_version,
+            **self.visual_options(),
+        )
+
+    def visual_options(self) -> dict[str, Any]:
+        """Extra :class:`LayerVisual` fields (line width, lighting, ...) for this layer type."""
+        return {}
+
+    def pick(self, frame: Frame, cell_id: int, point: NDArray[np.floating] | None = None) -> dict[str, Any]:
+        """Attributes of the feature under a picked cell, with the picked point's lon/lat."""
+        if self._geometry is None:
+            raise LayerDataError(f"layer {self.id!r} has not been drawn yet")
+        mesh = self._geometry[2]
+        if not 0 <= cell_id < mesh.n_cells:
+            raise LayerDataError(f"layer {self.id!r} has no cell {cell_id}")
+        row = int(mesh.cell_data["feature_id"][cell_id])
+        record = self.data().iloc[row].drop(labels="geometry").to_dict()
+        result: dict[str, Any] = {"layer": self.id, "feature": row, "attributes": record}
+        if point is not None:
+            lon, lat, z = frame.local_to_lonlat(np.asarray(point, dtype=np.float64))
+            result.update(lon=float(lon[0]), lat=float(lat[0]), z=float(z[0]))
+        return result
+
+    # -- scene files ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The scene-file form of this layer (defaults left out)."""
+        out: dict[str, Any] = {"id": self.id, "type": self.type_name}
+        if self.title != self.id:
+            out["title"] = self.title
+        if not self.visible:
+            out["visible"] = False
+        if self.opacity != 1.0:
+            out["opacity"] = self.opacity
+        if self.source is not None:
+            out["source"] = self.source.to_dict()
+        out.update(self.params.model_dump(mode="json", exclude_defaults=True))
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self.id!r} type={self.type_name!r}>"
+

@@ -1,0 +1,123 @@
+"""Parameter schemas for plugins: pydantic models that forbid unknown keys.
+
+A plugin declares ``class Params(PluginParams)``; scene validation, ``twin layers`` and the
+Python API all read the same model.
+
+>>> class P(PluginParams):
+...     color: str = "#ffffff"
+>>> validate_params(P, {"color": "red"}, where="layer 'x'").color
+'red'
+>>> try:
+...     validate_params(P, {"colour": "red"}, where="layer 'x'")
+... except ParamError as e:
+...     print(e.problems[0])
+(('colour',), "unknown key 'colour' (did you mean 'color'?); known keys: color")
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from twin.errors import TwinError
+
+__all__ = ["ParamError", "PluginParams", "describe_params", "dotted_path", "problems_of", "validate_params"]
+
+
+class PluginParams(BaseModel):
+    """Base of every plugin's parameter model: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class ParamError(TwinError, ValueError):
+    """Invalid parameters; ``problems`` holds (key path, message) pairs."""
+
+    def __init__(self, where: str, problems: list[tuple[tuple[str | int, ...], str]]):
+        self.where = where
+        self.problems = problems
+        text = "; ".join(f"{dotted_path(loc) or '(top)'}: {msg}" for loc, msg in problems)
+        super().__init__(f"{where}: {text}")
+
+
+def dotted_path(loc: tuple[str | int, ...]) -> str:
+    """``("layers", 1, "color")`` → ``"layers[1].color"``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation like ``Model | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Field names of the (possibly nested) model that owns ``loc``'s last key."""
+    annotation: Any = model
+    for part in loc[:-1]:
+        current = _model_in(annotation) if get_origin(annotation) not in (dict, list, tuple) else None
+        if current is not None and isinstance(part, str) and part in current.model_fields:
+            annotation = current.model_fields[part].annotation
+        elif get_origin(annotation) in (dict, list, tuple) or get_origin(annotation) is not None:
+            args = get_args(annotation)
+            container = next((a for a in (annotation, *args) if get_origin(a) in (dict, list)), None)
+            if container is None:
+                return []
+            annotation = get_args(container)[-1]
+        else:
+            return []
+    final = _model_in(annotation)
+    return sorted(final.model_fields) if final is not None else []
+
+
+def validate_params(model: type[P], data: Mapping[str, Any], *, where: str) -> P:
+    """Validate ``data`` against ``model``; raise :class:`ParamError` with clear, located messages."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ParamError(where, problems_of(model, exc)) from None
+
+
+def problems_of(model: type[BaseModel], exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """Turn a pydantic error into (key path, message) pairs, with suggestions for misspelt keys."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]")))
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1]) if loc else "?"
+            known = _known_keys(model, loc)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append((loc, f"unknown key {key!r}{hint}; known keys: {', '.join(known)}"))
+        elif err["type"] == "missing":
+            problems.append((loc, "required key is missing"))
+        else:
+            value = err.get("input")
+            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+            problems.append((loc, f"{err['msg']} (got {shown})"))
+    return problems
+
+
+def describe_params(model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, description) for each parameter, for ``twin layers``."""
+    rows = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        rows.append((name, type_name, default, field.description or ""))
+    return rows

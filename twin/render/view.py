@@ -1,0 +1,381 @@
+"""SceneView: the one renderer behind every view (offscreen files, the browser app, notebooks).
+
+It turns each layer's :class:`~twin.layer.LayerVisual` into a VTK actor and keeps them in
+step: a new geometry version swaps the mesh, a new style version swaps only the colour array,
+visibility and opacity touch only the actor.
+
+>>> import twin, geopandas as gpd, shapely
+>>> from twin.plugins import layer_types
+>>> scene = twin.Scene(center=(121.48, 31.23))
+>>> _ = scene.add(layer_types().get("vector")("box", data=gpd.GeoDataFrame(
+...     geometry=[shapely.box(121.47, 31.22, 121.49, 31.24)], crs="EPSG:4326")))
+>>> view = SceneView(scene, size=(320, 240))
+>>> view.sync()
+>>> view.image().shape
+(240, 320, 3)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from numpy.typing import NDArray
+
+from twin.render import vtk_setup
+from twin.errors import TwinError
+from twin.layer import Layer, LayerVisual
+from twin.scene.model import Scene
+from twin.style import Legend, to_rgba8
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkCommonCore import vtkLookupTable
+from vtkmodules.vtkCommonDataModel import vtkPolyData
+from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkCellPicker,
+    vtkPolyDataMapper,
+    vtkRenderer,
+    vtkRenderWindow,
+    vtkTextActor,
+    vtkTextProperty,
+    vtkWindowToImageFilter,
+)
+
+__all__ = ["LayerError", "SceneView"]
+
+log = logging.getLogger(__name__)
+
+_COLOR_ARRAY = "twin_rgba"
+
+
+@dataclass
+class LayerError:
+    """A layer that could not be drawn; the view keeps showing everything else."""
+
+    layer_id: str
+    message: str
+
+
+@dataclass
+class _Drawn:
+    actor: vtkActor
+    polydata: vtkPolyData
+    geometry_version: int = -1
+    style_version: int = -1
+    legend: Legend | None = None
+    n_cells: int = 0
+
+
+class SceneView:
+    """VTK renderer + render window for one scene. ``strict`` raises on a layer that fails."""
+
+    def __init__(self, scene: Scene, *, size: tuple[int, int] = (1280, 720), offscreen: bool = True, strict: bool = False) -> None:
+        self.scene = scene
+        self.strict = strict
+        self.errors: dict[str, LayerError] = {}
+        self.renderer = vtkRenderer()
+        self.window = vtkRenderWindow()
+        self.window.SetOffScreenRendering(1 if offscreen else 0)
+        self.window.AddRenderer(self.renderer)
+        self.window.SetSize(*size)
+        self.window.SetMultiSamples(0)
+        self.renderer.SetUseFXAA(True)
+        self._drawn: dict[str, _Drawn] = {}
+        self._overlay: list[object] = []
+        self._camera_set = False
+        self._apply_settings()
+
+    # -- keeping actors in step with the scene -------------------------------------------
+    def sync(self) -> None:
+        """Bring every actor up to date with the scene's layers; failures are recorded, not fatal."""
+        frame = self.scene.frame
+        seen = set()
+        for order, layer in enumerate(self.scene.layers):
+            seen.add(layer.id)
+            try:
+                visual = layer.visual(frame)
+            except TwinError as exc:
+                self._fail(layer, str(exc))
+                continue
+            except Exception as exc:  # a broken plugin must not take the wall display down
+                log.exception("layer %s failed", layer.id)
+                self._fail(layer, f"{type(exc).__name__}: {exc}")
+                continue
+            self.errors.pop(layer.id, None)
+            self._update_actor(visual, order)
+        for gone in set(self._drawn) - seen:
+            self.renderer.RemoveActor(self._drawn.pop(gone).actor)
+        self._update_overlay()
+        if not self._camera_set:
+            self.set_camera(self.scene.camera)
+
+    def _fail(self, layer: Layer, message: str) -> None:
+        if self.strict:
+            raise TwinError(f"layer {layer.id!r}: {message}")
+        log.error("layer %s: %s", layer.id, message)
+        self.errors[layer.id] = LayerError(layer.id, message)
+
+    def _update_actor(self, visual: LayerVisual, order: int) -> None:
+        drawn = self._drawn.get(visual.layer_id)
+        if drawn is None:
+            mapper = vtkPolyDataMapper()
+            actor = vtkActor()
+            actor.SetMapper(mapper)
+            drawn = _Drawn(actor=actor, polydata=vtkPolyData())
+            self._drawn[visual.layer_id] = drawn
+            self.renderer.AddActor(actor)
+        mapper = drawn.actor.GetMapper()
+        if drawn.geometry_version != visual.geometry_version or drawn.n_cells != visual.mesh.n_cells:
+            drawn.polydata = vtkPolyData()
+            drawn.polydata.ShallowCopy(visual.mesh)
+            mapper.SetInputData(drawn.polydata)
+            drawn.geometry_version = visual.geometry_version
+            drawn.n_cells = visual.mesh.n_cells
+            drawn.style_version = -1
+        if drawn.style_version != visual.style_version:
+            self._apply_colors(drawn, visual)
+            drawn.style_version = visual.style_version
+        drawn.legend = visual.style.legend
+        prop = drawn.actor.GetProperty()
+        prop.SetOpacity(visual.opacity)
+        prop.SetLineWidth(visual.line_width)
+        prop.SetPointSize(visual.point_size)
+        if visual.lighting:
+            prop.SetAmbient(0.25)
+            prop.SetDiffuse(0.75)
+            prop.SetSpecular(0.05)
+        else:
+            prop.SetAmbient(1.0)
+            prop.SetDiffuse(0.0)
+            prop.SetSpecular(0.0)
+        drawn.actor.SetVisibility(visual.visible and visual.mesh.n_cells > 0)
+        mapper.SetResolveCoincidentTopologyToPolygonOffset()
+        mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(0, -order * 2.0)
+        mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0, -order * 2.0 - 1.0)
+
+    def _apply_colors(self, drawn: _Drawn, visual: LayerVisual) -> None:
+        mapper = drawn.actor.GetMapper()
+        colors = visual.style.colors
+        cell_data = drawn.polydata.GetCellData()
+        if colors is None or len(colors) != drawn.n_cells:
+            cell_data.RemoveArray(_COLOR_ARRAY)
+            mapper.ScalarVisibilityOff()
+            r, g, b, _ = visual.style.color
+            drawn.actor.GetProperty().SetColor(r / 255, g / 255, b / 255)
+            return
+        array = numpy_to_vtk(np.ascontiguousarray(colors, dtype=np.uint8), deep=True)
+        array.SetName(_COLOR_ARRAY)
+        cell_data.AddArray(array)
+        mapper.SetScalarModeToUseCellFieldData()
+        mapper.SelectColorArray(_COLOR_ARRAY)
+        mapper.SetColorModeToDirectScalars()
+        mapper.ScalarVisibilityOn()
+        drawn.polydata.Modified()
+
+    # -- settings, legends, title ----------------------------------------------------------
+    def _apply_settings(self) -> None:
+        settings = self.scene.settings
+        r, g, b, _ = to_rgba8(settings.background)
+        self.renderer.SetBackground(r / 255, g / 255, b / 255)
+        if settings.background_top:
+            r, g, b, _ = to_rgba8(settings.background_top)
+            self.renderer.SetBackground2(r / 255, g / 255, b / 255)
+            self.renderer.GradientBackgroundOn()
+        else:
+            self.renderer.GradientBackgroundOff()
+
+    def _text_property(self, size: int, bold: bool = False) -> vtkTextProperty:
+        prop = vtkTextProperty()
+        font = vtk_setup.cjk_font_file()
+        if font:
+            prop.SetFontFamily(4)  # VTK_FONT_FILE
+            prop.SetFontFile(font)
+        prop.SetFontSize(size)
+        prop.SetBold(bold)
+        prop.SetColor(0.95, 0.95, 0.95)
+        prop.SetShadow(True)
+        return prop
+
+    def _update_overlay(self) -> None:
+        for actor in self._overlay:
+            self.renderer.RemoveViewProp(actor)  # type: ignore[arg-type]
+        self._overlay = []
+        width, height = self.window.GetSize()
+        scale = max(height / 1080.0, 0.5)
+        if self.scene.settings.title:
+            title = vtkTextActor()
+            title.SetInput(self.scene.settings.title)
+            title.SetTextProperty(self._text_property(int(30 * scale), bold=True))
+            title.SetDisplayPosition(int(20 * scale), height - int(50 * scale))
+            self._add_overlay(title)
+        if not self.scene.settings.show_legend:
+            return
+        top = 0.95
+        for layer in self.scene.layers:
+            drawn = self._drawn.get(layer.id)
+            if drawn is None or drawn.legend is None or not drawn.actor.GetVisibility():
+                continue
+            top = self._add_legend(layer, drawn.legend, top, scale)
+            if top < 0.1:
+                break
+
+    def _add_overlay(self, actor: object) -> None:
+        self._overlay.append(actor)
+        self.renderer.AddViewProp(actor)  # type: ignore[arg-type]
+
+    def _add_legend(self, layer: Layer, legend: Legend, top: float, scale: float) -> float:
+        title = f"{layer.title}: {legend.title}" if legend.title else layer.title
+        if legend.is_continuous:
+            bar = vtkScalarBarActor()
+            bar.SetLookupTable(_lookup_table(legend))
+            bar.SetTitle(title)
+            bar.SetNumberOfLabels(5)
+            bar.SetOrientationToHorizontal()
+            bar.SetTitleTextProperty(self._text_property(int(18 * scale), bold=True))
+            bar.SetLabelTextProperty(self._text_property(int(14 * scale)))
+            bar.UnconstrainedFontSizeOn()
+            bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+            bar.GetPositionCoordinate().SetValue(0.78, top - 0.13)
+            bar.SetWidth(0.2)
+            bar.SetHeight(0.12)
+            self._add_overlay(bar)
+            return top - 0.15
+        entries = legend.entries[:12]
+        width, height = self.window.GetSize()
+        row = 26 * scale
+        x = int(width * 0.80)
+        y = int(height * top)
+        heading = vtkTextActor()
+        heading.SetInput(title)
+        heading.SetTextProperty(self._text_property(int(18 * scale), bold=True))
+        heading.SetDisplayPosition(x, int(y - row))
+        self._add_overlay(heading)
+        for i, entry in enumerate(entries, start=2):
+            r, g, b, _ = entry.color
+            swatch = vtkTextActor()
+            swatch.SetInput("\u25a0")
+            prop = self._text_property(int(20 * scale))
+            prop.SetColor(r / 255, g / 255, b / 255)
+            prop.SetShadow(False)
+            swatch.SetTextProperty(prop)
+            swatch.SetDisplayPosition(x, int(y - i * row))
+            label = vtkTextActor()
+            label.SetInput(entry.label)
+            label.SetTextProperty(self._text_property(int(16 * scale)))
+            label.SetDisplayPosition(int(x + 28 * scale), int(y - i * row + 2 * scale))
+            self._add_overlay(swatch)
+            self._add_overlay(label)
+        if len(legend.entries) > len(entries):
+            more = vtkTextActor()
+            more.SetInput(f"... {len(legend.entries) - len(entries)} more")
+            more.SetTextProperty(self._text_property(int(14 * scale)))
+            more.SetDisplayPosition(x, int(y - (len(entries) + 2) * row))
+            self._add_overlay(more)
+            return top - (len(entries) + 3) * row / height
+        return top - (len(entries) + 2) * row / height
+
+    # -- camera --------------------------------------------------------------------------
+    def set_camera(self, name: str | None = None) -> None:
+        """Apply a named preset (or the scene's default); with none, frame all visible data."""
+        camera = self.renderer.GetActiveCamera()
+        name = name or self.scene.camera
+        if name is not None:
+            if name not in self.scene.cameras:
+                raise TwinError(f"unknown camera {name!r}; cameras: {', '.join(self.scene.cameras) or 'none defined'}")
+            preset = self.scene.cameras[name]
+            position, focal, up = preset.resolve(self.scene.frame)
+            camera.SetPosition(*position)
+            camera.SetFocalPoint(*focal)
+            camera.SetViewUp(*up)
+            camera.SetViewAngle(preset.view_angle)
+        else:
+            self._fit_camera()
+        self.renderer.ResetCameraClippingRange()
+        self._camera_set = True
+
+    def _fit_camera(self) -> None:
+        bounds = self.renderer.ComputeVisiblePropBounds()
+        if bounds[0] > bounds[1]:
+            return
+        cx, cy, cz = (bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2, (bounds[4] + bounds[5]) / 2
+        extent = max(bounds[1] - bounds[0], bounds[3] - bounds[2], 1.0)
+        pitch = math.radians(55.0)
+        camera = self.renderer.GetActiveCamera()
+        camera.SetFocalPoint(cx, cy, cz)
+        camera.SetPosition(cx, cy - extent * math.cos(pitch), cz + extent * math.sin(pitch))
+        camera.SetViewUp(0, 0, 1)
+        camera.SetViewAngle(30)
+        self.renderer.ResetCamera()
+        camera.Dolly(1.25)
+
+    # -- output --------------------------------------------------------------------------
+    def resize(self, width: int, height: int) -> None:
+        self.window.SetSize(width, height)
+        self._update_overlay()
+
+    def render(self) -> None:
+        self.renderer.ResetCameraClippingRange()
+        self.window.Render()
+
+    def image(self) -> NDArray[np.uint8]:
+        """The current frame as an (height, width, 3) RGB array, top row first."""
+        self.render()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(self.window)
+        grab.SetInputBufferTypeToRGB()
+        grab.ReadFrontBufferOff()
+        grab.Update()
+        image = grab.GetOutput()
+        width, height, _ = image.GetDimensions()
+        pixels = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(height, width, -1)
+        return np.ascontiguousarray(pixels[::-1, :, :3])
+
+    def save_png(self, path: str | Path, pixels: NDArray[np.uint8] | None = None) -> Path:
+        """Write the current frame (or ``pixels`` already grabbed) to a PNG file."""
+        from PIL import Image
+
+        path = Path(path)
+        Image.fromarray(self.image() if pixels is None else pixels).save(path, format="PNG")
+        return path
+
+    # -- picking -------------------------------------------------------------------------
+    def pick(self, x: int, y: int) -> dict[str, object] | None:
+        """The feature under display pixel (x, y) (origin bottom-left): attributes and lon/lat."""
+        picker = vtkCellPicker()
+        picker.SetTolerance(0.0005)
+        if not picker.Pick(x, y, 0, self.renderer):
+            return None
+        actor = picker.GetActor()
+        for layer in self.scene.layers:
+            drawn = self._drawn.get(layer.id)
+            if drawn is not None and drawn.actor is actor:
+                return layer.pick(self.scene.frame, picker.GetCellId(), np.asarray(picker.GetPickPosition()))
+        return None
+
+    def empty_layers(self) -> list[str]:
+        """Ids of drawn layers that have no cells (no features) to show."""
+        return [layer_id for layer_id, drawn in self._drawn.items() if drawn.n_cells == 0]
+
+    def triangle_count(self) -> int:
+        """Cells drawn across all visible layers (lets the app choose remote rendering above a budget)."""
+        return sum(d.n_cells for d in self._drawn.values() if d.actor.GetVisibility())
+
+    def close(self) -> None:
+        self.window.Finalize()
+
+
+def _lookup_table(legend: Legend) -> vtkLookupTable:
+    table = vtkLookupTable()
+    table.SetNumberOfTableValues(256)
+    cmap = colormaps[legend.colormap or "viridis"]
+    for i in range(256):
+        table.SetTableValue(i, *cmap(i / 255))
+    table.SetRange(legend.vmin or 0.0, legend.vmax if legend.vmax is not None else 1.0)
+    table.Build()
+    return table
+

@@ -1,0 +1,236 @@
+"""The Scene: ordered layers with stable ids, a metric frame, camera presets, time and settings.
+
+>>> import twin, geopandas as gpd, shapely
+>>> scene = twin.Scene(name="poi", center=(121.48, 31.23))
+>>> from twin.plugins import layer_types
+>>> Vector = layer_types().get("vector")
+>>> _ = scene.add(Vector("bund", data=gpd.GeoDataFrame(geometry=[shapely.Point(121.49, 31.24)], crs="EPSG:4326")))
+>>> [layer.id for layer in scene.layers], scene.frame.origin
+(['bund'], (0.0, 0.0, 0.0))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from twin.errors import PluginError, SceneFileError, SourceError, TwinError
+from twin.geo.frame import Frame
+from twin.layer import Layer
+from twin.params import ParamError
+from twin.plugins import layer_types, renderer, source_types
+from twin.scene.camera import CameraPreset
+from twin.scene.schema import (
+    SCHEMA_VERSION,
+    FrameSpec,
+    SceneSettings,
+    plugin_error_located,
+    validate_doc,
+    validate_layer_entry,
+)
+from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml
+from twin.source import Source
+
+__all__ = ["Scene"]
+
+
+class Scene:
+    """A scene that the wall display, the browser app, notebooks and ``twin render`` all show."""
+
+    def __init__(
+        self,
+        name: str = "Untitled scene",
+        *,
+        crs: str = "auto",
+        center: tuple[float, float] | None = None,
+        cameras: Mapping[str, CameraPreset | Mapping[str, Any]] | None = None,
+        camera: str | None = None,
+        time: dt.datetime | None = None,
+        settings: SceneSettings | Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.frame_spec = FrameSpec(crs=crs, center=center)
+        self.cameras: dict[str, CameraPreset] = {
+            k: v if isinstance(v, CameraPreset) else CameraPreset.model_validate(dict(v)) for k, v in (cameras or {}).items()
+        }
+        if camera is not None and camera not in self.cameras:
+            raise TwinError(f"unknown camera {camera!r}; cameras: {', '.join(self.cameras) or 'none defined'}")
+        self.camera = camera
+        self.time = time
+        self.settings = settings if isinstance(settings, SceneSettings) else SceneSettings.model_validate(dict(settings or {}))
+        self._layers: list[Layer] = []
+        self._frame: Frame | None = None
+        self.path: Path | None = None
+
+    # -- layers --------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in drawing order (a copy; use :meth:`add` / :meth:`remove` to change it)."""
+        return list(self._layers)
+
+    def add(self, layer: Layer, *, index: int | None = None) -> Layer:
+        """Add a layer (at the end, or at ``index``); ids must be unique."""
+        if not isinstance(layer, Layer):
+            raise TwinError(f"scene.add takes a Layer, got {type(layer).__name__}")
+        if any(existing.id == layer.id for existing in self._layers):
+            raise TwinError(f"scene {self.name!r} already has a layer with id {layer.id!r}")
+        self._layers.insert(len(self._layers) if index is None else index, layer)
+        return layer
+
+    def remove(self, layer_id: str) -> Layer:
+        """Remove and return the layer with ``layer_id``."""
+        layer = self[layer_id]
+        self._layers.remove(layer)
+        return layer
+
+    def __getitem__(self, layer_id: str) -> Layer:
+        for layer in self._layers:
+            if layer.id == layer_id:
+                return layer
+        raise KeyError(f"no layer {layer_id!r} in scene {self.name!r}; layers: {', '.join(l.id for l in self._layers)}")
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    # -- frame ---------------------------------------------------------------------------
+    @property
+    def frame(self) -> Frame:
+        """The scene's metric frame, fixed at first use (centre from the spec, else from the data)."""
+        if self._frame is None:
+            center = self.frame_spec.center or self._data_center()
+            self._frame = Frame.from_spec(self.frame_spec.crs, *center)
+        return self._frame
+
+    def _data_center(self) -> tuple[float, float]:
+        extents = [e for e in (layer.extent() for layer in self._layers) if e is not None]
+        if not extents:
+            raise TwinError(f"scene {self.name!r} has no data to centre its frame on: set frame.center (lon, lat)")
+        return (
+            (min(e[0] for e in extents) + max(e[2] for e in extents)) / 2,
+            (min(e[1] for e in extents) + max(e[3] for e in extents)) / 2,
+        )
+
+    # -- output --------------------------------------------------------------------------
+    def screenshot(self, path: str | Path, size: tuple[int, int] = (1920, 1080), *, camera: str | None = None) -> Path:
+        """Render the scene offscreen (no display needed) to a PNG file; returns its path."""
+        render = renderer("vtk")
+        return Path(render(self, path, size=size, camera=camera))  # type: ignore[arg-type]
+
+    # -- scene files ---------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path) -> Scene:
+        """Read and validate a YAML scene file; errors name the file, line and key."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SceneFileError("scene file not found", file=path) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SceneFileError(f"cannot read scene file: {exc}", file=path) from None
+        data, lines = load_yaml(text, path)
+        scene = cls.from_dict(data, file=str(path), lines=lines, base_dir=path.parent)
+        scene.path = path
+        return scene
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Any,
+        *,
+        file: str | None = None,
+        lines: dict[KeyPath, int] | None = None,
+        base_dir: Path | None = None,
+    ) -> Scene:
+        """Build a scene from scene-file data (validated like a file)."""
+        lines = lines or {}
+        doc = validate_doc(data, file=file, lines=lines)
+        scene = cls(
+            doc.name,
+            crs=doc.frame.crs,
+            center=doc.frame.center,
+            cameras=doc.cameras,
+            camera=doc.camera,
+            time=doc.time,
+            settings=doc.settings,
+        )
+        for index, entry in enumerate(doc.layers):
+            spec, own = validate_layer_entry(entry, index, file=file, lines=lines)
+            path: KeyPath = ("layers", index)
+            if any(layer.id == spec.id for layer in scene._layers):
+                raise SceneFileError(f"duplicate layer id {spec.id!r}", file=file, line=line_of(lines, path + ("id",)), key=f"layers[{index}].id")
+            try:
+                layer_cls = layer_types().get(spec.type)
+            except PluginError as exc:
+                raise plugin_error_located(exc, path + ("type",), file=file, lines=lines) from None
+            source = _source(spec.source, path + ("source",), file=file, lines=lines, base_dir=base_dir)
+            try:
+                layer = layer_cls(spec.id, source=source, title=spec.title, visible=spec.visible, opacity=spec.opacity, **own)
+            except ParamError as exc:
+                raise plugin_error_located(exc, path, file=file, lines=lines) from None
+            except TwinError as exc:
+                raise SceneFileError(str(exc), file=file, line=line_of(lines, path), key=f"layers[{index}]") from None
+            scene._layers.append(layer)
+        return scene
+
+    def to_dict(self) -> dict[str, Any]:
+        """Scene-file data (defaults left out), the inverse of :meth:`from_dict`."""
+        out: dict[str, Any] = {"version": SCHEMA_VERSION, "name": self.name}
+        frame = self.frame_spec.model_dump(mode="json", exclude_defaults=True)
+        if frame:
+            out["frame"] = frame
+        if self.time is not None:
+            out["time"] = self.time.isoformat()
+        settings = self.settings.model_dump(mode="json", exclude_defaults=True)
+        if settings:
+            out["settings"] = settings
+        if self.cameras:
+            out["cameras"] = {k: v.model_dump(mode="json", exclude_defaults=True) for k, v in self.cameras.items()}
+        if self.camera is not None:
+            out["camera"] = self.camera
+        out["layers"] = [layer.to_dict() for layer in self._layers]
+        return out
+
+    def to_file(self, path: str | Path) -> Path:
+        """Write the scene as YAML; ``Scene.from_file`` reads it back to an equal scene."""
+        path = Path(path)
+        text = dump_yaml(self.to_dict())
+        path.write_text(f"# twin scene file, schema version {SCHEMA_VERSION}\n{text}", encoding="utf-8")
+        return path
+
+    def __repr__(self) -> str:
+        return f"<Scene {self.name!r}: {len(self._layers)} layers>"
+
+
+def _source(
+    spec: dict[str, Any] | None, path: KeyPath, *, file: str | None, lines: dict[KeyPath, int], base_dir: Path | None
+) -> Source | None:
+    if spec is None:
+        return None
+    params = dict(spec)
+    type_name = params.pop("type", None)
+    if type_name is None:
+        known = ", ".join(source_types().names())
+        raise SceneFileError(f"source needs a 'type'; known types: {known}", file=file, line=line_of(lines, path), key=".".join(map(str, path)))
+    try:
+        source = source_types().get(str(type_name))(**params)
+    except PluginError as exc:
+        raise plugin_error_located(exc, path + ("type",), file=file, lines=lines) from None
+    except ParamError as exc:
+        raise plugin_error_located(exc, path, file=file, lines=lines) from None
+    except SourceError as exc:
+        raise plugin_error_located(PluginError(str(exc)), path, file=file, lines=lines) from None
+    bind = getattr(source, "bind_base_dir", None)
+    if base_dir is not None and callable(bind):
+        bind(base_dir)
+    return source
+
+
+# YAML: let datetimes with time zones round-trip through safe_dump as ISO strings.
+yaml.SafeDumper.add_representer(dt.datetime, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat()))
