@@ -116,6 +116,8 @@ class Layer(ABC):
     Params: ClassVar[type[LayerParams]] = LayerParams
     geometry_keys: ClassVar[frozenset[str]] = frozenset()
     """Parameters whose change forces a geometry rebuild; others only restyle."""
+    feature_array: ClassVar[str] = "feature_id"
+    """Cell-data array that maps each cell to its row in :meth:`data`."""
 
     def __init__(
         self,
@@ -195,7 +197,7 @@ class Layer(ABC):
     # -- building ------------------------------------------------------------------------
     @abstractmethod
     def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
-        """The mesh in the frame's local float32 coordinates, with cell data ``feature_id``."""
+        """The mesh in the frame's local float32 coordinates; cell data ``feature_array`` maps cells to rows."""
 
     @abstractmethod
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
@@ -224,6 +226,10 @@ class Layer(ABC):
         """Extra :class:`LayerVisual` fields (line width, lighting, ...) for this layer type."""
         return {}
 
+    def triangle_count(self) -> int:
+        """Cells of the built mesh (0 before the first draw); views choose remote rendering above a budget."""
+        return 0 if self._geometry is None else int(self._geometry[2].n_cells)
+
     def pick(self, frame: Frame, cell_id: int, point: NDArray[np.floating] | None = None) -> dict[str, Any]:
         """Attributes of the feature under a picked cell, with the picked point's lon/lat."""
         if self._geometry is None:
@@ -231,7 +237,7 @@ class Layer(ABC):
         mesh = self._geometry[2]
         if not 0 <= cell_id < mesh.n_cells:
             raise LayerDataError(f"layer {self.id!r} has no cell {cell_id}")
-        row = int(mesh.cell_data["feature_id"][cell_id])
+        row = int(mesh.cell_data[self.feature_array][cell_id])
         record = self.data().iloc[row].drop(labels="geometry").to_dict()
         result: dict[str, Any] = {"layer": self.id, "feature": row, "attributes": record}
         if point is not None:

@@ -68,6 +68,7 @@ class Registry(Generic[T]):
         key = name or getattr(cls, "type_name", None)
         if not key:
             raise PluginError(f"{self.kind} plugin {cls.__name__} needs a name (pass name= or set type_name)")
+        cls.type_name = key  # type: ignore[attr-defined]  (scene files name it so)
         self._registered[key] = cls
         return cls
 
