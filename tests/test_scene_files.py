@@ -167,3 +167,34 @@ def test_frame_centres_on_the_data_when_not_given(districts_scene: Path) -> None
     scene = twin.Scene.from_file(districts_scene)
     lon, lat, _ = scene.frame.local_to_lonlat([0.0, 0.0, 0.0])
     assert 121.0 < lon[0] < 122.0 and 30.6 < lat[0] < 31.9
+
+
+ALERTS = GOOD + """alerts:
+  - {id: deep, kind: threshold, layer: districts, above: 20, clear: 18, for: 2m, severity: critical}
+  - {id: feed, kind: stale, layer: roads, max_age: 5m}
+"""
+
+
+def test_alert_rules_round_trip(tmp_path: Path) -> None:
+    scene = twin.Scene.from_file(write(tmp_path, ALERTS))
+    assert [r.id for r in scene.alerts] == ["deep", "feed"]
+    assert scene.alerts[0].for_.total_seconds() == 120
+    again = twin.Scene.from_file(scene.to_file(tmp_path / "again.yaml"))
+    assert again.to_dict() == scene.to_dict() and again.alerts == scene.alerts
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "key", "words"),
+    [
+        ("layer: roads", "layer: rodas", 24, "alerts[1].layer", ["unknown layer 'rodas'"]),
+        ("above: 20, clear", "abov: 20, clear", 23, "alerts[0].abov", ["did you mean 'above'"]),
+        ("kind: stale", "kind: smoke", 24, "alerts[1].kind", ["unknown rule kind"]),
+        ("for: 2m", "for: later", 23, "alerts[0].for", ["not a duration"]),
+        ("id: feed", "id: deep", 24, "alerts[1].id", ["duplicate alert rule id"]),
+    ],
+)
+def test_bad_alert_rules_are_located(tmp_path: Path, old: str, new: str, line: int, key: str, words: list[str]) -> None:
+    err = error_of(tmp_path, ALERTS.replace(old, new))
+    assert (err.line, err.key) == (line, key), str(err)
+    for word in words:
+        assert word in str(err)

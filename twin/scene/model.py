@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from twin.alerts.rules import StaleRule, ThresholdRule
 from twin.errors import PluginError, SceneFileError, SourceError, TwinError
 from twin.geo.frame import Frame
 from twin.layer import Layer
@@ -30,6 +31,7 @@ from twin.scene.schema import (
     SceneSettings,
     plugin_error_located,
     validate_doc,
+    validate_alerts,
     validate_layer_entry,
 )
 from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml
@@ -63,6 +65,8 @@ class Scene:
         self.time = time
         self.settings = settings if isinstance(settings, SceneSettings) else SceneSettings.model_validate(dict(settings or {}))
         self._layers: list[Layer] = []
+        self.alerts: list[ThresholdRule | StaleRule] = []
+        """Alert rules over the scene's live layers (evaluated by twin.alerts.AlertEngine)."""
         self._frame: Frame | None = None
         self.path: Path | None = None
 
@@ -177,6 +181,7 @@ class Scene:
             except TwinError as exc:
                 raise SceneFileError(str(exc), file=file, line=line_of(lines, path), key=f"layers[{index}]") from None
             scene._layers.append(layer)
+        scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
         return scene
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +200,8 @@ class Scene:
         if self.camera is not None:
             out["camera"] = self.camera
         out["layers"] = [layer.to_dict() for layer in self._layers]
+        if self.alerts:
+            out["alerts"] = [_rule_dict(rule) for rule in self.alerts]
         return out
 
     def to_file(self, path: str | Path) -> Path:
@@ -230,6 +237,12 @@ def _source(
     if base_dir is not None and callable(bind):
         bind(base_dir)
     return source
+
+
+def _rule_dict(rule: ThresholdRule | StaleRule) -> dict[str, Any]:
+    data = rule.model_dump(mode="python", by_alias=True, exclude_defaults=True)
+    data["kind"] = rule.kind
+    return {k: (f"{v.total_seconds():g}s" if isinstance(v, dt.timedelta) else v) for k, v in data.items()}
 
 
 # YAML: let datetimes with time zones round-trip through safe_dump as ISO strings.

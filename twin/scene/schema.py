@@ -18,6 +18,7 @@ A scene file::
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -106,6 +107,7 @@ class SceneDoc(BaseModel):
     cameras: dict[str, CameraPreset] = {}
     camera: str | None = Field(None, description="name of the camera preset used by default")
     layers: list[dict[str, Any]] = []
+    alerts: list[dict[str, Any]] = Field([], description="alert rules over live layers (see twin.alerts)")
 
     @field_validator("version")
     @classmethod
@@ -163,3 +165,48 @@ def plugin_error_located(exc: PluginError | ParamError, path: KeyPath, *, file: 
         more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         return SceneFileError(message + more, file=file, line=line_of(lines, full), key=dotted_path(full))
     return SceneFileError(str(exc), file=file, line=line_of(lines, path), key=dotted_path(path))
+
+
+def validate_alerts(doc: SceneDoc, layer_ids: set[str], *, file: str | None, lines: dict[KeyPath, int]) -> list[Any]:
+    """Validate the ``alerts:`` rules; each must name a layer of the scene."""
+    from twin.alerts.rules import parse_rule
+
+    rules = []
+    for index, entry in enumerate(doc.alerts):
+        path: KeyPath = ("alerts", index)
+        try:
+            rule = parse_rule(entry)
+        except ValidationError as exc:
+            problems = [(tuple(p for p in loc if p not in ("threshold", "stale")), msg) for loc, msg in _rule_problems(exc)]
+            raise_located(problems, file=file, lines=lines, prefix=path)
+        if rule.layer not in layer_ids:
+            raise SceneFileError(
+                f"alert rule {rule.id!r} watches unknown layer {rule.layer!r}; layers: {', '.join(sorted(layer_ids))}",
+                file=file, line=line_of(lines, path + ("layer",)), key=dotted_path(path + ("layer",)),
+            )
+        rules.append(rule)
+    ids = [rule.id for rule in rules]
+    for index, rule_id in enumerate(ids):
+        if ids.index(rule_id) != index:
+            raise SceneFileError(f"duplicate alert rule id {rule_id!r}", file=file, line=line_of(lines, ("alerts", index, "id")), key=f"alerts[{index}].id")
+    return rules
+
+
+def _rule_problems(exc: ValidationError) -> list[tuple[KeyPath, str]]:
+    from twin.alerts.rules import StaleRule, ThresholdRule
+
+    problems: list[tuple[KeyPath, str]] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        model = ThresholdRule if loc[:1] == ("threshold",) else StaleRule
+        if err["type"] == "extra_forbidden":
+            known = sorted(f.alias or name for name, f in model.model_fields.items())
+            key = str(loc[-1])
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append((loc, f"unknown key {key!r}{hint}; known keys: {', '.join(known)}"))
+        elif err["type"] == "union_tag_invalid":
+            problems.append((loc + ("kind",), "unknown rule kind; known kinds: threshold, stale"))
+        else:
+            problems.append((loc, err["msg"]))
+    return problems

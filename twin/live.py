@@ -1,0 +1,53 @@
+"""What live layers share: a snapshot of the latest value per feature at a moment.
+
+Alert rules, the app's stale badge and notebooks read live layers through this one shape,
+whatever the layer draws (flood gauges, H3 cells, sensors).
+
+>>> import pandas as pd, datetime as dt
+>>> t = dt.datetime(2026, 7, 1, 18, tzinfo=dt.timezone.utc)
+>>> snap = LiveSnapshot("flood", pd.DataFrame({"value": [22.0], "lon": [121.48], "lat": [31.23], "time": [t]}, index=["FP001"]), t)
+>>> snap.age(t + dt.timedelta(minutes=2)).total_seconds()
+120.0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+__all__ = ["LiveLayer", "LiveSnapshot", "SNAPSHOT_COLUMNS"]
+
+SNAPSHOT_COLUMNS = ("value", "lon", "lat", "time")
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """The latest reading per feature of one live layer.
+
+    ``table`` is indexed by feature key (str) with at least the columns ``value`` (float, NaN
+    when the feature has no usable reading), ``lon``, ``lat`` (WGS84) and ``time`` (tz-aware
+    time of that reading); optional ``name`` and further value columns. ``updated_at`` is when
+    the layer last received data successfully (None: never).
+    """
+
+    layer_id: str
+    table: pd.DataFrame
+    updated_at: dt.datetime | None
+
+    def age(self, now: dt.datetime) -> dt.timedelta | None:
+        """How old the layer's data is at ``now`` (None if it never had any)."""
+        return None if self.updated_at is None else now - self.updated_at
+
+
+@runtime_checkable
+class LiveLayer(Protocol):
+    """A layer whose values change over time."""
+
+    id: str
+
+    def snapshot(self, now: dt.datetime) -> LiveSnapshot:
+        """The latest value per feature as of ``now`` (scene time)."""
+        ...
