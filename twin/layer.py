@@ -16,6 +16,7 @@ recomputes colours (deck.gl's ``updateTriggers``).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -36,7 +37,7 @@ from twin.style import Legend
 if TYPE_CHECKING:
     import pyvista as pv
 
-__all__ = ["Layer", "LayerParams", "LayerStyle", "LayerVisual", "source_from_spec"]
+__all__ = ["Label", "Layer", "LayerParams", "LayerStyle", "LayerVisual", "source_from_spec"]
 
 _LAYER_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -45,13 +46,23 @@ class LayerParams(PluginParams):
     """Parameters specific to a layer type; plugins subclass this."""
 
 
+@dataclass(frozen=True)
+class Label:
+    """Text anchored at a point of the local frame (billboarded towards the camera)."""
+
+    position: tuple[float, float, float]
+    text: str
+    color: tuple[int, int, int, int] = (255, 255, 255, 255)
+
+
 @dataclass
 class LayerStyle:
-    """Per-cell RGBA colours (or None for one ``color``) and the legend that explains them."""
+    """Per-cell RGBA colours (or None for one ``color``), the legend that explains them, and labels."""
 
     colors: NDArray[np.uint8] | None
     color: tuple[int, int, int, int] = (200, 200, 200, 255)
     legend: Legend | None = None
+    labels: tuple[Label, ...] = ()
 
 
 @dataclass
@@ -162,8 +173,21 @@ class Layer(ABC):
     def reload(self) -> None:
         """Drop cached data so the next draw reads the source again (rebuilds geometry)."""
         self._data = None
-        self._geometry = None
-        self._geometry_version += 1
+        self.invalidate()
+
+    def invalidate(self, *, geometry: bool = True) -> None:
+        """Mark geometry (rebuild) or only style (recolour) as out of date."""
+        if geometry:
+            self._geometry = None
+            self._geometry_version += 1
+        self._style_version += 1
+
+    # -- time ----------------------------------------------------------------------------
+    def refresh(self, now: dt.datetime) -> None:
+        """Fetch new data up to ``now`` (live layers); static layers have nothing to do."""
+
+    def set_time(self, now: dt.datetime) -> None:
+        """Show the scene at time ``now`` (live layers pick their window; static layers ignore it)."""
 
     def extent(self) -> BBox | None:
         """WGS84 bounds of the layer's data, or None when it has none."""

@@ -15,14 +15,16 @@ rest; converting at this boundary means every layer sees one frame of reference.
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import geopandas as gpd
+import pandas as pd
 
 from twin.params import PluginParams, validate_params
 
-__all__ = ["BBox", "Source", "SourceParams"]
+__all__ = ["BBox", "ReadingsSource", "Source", "SourceParams"]
 
 BBox = tuple[float, float, float, float]
 """(min lon, min lat, max lon, max lat) in WGS84."""
@@ -52,3 +54,22 @@ class Source(ABC):
     def to_dict(self) -> dict[str, Any]:
         """The scene-file form: ``{"type": ..., **non-default params}``."""
         return {"type": self.type_name, **self.params.model_dump(mode="json", exclude_defaults=True)}
+
+
+class ReadingsSource(Source):
+    """A source of time-stamped point readings (sensors, crowd counts, water depth).
+
+    ``readings(start, end)`` returns a DataFrame with columns ``sensor_id``, ``lon``, ``lat``
+    (WGS84), ``time`` (tz-aware or ISO text) and ``value``, for ``start < time <= end``.
+    ``read()`` gives the sensors' locations as points (the latest reading of the last hour).
+    """
+
+    @abstractmethod
+    def readings(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        """Readings with ``start < time <= end``."""
+
+    def read(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
+        end = dt.datetime.now(dt.timezone.utc)
+        frame = self.readings(end - dt.timedelta(hours=1), end)
+        latest = frame.sort_values("time").drop_duplicates("sensor_id", keep="last") if len(frame) else frame
+        return gpd.GeoDataFrame(latest, geometry=gpd.points_from_xy(latest["lon"], latest["lat"]), crs="EPSG:4326")

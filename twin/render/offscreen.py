@@ -25,6 +25,7 @@ def render_to_file(scene: Scene, path: str | Path, *, size: tuple[int, int] = (1
         raise TwinError(f"output {path} must be a .png file")
     if not path.parent.exists():
         raise TwinError(f"output folder {path.parent} does not exist")
+    scene.tick(scene.time)  # live layers show the scene time (or now)
     view = SceneView(scene, size=(width, height), strict=True)
     try:
         view.sync()

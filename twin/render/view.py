@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
+    vtkBillboardTextActor3D,
     vtkCellPicker,
     vtkPolyDataMapper,
     vtkRenderer,
@@ -69,6 +70,7 @@ class _Drawn:
     style_version: int = -1
     legend: Legend | None = None
     n_cells: int = 0
+    labels: list[vtkBillboardTextActor3D] = field(default_factory=list)
 
 
 class SceneView:
@@ -82,6 +84,13 @@ class SceneView:
         self.window = vtkRenderWindow()
         self.window.SetOffScreenRendering(1 if offscreen else 0)
         self.window.AddRenderer(self.renderer)
+        # labels live in an overlay renderer sharing the camera, so buildings never hide them
+        self.label_renderer = vtkRenderer()
+        self.label_renderer.SetLayer(1)
+        self.label_renderer.InteractiveOff()
+        self.label_renderer.SetActiveCamera(self.renderer.GetActiveCamera())
+        self.window.SetNumberOfLayers(2)
+        self.window.AddRenderer(self.label_renderer)
         self.window.SetSize(*size)
         self.window.SetMultiSamples(0)
         self.renderer.SetUseFXAA(True)
@@ -109,7 +118,10 @@ class SceneView:
             self.errors.pop(layer.id, None)
             self._update_actor(visual, order)
         for gone in set(self._drawn) - seen:
-            self.renderer.RemoveActor(self._drawn.pop(gone).actor)
+            drawn = self._drawn.pop(gone)
+            self.renderer.RemoveActor(drawn.actor)
+            for label in drawn.labels:
+                self.label_renderer.RemoveActor(label)
         self._update_overlay()
         if not self._camera_set:
             self.set_camera(self.scene.camera)
@@ -139,6 +151,7 @@ class SceneView:
             drawn.style_version = -1
         if drawn.style_version != visual.style_version:
             self._apply_colors(drawn, visual)
+            self._apply_labels(drawn, visual)
             drawn.style_version = visual.style_version
         drawn.legend = visual.style.legend
         prop = drawn.actor.GetProperty()
@@ -154,6 +167,8 @@ class SceneView:
             prop.SetDiffuse(0.0)
             prop.SetSpecular(0.0)
         drawn.actor.SetVisibility(visual.visible and visual.mesh.n_cells > 0)
+        for label in drawn.labels:
+            label.SetVisibility(visual.visible)
         mapper.SetResolveCoincidentTopologyToPolygonOffset()
         mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(0, -order * 2.0)
         mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0, -order * 2.0 - 1.0)
@@ -177,6 +192,25 @@ class SceneView:
         mapper.ScalarVisibilityOn()
         drawn.polydata.Modified()
 
+    def _apply_labels(self, drawn: _Drawn, visual: LayerVisual) -> None:
+        for label in drawn.labels:
+            self.label_renderer.RemoveActor(label)
+        drawn.labels = []
+        scale = max(self.window.GetSize()[1] / 1080.0, 0.5)
+        for spec in visual.style.labels:
+            actor = vtkBillboardTextActor3D()
+            actor.SetInput(spec.text)
+            actor.SetPosition(*spec.position)
+            prop = self._text_property(int(15 * scale), bold=True)
+            r, g, b, _ = spec.color
+            prop.SetColor(r / 255, g / 255, b / 255)
+            prop.SetBackgroundColor(0.05, 0.07, 0.12)
+            prop.SetBackgroundOpacity(0.65)
+            prop.SetJustificationToCentered()
+            actor.SetTextProperty(prop)
+            self.label_renderer.AddActor(actor)
+            drawn.labels.append(actor)
+
     # -- settings, legends, title ----------------------------------------------------------
     def _apply_settings(self) -> None:
         settings = self.scene.settings
@@ -189,8 +223,11 @@ class SceneView:
         else:
             self.renderer.GradientBackgroundOff()
 
-    def _text_property(self, size: int, bold: bool = False) -> vtkTextProperty:
+    def _text_property(self, size: int, bold: bool = False, panel: bool = False) -> vtkTextProperty:
         prop = vtkTextProperty()
+        if panel:  # a dark translucent panel keeps legend text readable over a busy city
+            prop.SetBackgroundColor(0.04, 0.06, 0.11)
+            prop.SetBackgroundOpacity(0.6)
         font = vtk_setup.cjk_font_file()
         if font:
             prop.SetFontFamily(4)  # VTK_FONT_FILE
@@ -235,9 +272,10 @@ class SceneView:
             bar.SetLookupTable(_lookup_table(legend))
             bar.SetTitle(title)
             bar.SetNumberOfLabels(5)
+            bar.SetLabelFormat("%.0f" if (legend.vmax or 0) - (legend.vmin or 0) >= 10 else "%.2g")
             bar.SetOrientationToHorizontal()
-            bar.SetTitleTextProperty(self._text_property(int(18 * scale), bold=True))
-            bar.SetLabelTextProperty(self._text_property(int(14 * scale)))
+            bar.SetTitleTextProperty(self._text_property(int(18 * scale), bold=True, panel=True))
+            bar.SetLabelTextProperty(self._text_property(int(14 * scale), panel=True))
             bar.UnconstrainedFontSizeOn()
             bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
             bar.GetPositionCoordinate().SetValue(0.78, top - 0.13)
@@ -252,7 +290,7 @@ class SceneView:
         y = int(height * top)
         heading = vtkTextActor()
         heading.SetInput(title)
-        heading.SetTextProperty(self._text_property(int(18 * scale), bold=True))
+        heading.SetTextProperty(self._text_property(int(18 * scale), bold=True, panel=True))
         heading.SetDisplayPosition(x, int(y - row))
         self._add_overlay(heading)
         for i, entry in enumerate(entries, start=2):
@@ -266,7 +304,7 @@ class SceneView:
             swatch.SetDisplayPosition(x, int(y - i * row))
             label = vtkTextActor()
             label.SetInput(entry.label)
-            label.SetTextProperty(self._text_property(int(16 * scale)))
+            label.SetTextProperty(self._text_property(int(16 * scale), panel=True))
             label.SetDisplayPosition(int(x + 28 * scale), int(y - i * row + 2 * scale))
             self._add_overlay(swatch)
             self._add_overlay(label)
@@ -320,6 +358,7 @@ class SceneView:
 
     def render(self) -> None:
         self.renderer.ResetCameraClippingRange()
+        self.label_renderer.ResetCameraClippingRange()
         self.window.Render()
 
     def image(self) -> NDArray[np.uint8]:

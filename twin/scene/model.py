@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
+from twin.alerts.engine import AlertEngine, AlertEvent
 from twin.alerts.rules import StaleRule, ThresholdRule
 from twin.errors import PluginError, SceneFileError, SourceError, TwinError
 from twin.geo.frame import Frame
 from twin.layer import Layer
+from twin.live import LiveLayer, LiveSnapshot
 from twin.params import ParamError
 from twin.plugins import layer_types, renderer, source_types
 from twin.scene.camera import CameraPreset
@@ -67,6 +69,7 @@ class Scene:
         self._layers: list[Layer] = []
         self.alerts: list[ThresholdRule | StaleRule] = []
         """Alert rules over the scene's live layers (evaluated by twin.alerts.AlertEngine)."""
+        self._engine: AlertEngine | None = None
         self._frame: Frame | None = None
         self.path: Path | None = None
 
@@ -120,6 +123,37 @@ class Scene:
             (min(e[0] for e in extents) + max(e[2] for e in extents)) / 2,
             (min(e[1] for e in extents) + max(e[3] for e in extents)) / 2,
         )
+
+    # -- time, live data and alerts -------------------------------------------------------
+    def set_time(self, when: dt.datetime) -> None:
+        """Show the scene at ``when`` (tz-aware): live layers show their data as of then (replay)."""
+        if when.tzinfo is None:
+            raise TwinError(f"scene time {when.isoformat()} needs a time zone, e.g. +08:00")
+        self.time = when
+        for layer in self._layers:
+            layer.set_time(when)
+
+    def tick(self, now: dt.datetime | None = None) -> list[AlertEvent]:
+        """Poll live layers up to ``now`` (default: the clock), show that time, evaluate alert rules.
+
+        Returns the alert transitions (also emitted to ``alert_engine`` subscribers).
+        """
+        now = now or dt.datetime.now(dt.timezone.utc)
+        for layer in self._layers:
+            layer.refresh(now)
+        self.set_time(now)
+        return self.alert_engine.evaluate(self.live_snapshots(now), now)
+
+    def live_snapshots(self, now: dt.datetime) -> dict[str, LiveSnapshot]:
+        """The latest value per feature of every live layer, keyed by layer id."""
+        return {layer.id: layer.snapshot(now) for layer in self._layers if isinstance(layer, LiveLayer)}
+
+    @property
+    def alert_engine(self) -> AlertEngine:
+        """The engine evaluating ``alerts`` (rebuilt when the rules change; history is per engine)."""
+        if self._engine is None or self._engine.rules != tuple(self.alerts):
+            self._engine = AlertEngine(self.alerts)
+        return self._engine
 
     # -- output --------------------------------------------------------------------------
     def screenshot(self, path: str | Path, size: tuple[int, int] = (1920, 1080), *, camera: str | None = None) -> Path:
