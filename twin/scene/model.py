@@ -116,7 +116,14 @@ class Scene:
         return self._frame
 
     def _data_center(self) -> tuple[float, float]:
-        extents = [e for e in (layer.extent() for layer in self._layers) if e is not None]
+        extents = []
+        for layer in self._layers:
+            try:
+                extent = layer.extent()
+            except TwinError:
+                continue  # a layer that cannot load must not stop the others from showing
+            if extent is not None:
+                extents.append(extent)
         if not extents:
             raise TwinError(f"scene {self.name!r} has no data to centre its frame on: set frame.center (lon, lat)")
         return (
