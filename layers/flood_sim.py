@@ -43,10 +43,19 @@ class FloodSimSource(ReadingsSource):
     Params = FloodSimParams
     params: FloodSimParams
 
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        self._station_table: pd.DataFrame | None = None
+
     def describe(self) -> str:
         return "simulated flood readings"
 
     def _stations(self) -> pd.DataFrame:
+        if self._station_table is None:
+            self._station_table = self._make_stations()
+        return self._station_table
+
+    def _make_stations(self) -> pd.DataFrame:
         points = cached_district(seed=self.params.seed, n_buildings=30_000).flood_points
         rng = np.random.default_rng(self.params.seed + 4242)
         n = len(points)
