@@ -6,6 +6,10 @@ values the layer rejects (e.g. negative depths), times in the future (clock skew
 older than the history span. Duplicates (same sensor and time) keep the last one. Late and
 out-of-order readings are placed in time order, so they land in the right window.
 
+Storage is columnar numpy, sorted by time. The common case — new readings all later than the
+newest kept — appends in time proportional to the new rows; late data costs one merge. A layer
+can ``derive`` one int64 key per reading at ingest (e.g. its H3 cell), computed once.
+
 >>> import pandas as pd, datetime as dt
 >>> now = dt.datetime(2026, 7, 1, 10, tzinfo=dt.timezone.utc)
 >>> buf = ReadingsBuffer(span=dt.timedelta(hours=1))
@@ -22,16 +26,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from twin.errors import LayerDataError
 
-__all__ = ["COLUMNS", "IngestReport", "ReadingsBuffer"]
+__all__ = ["IngestReport", "ReadingsBuffer"]
 
-COLUMNS = ("sensor_id", "lon", "lat", "time", "value")
+Derive = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.int64]]
+_FIELDS = ("t", "v", "lon", "lat", "s", "k")
 
 
 @dataclass
@@ -46,16 +53,11 @@ class IngestReport:
         return sum(self.dropped.values())
 
 
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "sensor_id": pd.Series(dtype=object),
-            "lon": pd.Series(dtype=np.float64),
-            "lat": pd.Series(dtype=np.float64),
-            "time": pd.Series(dtype="datetime64[ns, UTC]"),
-            "value": pd.Series(dtype=np.float64),
-        }
-    )
+def _ns(when: dt.datetime | pd.Timestamp) -> int:
+    ts = pd.Timestamp(when)
+    if ts.tzinfo is None:
+        raise LayerDataError(f"time {ts.isoformat()} needs a time zone")
+    return int(ts.tz_convert("UTC").value)
 
 
 class ReadingsBuffer:
@@ -68,6 +70,7 @@ class ReadingsBuffer:
         max_future: dt.timedelta = dt.timedelta(minutes=5),
         min_value: float | None = None,
         max_value: float | None = None,
+        derive: Derive | None = None,
     ) -> None:
         if span <= dt.timedelta(0):
             raise LayerDataError(f"history span {span} must be positive")
@@ -75,19 +78,24 @@ class ReadingsBuffer:
         self.max_future = max_future
         self.min_value = min_value
         self.max_value = max_value
-        self._data = _empty()
+        self.derive = derive
+        self._cols: dict[str, np.ndarray] = {
+            "t": np.zeros(0, np.int64), "v": np.zeros(0, np.float64), "lon": np.zeros(0, np.float64),
+            "lat": np.zeros(0, np.float64), "s": np.zeros(0, np.int32), "k": np.zeros(0, np.int64),
+        }
+        self._sensor_index = pd.Index([], dtype=object)
         self.dropped: Counter[str] = Counter()
         """Cumulative count of dropped rows by reason."""
-        self.latest_time: pd.Timestamp | None = None
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._cols["t"])
 
     @property
-    def data(self) -> pd.DataFrame:
-        """All kept readings, oldest first (a view: do not modify)."""
-        return self._data
+    def sensors(self) -> pd.Index:
+        """Sensor ids by code (``codes`` index into this)."""
+        return self._sensor_index
 
+    # -- ingest --------------------------------------------------------------------------
     def ingest(self, frame: pd.DataFrame, now: dt.datetime) -> IngestReport:
         """Add readings (columns lon, lat, time, value, optional sensor_id) as of ``now``."""
         missing = [c for c in ("lon", "lat", "time", "value") if c not in frame.columns]
@@ -96,12 +104,15 @@ class ReadingsBuffer:
         report = IngestReport()
         if frame.empty:
             return report
-        now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+        now_ns = _ns(now)
         lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype=np.float64)
         lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype=np.float64)
         value = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=np.float64)
-        time = pd.to_datetime(frame["time"], errors="coerce", utc=True, format="mixed")
-        sensor = frame["sensor_id"].astype(str).to_numpy(dtype=object) if "sensor_id" in frame.columns else _location_ids(lon, lat)
+        times = frame["time"]
+        if not isinstance(times.dtype, pd.DatetimeTZDtype):
+            times = pd.to_datetime(times, errors="coerce", utc=True, format="mixed")
+        bad_time = times.isna().to_numpy()
+        t = times.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]").astype(np.int64)
         keep = np.ones(len(frame), dtype=bool)
 
         def drop(reason: str, mask: np.ndarray) -> None:
@@ -110,49 +121,104 @@ class ReadingsBuffer:
                 report.dropped[reason] = report.dropped.get(reason, 0) + int(hit.sum())
                 keep[hit] = False
 
-        drop("bad_coordinates", ~(np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)))
-        drop("bad_time", time.isna().to_numpy())
-        drop("bad_value", ~np.isfinite(value))
-        if self.min_value is not None:
-            drop("below_minimum", value < self.min_value)
-        if self.max_value is not None:
-            drop("above_maximum", value > self.max_value)
-        times = time.to_numpy(dtype="datetime64[ns]")
-        future_limit = (now_ts + pd.Timedelta(self.max_future)).tz_localize(None).to_datetime64()
-        oldest = (now_ts - pd.Timedelta(self.span)).tz_localize(None).to_datetime64()
-        valid_time = ~time.isna().to_numpy()
-        drop("future_time", valid_time & (times > future_limit))
-        drop("too_old", valid_time & (times < oldest))
-        fresh = pd.DataFrame({"sensor_id": sensor[keep], "lon": lon[keep], "lat": lat[keep], "time": time[keep].to_numpy(), "value": value[keep]})
-        fresh["time"] = pd.to_datetime(fresh["time"], utc=True)
-        combined = pd.concat([self._data, fresh], ignore_index=True) if len(self._data) else fresh
-        before = len(combined)
-        combined = combined.drop_duplicates(subset=["sensor_id", "time"], keep="last")
-        duplicates = before - len(combined)
+        with np.errstate(invalid="ignore"):
+            drop("bad_coordinates", ~(np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)))
+            drop("bad_time", bad_time)
+            drop("bad_value", ~np.isfinite(value))
+            if self.min_value is not None:
+                drop("below_minimum", value < self.min_value)
+            if self.max_value is not None:
+                drop("above_maximum", value > self.max_value)
+        drop("future_time", ~bad_time & (t > now_ns + int(self.max_future.total_seconds() * 1e9)))
+        oldest = now_ns - int(self.span.total_seconds() * 1e9)
+        drop("too_old", ~bad_time & (t < oldest))
+        if "sensor_id" in frame.columns:
+            names = frame["sensor_id"].astype(str).to_numpy(dtype=object)[keep]
+        else:
+            names = np.array([f"{x:.7f},{y:.7f}" for x, y in zip(lon[keep], lat[keep])], dtype=object)
+        new = {"t": t[keep], "v": value[keep], "lon": lon[keep], "lat": lat[keep], "s": self._codes(names)}
+        new["k"] = self.derive(new["lon"], new["lat"]).astype(np.int64) if self.derive is not None else np.zeros(len(new["t"]), np.int64)
+        order = np.argsort(new["t"], kind="stable")
+        new = {name: col[order] for name, col in new.items()}
+        before = len(self) + len(new["t"])
+        if len(self) == 0 or (len(new["t"]) and new["t"][0] > self._cols["t"][-1]):
+            fresh = _dedupe(new)
+            merged = {name: np.concatenate([self._cols[name], fresh[name]]) for name in _FIELDS}
+        else:  # late data: merge and restore time order (new rows win ties)
+            both = {name: np.concatenate([self._cols[name], new[name]]) for name in _FIELDS}
+            order = np.argsort(both["t"], kind="stable")
+            merged = _dedupe({name: col[order] for name, col in both.items()})
+        duplicates = before - len(merged["t"])
         if duplicates:
             report.dropped["duplicate"] = duplicates
-        combined = combined.sort_values("time", kind="stable")
-        self._data = combined[combined["time"] >= now_ts - pd.Timedelta(self.span)].reset_index(drop=True)
+        cut = int(np.searchsorted(merged["t"], oldest, side="left"))
+        self._cols = {name: col[cut:] for name, col in merged.items()} if cut else merged
         report.accepted = int(keep.sum()) - duplicates
         self.dropped.update(report.dropped)
-        if len(self._data):
-            self.latest_time = self._data["time"].iloc[-1]
         return report
+
+    def _codes(self, names: np.ndarray) -> np.ndarray:
+        codes = self._sensor_index.get_indexer(names)
+        unknown = codes < 0
+        if unknown.any():
+            self._sensor_index = self._sensor_index.append(pd.Index(pd.unique(names[unknown]), dtype=object))
+            codes = self._sensor_index.get_indexer(names)
+        return codes.astype(np.int32)
+
+    # -- reading -------------------------------------------------------------------------
+    def window_slice(self, end: dt.datetime, length: dt.timedelta) -> slice:
+        """Positions of readings with ``end - length < time <= end``."""
+        t = self._cols["t"]
+        end_ns = _ns(end)
+        lo = int(np.searchsorted(t, end_ns - int(length.total_seconds() * 1e9), side="right"))
+        hi = int(np.searchsorted(t, end_ns, side="right"))
+        return slice(lo, hi)
+
+    def column(self, name: str) -> np.ndarray:
+        """A raw column: t (int64 ns UTC), v, lon, lat, s (sensor code), k (derived key)."""
+        return self._cols[name]
+
+    def _frame(self, rows: slice | np.ndarray) -> pd.DataFrame:
+        c = self._cols
+        return pd.DataFrame(
+            {
+                "sensor_id": self._sensor_index.to_numpy()[c["s"][rows]] if len(self._sensor_index) else np.zeros(0, dtype=object),
+                "lon": c["lon"][rows],
+                "lat": c["lat"][rows],
+                "time": pd.to_datetime(c["t"][rows], utc=True),
+                "value": c["v"][rows],
+            }
+        )
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """All kept readings, oldest first."""
+        return self._frame(slice(0, len(self)))
 
     def window(self, end: dt.datetime, length: dt.timedelta) -> pd.DataFrame:
         """Readings with ``end - length < time <= end``."""
-        times = self._data["time"]
-        end_ts = pd.Timestamp(end).tz_convert("UTC")
-        lo = times.searchsorted(end_ts - pd.Timedelta(length), side="right")
-        hi = times.searchsorted(end_ts, side="right")
-        return self._data.iloc[lo:hi]
+        return self._frame(self.window_slice(end, length))
 
     def latest(self, end: dt.datetime, max_age: dt.timedelta | None = None) -> pd.DataFrame:
-        """The last reading of each sensor at or before ``end`` (optionally not older than ``max_age``)."""
-        upto = self.window(end, max_age if max_age is not None else self.span * 10 + dt.timedelta(days=3650))
-        return upto.drop_duplicates(subset=["sensor_id"], keep="last").set_index("sensor_id")
+        """The last reading of each sensor at or before ``end`` (optionally not older than ``max_age``), by sensor_id."""
+        rows = self.window_slice(end, max_age if max_age is not None else dt.timedelta(days=36500))
+        codes = self._cols["s"][rows]
+        _, last_reversed = np.unique(codes[::-1], return_index=True)
+        picked = np.sort(rows.start + len(codes) - 1 - last_reversed)
+        return self._frame(picked).set_index("sensor_id")
 
 
-def _location_ids(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Sensor ids from rounded coordinates when the feed has none (~1 cm)."""
-    return np.array([f"{x:.7f},{y:.7f}" for x, y in zip(lon, lat)], dtype=object)
+def _dedupe(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keep the last row of each (time, sensor) pair; rows must be sorted by time."""
+    t, s = cols["t"], cols["s"]
+    if len(t) < 2:
+        return cols
+    same_time = np.flatnonzero(t[1:] == t[:-1])
+    if len(same_time) == 0:
+        return cols
+    order = np.lexsort((np.arange(len(t)), s, t))  # by time, sensor, then arrival
+    ts, ss = t[order], s[order]
+    last = np.ones(len(t), dtype=bool)
+    last[:-1] = (ts[1:] != ts[:-1]) | (ss[1:] != ss[:-1])
+    keep = np.sort(order[last])
+    return {name: col[keep] for name, col in cols.items()}
