@@ -5,22 +5,35 @@ geometry to vtk.js (``local``); ``auto`` picks local below ``triangle_budget`` c
 holds only small UI values (layer ids, titles, switches, legends, picked attributes), never meshes.
 Every browser connected to one server sees (and changes) the same state.
 
->>> from twin.scene.model import Scene                     # doctest: +SKIP
->>> TwinApp(Scene.from_file("scene.yaml")).start(port=8080)  # doctest: +SKIP
+Live scenes (layers with a ``snapshot``, e.g. flood gauges) tick on the server's asyncio loop
+every ``tick_seconds`` (default 5 s, or the ``TWIN_TICK_SECONDS`` environment variable, which
+lets tests and demos run fast): poll the sources, show the wall-clock time, evaluate alert rules
+and push the new picture. The time bar replays the live layers' history (no polling while
+replaying); "Live" goes back to the clock. The alerts drawer lists open alerts (acknowledge,
+fly to, help within reach from ``resource_layers``) and the last transitions.
+
+Serving a scene from Python (blocks until stopped)::
+
+    from twin.scene.model import Scene
+    TwinApp(Scene.from_file("scene.yaml")).start(port=8080)
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import itertools
 import logging
 import math
+import os
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
 from matplotlib import colormaps
-from trame.app import TrameApp, get_server
+from trame.app import TrameApp, asynchronous, get_server
 from trame.decorators import change, controller
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import client, html
@@ -29,6 +42,22 @@ from trame.widgets import vuetify3 as v3
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
+from twin.alerts.engine import AlertEngine, AlertEvent
+from twin.app import panels
+from twin.app.live import (
+    SHANGHAI,
+    alert_rows,
+    event_row,
+    fly_to,
+    fmt_age,
+    fmt_datetime,
+    history_span,
+    layer_live_info,
+    live_layers,
+    nearby_rows,
+    resource_layer_ids,
+    shows_labels,
+)
 from twin.errors import TwinError
 from twin.render.view import SceneView
 from twin.scene.model import Scene
@@ -44,6 +73,12 @@ _server_ids = itertools.count(1)
 _MAX_LEGEND_ENTRIES = 24
 _MAX_PICK_ATTRIBUTES = 40
 _LABEL_KEYS = ("name", "title", "label", "NAME", "Name", "id")
+TICK_ENV = "TWIN_TICK_SECONDS"
+DEFAULT_TICK_SECONDS = 5.0
+FOCUS_RANGE_M = 800.0
+NEARBY_RADIUS_M = 3000.0
+_SEEK_DEBOUNCE_S = 0.2
+_EVENT_LOG = 20
 
 _VUETIFY_CONFIG: dict[str, Any] = {
     "theme": {
@@ -68,7 +103,7 @@ _VUETIFY_CONFIG: dict[str, Any] = {
 
 _CSS = """
 html, body { overflow: hidden; }
-.twin-view { position: relative; width: 100%; height: 100%; background: #0a1020; }
+.twin-view { position: relative; width: 100%; flex: 1 1 auto; min-height: 0; background: #0a1020; }
 .twin-overlay { position: absolute; z-index: 5; background: rgba(10, 16, 32, 0.82);
   border: 1px solid rgba(148, 163, 184, 0.25); border-radius: 6px; color: #e2e8f0; }
 .twin-legend { right: 12px; top: 12px; max-height: calc(100% - 24px); overflow-y: auto; padding: 10px 12px; min-width: 180px; }
@@ -87,10 +122,14 @@ html, body { overflow: hidden; }
 
 
 class TwinApp(TrameApp):
-    """The browser app for one scene: layer list, camera presets, legends, errors and picking.
+    """The browser app for one scene: layer list, camera presets, legends, errors, picking, live data.
 
     The app owns its :class:`SceneView`; the browser shows the scene title and legends as HTML, so
     the app turns off the view's own title and legend overlays (``scene.settings``).
+
+    ``tick_seconds``: how often live layers are polled (default: ``$TWIN_TICK_SECONDS`` or 5 s).
+    ``resource_layers``: ids or titles of layers listing help (pumps, teams) shown near an alert;
+    a layer with id ``resources`` is used without being named.
     """
 
     def __init__(
@@ -101,9 +140,12 @@ class TwinApp(TrameApp):
         triangle_budget: int = 2_000_000,
         size: tuple[int, int] = (1280, 720),
         server: str | None = None,
+        tick_seconds: float | None = None,
+        resource_layers: Sequence[str] | None = None,
     ) -> None:
         if view_mode not in ("auto", "remote", "local"):
             raise TwinError(f"view mode {view_mode!r} is not one of auto, remote, local")
+        self.tick_seconds = _tick_seconds(tick_seconds)
         super().__init__(server=get_server(server or f"twin-app-{next(_server_ids)}", client_type="vue3"))
         self.scene = scene
         self.title = scene.settings.title
@@ -116,6 +158,25 @@ class TwinApp(TrameApp):
         self._camera_at_press: tuple[float, ...] | None = None
         self._press_xy: tuple[float, float] | None = None
         self._fatal: str | None = None
+        # live data: poll once before the first picture so live layers show data straight away
+        self._live_layers = live_layers(scene)
+        self._live = bool(self._live_layers)  # following the clock (False while replaying)
+        self._events: deque[dict[str, Any]] = deque(maxlen=_EVENT_LOG)
+        self._event_serial = 0
+        self._engine: AlertEngine | None = None
+        self._resource_ids = resource_layer_ids(scene, resource_layers)
+        self._tick_task: asyncio.Task[None] | None = None
+        self._seek_handle: asyncio.TimerHandle | None = None
+        self._pending_seek: float | None = None
+        self._tick_error = ""
+        self.ticks = 0
+        if self._live:
+            try:
+                self._tick_model(_utcnow())
+            except Exception as exc:  # the page still shows; the next tick retries
+                log.exception("scene %s: first live tick failed", scene.name)
+                self._tick_error = f"{type(exc).__name__}: {exc}"
+        self._legend_errors: set[str] = set()
         try:
             self.view.sync()
         except TwinError as exc:  # the scene as a whole cannot be drawn; say so in the page
@@ -123,13 +184,21 @@ class TwinApp(TrameApp):
             self._fatal = str(exc)
         self.view_mode: Literal["remote", "local"] = self._choose_mode(view_mode, triangle_budget)
         self._legends = self._collect_legends()
+        self._legend_errors = set(self.view.errors)
         self._init_state()
         self._build_ui()
+        self.ctrl.on_server_ready.add(self._start_live_loop)
+        self.ctrl.on_server_exited.add(self._stop_live_loop)
 
     # -- set-up --------------------------------------------------------------------------
     def _choose_mode(self, mode: ViewMode, budget: int) -> Literal["remote", "local"]:
         if mode != "auto":
             return mode
+        if self._fatal is None:
+            labelled = [layer.id for layer in self.scene.layers if layer.id not in self.view.errors and shows_labels(layer, self.scene)]
+            if labelled:  # vtk.js cannot show VTK's billboard text: render on the server
+                log.info("remote view: layers %s draw labels", ", ".join(labelled))
+                return "remote"
         return "local" if self.view.triangle_count() <= budget else "remote"
 
     def _collect_legends(self) -> dict[str, dict[str, Any]]:
@@ -159,7 +228,22 @@ class TwinApp(TrameApp):
         state.twin_pick = None
         state.twin_picking = ["click"]
         state.twin_fatal = self._fatal or ""
+        state.twin_has_live = bool(self._live_layers)
+        state.twin_has_alerts = bool(self._live_layers or self.scene.alerts)
+        state.twin_alerts_open = bool(self.scene.alerts)
+        state.twin_alert_selected = None
+        state.twin_focus = None
+        state.twin_live_info = {}
+        state.twin_replay_t = 0
+        state.twin_replay_min = 0
+        state.twin_replay_max = 1
+        state.twin_replay_step = 1
+        state.twin_replay_start = ""
+        state.twin_replay_end = ""
+        state.twin_replay_offset = ""
+        state.twin_tick_error = self._tick_error
         self._refresh_state()
+        self._refresh_live_state(_utcnow())
 
     def _refresh_state(self) -> None:
         """Push layer rows, errors, legends and cell count to the shared state."""
@@ -173,6 +257,9 @@ class TwinApp(TrameApp):
                 errors.append({"id": layer.id, "title": layer.title, "message": error.message})
         self.state.twin_layers = rows
         self.state.twin_errors = errors
+        if set(self.view.errors) != self._legend_errors:  # a layer failed or came back: redo legends
+            self._legends = self._collect_legends()
+            self._legend_errors = set(self.view.errors)
         visible = {layer.id for layer in self.scene.layers if layer.visible}
         self.state.twin_legends = [lg for lid, lg in self._legends.items() if lid in visible]
         self.state.twin_cells = f"{self.view.triangle_count():,}"
@@ -303,11 +390,213 @@ class TwinApp(TrameApp):
     def clear_pick(self) -> None:
         self.state.twin_pick = None
 
+    # -- live data: ticks, replay, alerts -----------------------------------------------
+    def _start_live_loop(self, **_: Any) -> None:
+        if self._live_layers and self._tick_task is None:
+            self._tick_task = asynchronous.create_task(self._live_loop())
+
+    def _stop_live_loop(self, **_: Any) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            self._tick_task = None
+        if self._seek_handle is not None:
+            self._seek_handle.cancel()
+            self._seek_handle = None
+
+    async def _live_loop(self) -> None:
+        """Tick every ``tick_seconds`` until the server stops; nothing a tick does ends the loop."""
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                with self.state:
+                    self.on_timer()
+            except Exception:  # the wall display keeps running
+                log.exception("live update failed")
+
+    def on_timer(self, now: dt.datetime | None = None) -> bool:
+        """One timer step: a live tick (when following the clock), else fresher ages and bounds.
+
+        Returns False when the tick failed (logged, shown in the page, retried next time).
+        """
+        now = now or _utcnow()
+        try:
+            if self._live:
+                self._tick(now)
+            else:
+                self._refresh_live_state(now)
+        except Exception as exc:  # a failing tick must not stop later ticks
+            log.exception("scene %s: live tick failed", self.scene.name)
+            self._tick_error = f"{type(exc).__name__}: {exc}"
+            self.state.twin_tick_error = self._tick_error
+            return False
+        self._tick_error = ""
+        self.state.twin_tick_error = ""
+        return True
+
+    def _tick_model(self, now: dt.datetime) -> list[AlertEvent]:
+        engine = self.scene.alert_engine
+        if engine is not self._engine:  # the engine is rebuilt when the rules change
+            engine.subscribe(self._on_alert_event)
+            self._engine = engine
+        events = self.scene.tick(now)
+        self.ticks += 1
+        return events
+
+    def _tick(self, now: dt.datetime) -> None:
+        self._tick_model(now)
+        self._sync()
+        self._refresh_state()
+        self._refresh_live_state(now)
+        self.update_view()
+
+    def _on_alert_event(self, event: AlertEvent) -> None:
+        self._event_serial += 1
+        row = event_row(event, self._event_serial, self.scene)
+        if self._engine is not None and not event.alert.get("name"):  # a "pending" event precedes the first reading
+            try:
+                alert = self._engine.get(str(event.alert.get("id")))
+            except TwinError:
+                alert = None
+            if alert is not None and alert.name:
+                row["name"] = alert.name
+        self._events.append(row)
+
+    def _refresh_live_state(self, now: dt.datetime) -> None:
+        """Push scene time, replay bounds, data ages and alerts to the shared state."""
+        state = self.state
+        state.twin_live = self._live
+        state.twin_time_text = fmt_datetime(self.scene.time)
+        if self._live_layers:
+            span = history_span(self.scene)
+            latest = math.floor(now.timestamp())
+            earliest = latest - int(span.total_seconds())
+            state.twin_replay_max = latest
+            state.twin_replay_min = earliest
+            state.twin_replay_step = _replay_step(span.total_seconds())
+            edge = "%m-%d %H:%M" if span >= dt.timedelta(hours=12) else "%H:%M"
+            state.twin_replay_start = dt.datetime.fromtimestamp(earliest, SHANGHAI).strftime(edge)
+            state.twin_replay_end = now.astimezone(SHANGHAI).strftime(edge)
+            if self._live or self.scene.time is None:
+                state.twin_replay_t = latest
+                state.twin_replay_offset = "live 实时"
+            else:
+                state.twin_replay_t = round(self.scene.time.timestamp())
+                state.twin_replay_offset = f"−{fmt_age(now - self.scene.time)}"
+            state.twin_live_info = {layer.id: layer_live_info(layer, now) for layer in self._live_layers}
+        self._refresh_alerts(now)
+
+    def _refresh_alerts(self, now: dt.datetime) -> None:
+        if not (self._live_layers or self.scene.alerts):
+            self.state.twin_alerts, self.state.twin_alert_count, self.state.twin_alert_firing = [], 0, 0
+            self.state.twin_events = []
+            return
+        engine = self.scene.alert_engine
+        self.state.twin_alerts = alert_rows(engine, self.scene, now)
+        self.state.twin_alert_count = len(engine.active())
+        self.state.twin_alert_firing = len(engine.firing())
+        self.state.twin_events = list(reversed(self._events))
+
+    @controller.set("twin_go_live")
+    def go_live(self) -> None:
+        """Follow the clock again: poll now and keep ticking."""
+        if self._seek_handle is not None:
+            self._seek_handle.cancel()
+            self._seek_handle = None
+        self._pending_seek = None
+        self._live = True
+        self.on_timer()
+
+    @controller.set("twin_seek")
+    def seek(self, when: float | str | None) -> None:
+        """Replay: show the scene at ``when`` (epoch seconds); stops following the clock.
+
+        Slider drags send many values: the last one is applied after a short pause.
+        """
+        try:
+            value = float(when)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return
+        if not (self._live_layers and math.isfinite(value)):
+            return
+        self._live = False
+        self.state.twin_live = False
+        self._pending_seek = value
+        if self._seek_handle is not None:
+            self._seek_handle.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no server loop (called from Python): apply now
+            self._apply_seek()
+            return
+        self._seek_handle = loop.call_later(_SEEK_DEBOUNCE_S, self._apply_seek_flushed)
+
+    def _apply_seek_flushed(self) -> None:
+        with self.state:
+            self._apply_seek()
+
+    def _apply_seek(self, now: dt.datetime | None = None) -> None:
+        self._seek_handle = None
+        value, self._pending_seek = self._pending_seek, None
+        if value is None or self._live:
+            return
+        now = now or _utcnow()
+        earliest = now - history_span(self.scene)
+        when = min(max(dt.datetime.fromtimestamp(value, dt.timezone.utc), earliest), now)
+        try:
+            self.scene.set_time(when)
+            self._sync()
+            self._refresh_state()
+            self._refresh_live_state(now)
+            self.update_view()
+        except Exception:  # a layer that cannot replay must not take the page down
+            log.exception("scene %s: replay to %s failed", self.scene.name, when.isoformat())
+
+    @controller.set("twin_acknowledge")
+    def acknowledge(self, alert_id: str) -> None:
+        """An operator has seen this alert (it stays open until it resolves)."""
+        try:
+            self.scene.alert_engine.acknowledge(str(alert_id), by="operator")
+        except TwinError as exc:
+            log.warning("cannot acknowledge: %s", exc)
+        self._refresh_alerts(_utcnow())
+
+    @controller.set("twin_focus_alert")
+    def focus_alert(self, alert_id: str) -> None:
+        """Select an alert: fly the camera to it (~800 m, same direction) and list help within reach."""
+        try:
+            alert = self.scene.alert_engine.get(str(alert_id))
+        except TwinError as exc:
+            log.warning("cannot focus: %s", exc)
+            return
+        self.state.twin_alert_selected = alert.id
+        lon, lat = alert.lon, alert.lat
+        if lon is None or lat is None or not (math.isfinite(lon) and math.isfinite(lat)):
+            self.state.twin_focus = None
+            return
+        target = self.scene.frame.lonlat_to_local([lon], [lat])[0]
+        fly_to(self.view.renderer.GetActiveCamera(), [float(v) for v in target], FOCUS_RANGE_M)
+        self.view.renderer.ResetCameraClippingRange()
+        self.update_view(camera=True)
+        resources: list[dict[str, Any]] = []
+        if self._resource_ids:
+            try:
+                resources = nearby_rows(self.scene, self._resource_ids, lon, lat, radius_m=NEARBY_RADIUS_M)
+            except TwinError as exc:
+                log.warning("help within reach of %s: %s", alert.id, exc)
+        self.state.twin_focus = {
+            "id": alert.id,
+            "name": alert.name or alert.key,
+            "lonlat": f"{lon:.5f}, {lat:.5f}",
+            "has_resources": bool(self._resource_ids),
+            "resources": resources,
+            "radius": f"{NEARBY_RADIUS_M / 1000:g} km",
+        }
+
     # -- UI ------------------------------------------------------------------------------
     def _build_ui(self) -> None:
         with SinglePageWithDrawerLayout(self.server, vuetify_config=_VUETIFY_CONFIG, width=320) as layout:
             self.ui = layout
-            client.Style(_CSS)
+            client.Style(_CSS + panels.LIVE_CSS)
             layout.footer.hide()
             layout.title.set_text("")
             with layout.title:
@@ -317,6 +606,7 @@ class TwinApp(TrameApp):
                 layout.toolbar.density = "compact"
                 layout.toolbar.color = "surface"
                 v3.VSpacer()
+                panels.clock()
                 v3.VSelect(
                     v_if="twin_cameras.length",
                     v_model=("twin_camera",),
@@ -336,14 +626,18 @@ class TwinApp(TrameApp):
                     "{{ twin_view_mode }} · {{ twin_cells }} cells",
                     size="small", variant="tonal", color="secondary", classes="mx-2", prepend_icon="mdi-monitor",
                 )
+                panels.alert_button(self)
             with layout.drawer:
                 layout.drawer.color = "surface"
                 with html.Div(classes="pa-3", id="twin-layers"):
                     html.Div("Layers", classes="text-overline text-medium-emphasis mb-1")
                     self._layer_rows()
-            with layout.content, html.Div(classes="twin-view", id="twin-view"):
-                self._view_widget = self._make_view()
-                self._overlays()
+            panels.alerts_drawer(self)
+            with layout.content, html.Div(classes="twin-main", id="twin-main"):
+                with html.Div(classes="twin-view", id="twin-view"):
+                    self._view_widget = self._make_view()
+                    self._overlays()
+                panels.time_bar(self)
 
     def _layer_rows(self) -> None:
         with (
@@ -380,6 +674,7 @@ class TwinApp(TrameApp):
                     title=("layer.error",),
                 )
             html.Div("{{ layer.error }}", v_if="layer.error", classes="text-caption text-error pb-1")
+            panels.layer_live_chips()
             with html.Div(v_if="!layer.error", classes="d-flex align-center"):
                 v3.VIcon("mdi-circle-opacity", size="small", classes="mr-2 text-medium-emphasis")
                 v3.VSlider(
@@ -469,6 +764,32 @@ class TwinApp(TrameApp):
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _tick_seconds(value: float | None) -> float:
+    """The tick interval: the argument, else ``$TWIN_TICK_SECONDS``, else 5 s (at least 0.2 s)."""
+    if value is None:
+        text = os.environ.get(TICK_ENV, "").strip()
+        try:
+            value = float(text) if text else DEFAULT_TICK_SECONDS
+        except ValueError:
+            log.warning("%s=%r is not a number of seconds; using %g s", TICK_ENV, text, DEFAULT_TICK_SECONDS)
+            value = DEFAULT_TICK_SECONDS
+    if not math.isfinite(value) or value <= 0:
+        raise TwinError(f"tick interval {value!r} s must be a positive number of seconds")
+    return max(float(value), 0.2)
+
+
+def _replay_step(span_s: float) -> int:
+    """Slider step (s): about 1,500 positions over the replay span, rounded to a readable step."""
+    for step in (1, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
+        if span_s / step <= 1500:
+            return step
+    return 3600
+
+
 @contextmanager
 def _trame_argv() -> Iterator[None]:
     """Hide our own command line from trame's argument parser (``TRAME_ARGS`` still applies)."""

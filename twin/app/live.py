@@ -1,0 +1,277 @@
+"""What the app shows about live data: scene time, data age, alerts, events, help within reach.
+
+Pure functions from the model (scene, live layers, alert engine) to the small JSON-friendly
+dicts the browser app keeps in its shared state. Times are shown in Shanghai time (+08:00;
+no daylight saving since 1991, so a fixed offset needs no tz database).
+
+>>> import datetime as dt
+>>> fmt_datetime(dt.datetime(2026, 7, 1, 10, 15, tzinfo=dt.timezone.utc))
+'2026-07-01 18:15:00 +08:00'
+>>> fmt_age(dt.timedelta(seconds=75)), fmt_age(dt.timedelta(hours=2, minutes=5)), fmt_age(None)
+('1 min 15 s', '2 h 5 min', '—')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from twin.alerts.engine import Alert, AlertEngine, AlertEvent, AlertState
+from twin.alerts.nearby import resources_within
+from twin.alerts.rules import StaleRule
+from twin.errors import TwinError
+from twin.layer import Layer
+from twin.live import LiveLayer
+from twin.scene.model import Scene
+
+__all__ = [
+    "SHANGHAI",
+    "alert_rows",
+    "event_row",
+    "fly_to",
+    "fmt_age",
+    "fmt_clock",
+    "fmt_datetime",
+    "history_span",
+    "layer_live_info",
+    "live_layers",
+    "nearby_rows",
+    "resource_layer_ids",
+    "shows_labels",
+]
+
+log = logging.getLogger(__name__)
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8), "+08:00")
+DEFAULT_HISTORY = dt.timedelta(hours=1)
+SEVERITY_COLORS = {"critical": "#ef4444", "warning": "#f59e0b", "info": "#38bdf8"}
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+EVENT_COLORS = {"pending": "#f59e0b", "firing": "#ef4444", "resolved": "#22c55e", "cancelled": "#94a3b8", "acknowledged": "#38bdf8"}
+# units of the values that layer types report (a layer may also say so itself with a ``unit`` attribute)
+UNITS = {"flood_points": "cm"}
+
+
+# -- time ----------------------------------------------------------------------------------------
+def fmt_datetime(when: dt.datetime | None) -> str:
+    """``YYYY-MM-DD HH:MM:SS +08:00`` (empty for None)."""
+    return "" if when is None else when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S +08:00")
+
+
+def fmt_clock(when: dt.datetime | None) -> str:
+    """``HH:MM:SS +08:00`` (empty for None)."""
+    return "" if when is None else when.astimezone(SHANGHAI).strftime("%H:%M:%S +08:00")
+
+
+def fmt_age(age: dt.timedelta | float | None) -> str:
+    """A duration for people: ``8 s``, ``3 min 5 s``, ``2 h 5 min``; ``—`` for unknown."""
+    if age is None:
+        return "—"
+    seconds = age.total_seconds() if isinstance(age, dt.timedelta) else float(age)
+    if not math.isfinite(seconds):
+        return "—"
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s" if sec and minutes < 10 else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+# -- live layers ---------------------------------------------------------------------------------
+def live_layers(scene: Scene) -> list[Layer]:
+    """The scene's layers whose values change over time (they have a ``snapshot``)."""
+    return [layer for layer in scene.layers if isinstance(layer, LiveLayer)]
+
+
+def history_span(scene: Scene) -> dt.timedelta:
+    """How far back replay can go: the longest ``history`` of the live layers (default 1 h)."""
+    spans = [getattr(getattr(layer, "params", None), "history", None) for layer in live_layers(scene)]
+    spans = [s for s in spans if isinstance(s, dt.timedelta) and s.total_seconds() > 0]
+    return max(spans) if spans else DEFAULT_HISTORY
+
+
+def layer_live_info(layer: Layer, now: dt.datetime) -> dict[str, Any]:
+    """Data age and stale/error flags of one live layer, for its row in the layer list."""
+    health = getattr(layer, "health", None)
+    params = getattr(layer, "params", None)
+    stale_after = getattr(params, "stale_after", None)
+    if health is None:  # a live layer without a health record: nothing to judge
+        return {"age": "", "stale": False, "error": "", "tip": "", "color": ""}
+    age = health.data_age(now)
+    error = health.error or ""
+    stale = bool(error) or (isinstance(stale_after, dt.timedelta) and health.is_stale(now, stale_after))
+    if error:
+        tip = f"source failing since {fmt_clock(health.last_error)}: {error}"
+    elif age is None:
+        tip = "no data received yet"
+    elif stale:
+        tip = f"no new data for {fmt_age(age)} (stale after {fmt_age(stale_after)})"
+    else:
+        tip = f"last update {fmt_clock(health.last_success)}"
+    return {
+        "age": "no data yet" if age is None else f"data {fmt_age(age)} old",
+        "stale": stale,
+        "error": error,
+        "tip": tip,
+        "color": "error" if error else "warning",
+    }
+
+
+def shows_labels(layer: Layer, scene: Scene) -> bool:
+    """Whether a layer draws VTK text labels (which only the remote, server-rendered view shows).
+
+    True when its current visual has labels, or when it is a live layer configured to label
+    points (its labels may come and go with the data).
+    """
+    try:
+        if layer.visual(scene.frame).style.labels:
+            return True
+    except Exception as exc:  # noqa: BLE001  (a broken layer is reported by the view, not here)
+        log.debug("layer %s: no visual to inspect: %s", layer.id, exc)
+        return False
+    labels = getattr(getattr(layer, "params", None), "labels", None)
+    return isinstance(layer, LiveLayer) and isinstance(labels, str) and labels not in ("none", "")
+
+
+# -- alerts --------------------------------------------------------------------------------------
+def _unit(scene: Scene, layer_id: str) -> str:
+    try:
+        layer = scene[layer_id]
+    except KeyError:
+        return ""
+    unit = getattr(layer, "unit", None)
+    return str(unit) if unit else UNITS.get(getattr(layer, "type_name", ""), "")
+
+
+def _value_text(alert: Alert, rule: Any, unit: str) -> str:
+    if alert.value is None:
+        return "—"
+    if isinstance(rule, StaleRule):
+        return "no data" if not math.isfinite(alert.value) else f"no data {fmt_age(alert.value)}"
+    text = f"{alert.value:.0f}" if unit else f"{alert.value:.4g}"
+    return f"{text} {unit}".strip()
+
+
+def alert_rows(engine: AlertEngine, scene: Scene, now: dt.datetime, limit: int = 50) -> list[dict[str, Any]]:
+    """Open alerts, firing first, then pending; most severe and oldest first within each."""
+    rules = {rule.id: rule for rule in scene.alerts}
+    alerts = sorted(
+        engine.active(),
+        key=lambda a: (a.state is not AlertState.FIRING, SEVERITY_RANK.get(a.severity, 9), a.since, a.id),
+    )
+    rows = []
+    for alert in alerts[:limit]:
+        rule = rules.get(alert.rule_id)
+        unit = _unit(scene, alert.layer_id)
+        where = alert.lon is not None and alert.lat is not None and math.isfinite(alert.lon) and math.isfinite(alert.lat)
+        peak = "" if alert.peak is None or isinstance(rule, StaleRule) or alert.peak == alert.value else f"peak {alert.peak:.0f} {unit}".strip()
+        rows.append(
+            {
+                "id": alert.id,
+                "severity": alert.severity,
+                "color": SEVERITY_COLORS.get(alert.severity, "#94a3b8"),
+                "title": alert.title,
+                "name": alert.name or "",
+                "key": alert.key,
+                "layer": alert.layer_id,
+                "value": _value_text(alert, rule, unit),
+                "number": None if alert.value is None or not math.isfinite(alert.value) else round(alert.value, 3),
+                "peak": peak,
+                "since": fmt_clock(alert.since),
+                "duration": fmt_age(now - alert.since),
+                "state": alert.state.value,
+                "acknowledged": alert.acknowledged,
+                "acknowledged_by": alert.acknowledged_by or "",
+                "can_fly": where,
+            }
+        )
+    return rows
+
+
+def event_row(event: AlertEvent, serial: int, scene: Scene | None = None) -> dict[str, Any]:
+    """One line of the event log."""
+    alert = event.alert
+    value = alert.get("value")
+    rule = next((r for r in scene.alerts if r.id == alert.get("rule_id")), None) if scene is not None else None
+    unit = _unit(scene, str(alert.get("layer_id"))) if scene is not None else ""
+    if value is None or not isinstance(value, (int, float)):
+        text = ""
+    elif isinstance(rule, StaleRule):
+        text = f"no data {fmt_age(value)}" if math.isfinite(value) else "no data"
+    else:
+        text = f"{value:.0f} {unit}".strip() if unit else f"{value:.4g}"
+    return {
+        "n": serial,
+        "at": fmt_clock(event.at),
+        "kind": event.kind,
+        "color": EVENT_COLORS.get(event.kind, "#94a3b8"),
+        "title": str(alert.get("title") or alert.get("rule_id") or ""),
+        "name": str(alert.get("name") or alert.get("key") or ""),
+        "value": text,
+    }
+
+
+# -- camera and help within reach -----------------------------------------------------------------
+def fly_to(camera: Any, target: Sequence[float], distance: float = 800.0) -> None:
+    """Point a VTK camera at ``target`` from ``distance`` metres, keeping its viewing direction."""
+    position = np.asarray(camera.GetPosition(), dtype=np.float64)
+    focal = np.asarray(camera.GetFocalPoint(), dtype=np.float64)
+    direction = focal - position
+    length = float(np.linalg.norm(direction))
+    if not math.isfinite(length) or length < 1e-6:
+        direction, length = np.array([0.0, 0.6, -0.8]), 1.0
+    direction /= length
+    goal = np.asarray(target, dtype=np.float64)
+    camera.SetFocalPoint(*goal)
+    camera.SetPosition(*(goal - direction * distance))
+    camera.OrthogonalizeViewUp()
+
+
+def resource_layer_ids(scene: Scene, names: Iterable[str] | None) -> list[str]:
+    """Ids of the layers named (by id or title) in ``names``, plus a layer with id ``resources``."""
+    ids: list[str] = []
+    for name in names or ():
+        match = next((layer.id for layer in scene.layers if name in (layer.id, layer.title)), None)
+        if match is None:
+            log.warning("resource layer %r is not in scene %r", name, scene.name)
+        elif match not in ids:
+            ids.append(match)
+    if "resources" not in ids and any(layer.id == "resources" for layer in scene.layers):
+        ids.append("resources")
+    return ids
+
+
+def nearby_rows(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0, limit: int = 12) -> list[dict[str, Any]]:
+    """Resources within ``radius_m`` of (lon, lat), nearest first (layers that fail are skipped)."""
+    data = {}
+    for layer_id in layer_ids:
+        try:
+            data[layer_id] = scene[layer_id].data()
+        except (KeyError, TwinError) as exc:
+            log.warning("resource layer %s: %s", layer_id, exc)
+    if not data:
+        return []
+    found = resources_within(lon, lat, data, radius_m=radius_m)
+    titles = {layer.id: layer.title for layer in scene.layers}
+    rows = []
+    for _, row in found.head(limit).iterrows():
+        name = row.get("name")
+        kind = row.get("kind")
+        rows.append(
+            {
+                "layer": titles.get(str(row["layer"]), str(row["layer"])),
+                "name": f"#{int(row['feature'])}" if name is None or (isinstance(name, float) and math.isnan(name)) else str(name),
+                "kind": "" if kind is None or (isinstance(kind, float) and math.isnan(kind)) else str(kind),
+                "distance": f"{float(row['distance_m']):,.0f} m",
+            }
+        )
+    return rows
