@@ -17,6 +17,7 @@ recomputes colours (deck.gl's ``updateTriggers``).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from numpy.typing import NDArray
 from twin.errors import LayerDataError, SourceError
 from twin.geo.crs import WGS84
 from twin.geo.frame import Frame
+from twin.live import SourceHealth
 from twin.params import PluginParams, validate_params
 from twin.source import BBox, Source
 from twin.style import Legend
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     import pyvista as pv
 
 __all__ = ["Label", "Layer", "LayerParams", "LayerStyle", "LayerVisual", "source_from_spec"]
+
+log = logging.getLogger(__name__)
 
 _LAYER_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -79,6 +83,7 @@ class LayerVisual:
     lighting: bool = True
     geometry_version: int = 0
     style_version: int = 0
+    points_version: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,9 +159,12 @@ class Layer(ABC):
         self.source: Source | None = _MemorySource(data) if data is not None else (source_from_spec(source) if source is not None else None)
         self.params = validate_params(self.Params, params, where=f"layer {id!r} ({self.type_name})")
         self._data: gpd.GeoDataFrame | None = None
+        self.health = SourceHealth()
+        """How the layer's source is doing (last success, last error): the app's stale badge."""
         self._geometry: tuple[Frame, int, pv.PolyData] | None = None
         self._geometry_version = 0
         self._style_version = 0
+        self._points_version = 0
 
     # -- data ----------------------------------------------------------------------------
     def data(self) -> gpd.GeoDataFrame:
@@ -165,6 +173,7 @@ class Layer(ABC):
             if self.source is None:
                 raise SourceError(f"layer {self.id!r} has no source")
             data = self.source.read()
+            self.health.last_success = dt.datetime.now(dt.timezone.utc)
             if data.crs is not None and not data.crs.equals(WGS84.proj, ignore_axis_order=True):
                 raise SourceError(f"{self.source.describe()} returned data in {data.crs.name}, not EPSG:4326")
             self._data = data
@@ -182,9 +191,33 @@ class Layer(ABC):
             self._geometry_version += 1
         self._style_version += 1
 
+    def touch_points(self) -> None:
+        """The mesh's point coordinates were changed in place (same topology): views re-upload only them."""
+        self._points_version += 1
+
     # -- time ----------------------------------------------------------------------------
     def refresh(self, now: dt.datetime) -> None:
-        """Fetch new data up to ``now`` (live layers); static layers have nothing to do."""
+        """Re-read a polled source (one whose params have a ``poll_interval``) when it is due.
+
+        A failed read keeps the last good data and records the error in :attr:`health`.
+        """
+        interval = getattr(getattr(self.source, "params", None), "poll_interval", None)
+        if interval is None or self._data is None:
+            return
+        if self.health.last_success is not None and now - self.health.last_success < interval:
+            return
+        assert self.source is not None
+        try:
+            data = self.source.read()
+        except Exception as exc:  # the wall keeps what it shows
+            self.health.last_error = now
+            self.health.error = str(exc)
+            log.warning("layer %s: refresh failed: %s", self.id, exc)
+            return
+        self._data = data
+        self.health.last_success = now
+        self.health.error = None
+        self.invalidate()
 
     def set_time(self, now: dt.datetime) -> None:
         """Show the scene at time ``now`` (live layers pick their window; static layers ignore it)."""
@@ -243,6 +276,7 @@ class Layer(ABC):
             opacity=self.opacity,
             geometry_version=self._geometry_version,
             style_version=self._style_version,
+            points_version=self._points_version,
             **self.visual_options(),
         )
 

@@ -14,13 +14,33 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pandas as pd
 
-__all__ = ["LiveLayer", "LiveSnapshot", "SNAPSHOT_COLUMNS"]
+if TYPE_CHECKING:
+    from twin.readings import IngestReport
+
+__all__ = ["LiveLayer", "LiveSnapshot", "SNAPSHOT_COLUMNS", "SourceHealth"]
 
 SNAPSHOT_COLUMNS = ("value", "lon", "lat", "time")
+
+
+@dataclass
+class SourceHealth:
+    """How a live layer's source is doing."""
+
+    last_success: dt.datetime | None = None
+    last_error: dt.datetime | None = None
+    error: str | None = None
+    last_report: IngestReport | None = None
+
+    def data_age(self, now: dt.datetime) -> dt.timedelta | None:
+        return None if self.last_success is None else now - self.last_success
+
+    def is_stale(self, now: dt.datetime, max_age: dt.timedelta) -> bool:
+        age = self.data_age(now)
+        return age is None or age > max_age
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -17,29 +16,12 @@ from twin.alerts.rules import parse_duration
 from twin.errors import LayerDataError
 from twin.layer import Layer, LayerParams
 from twin.live import LiveSnapshot
-from twin.readings import IngestReport, ReadingsBuffer
+from twin.readings import ReadingsBuffer
 from twin.source import ReadingsSource
 
-__all__ = ["ReadingsLayer", "ReadingsParams", "SourceHealth"]
+__all__ = ["ReadingsLayer", "ReadingsParams"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SourceHealth:
-    """How a live layer's source is doing."""
-
-    last_success: dt.datetime | None = None
-    last_error: dt.datetime | None = None
-    error: str | None = None
-    last_report: IngestReport | None = None
-
-    def data_age(self, now: dt.datetime) -> dt.timedelta | None:
-        return None if self.last_success is None else now - self.last_success
-
-    def is_stale(self, now: dt.datetime, max_age: dt.timedelta) -> bool:
-        age = self.data_age(now)
-        return age is None or age > max_age
 
 
 class ReadingsParams(LayerParams):
@@ -61,7 +43,6 @@ class ReadingsLayer(Layer):
         if self.source is not None and not isinstance(self.source, ReadingsSource):
             raise LayerDataError(f"layer {id!r} needs a source of readings; {self.source.describe()} gives features")
         self.buffer = ReadingsBuffer(self.params.history, min_value=self.min_value)
-        self.health = SourceHealth()
         self.now: dt.datetime | None = None
         self._pulled_until: dt.datetime | None = None
 
