@@ -67,6 +67,8 @@ class LayerStyle:
     color: tuple[int, int, int, int] = (200, 200, 200, 255)
     legend: Legend | None = None
     labels: tuple[Label, ...] = ()
+    texture: NDArray[np.uint8] | None = None
+    """An (height, width, 3 or 4) image draped with the mesh's point data ``tcoords`` (base maps)."""
 
 
 @dataclass

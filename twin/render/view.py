@@ -33,7 +33,7 @@ from twin.scene.model import Scene
 from twin.style import Legend, to_rgba8
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkLookupTable
-from vtkmodules.vtkCommonDataModel import vtkPolyData
+from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
 from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
@@ -44,6 +44,7 @@ from vtkmodules.vtkRenderingCore import (
     vtkRenderWindow,
     vtkTextActor,
     vtkTextProperty,
+    vtkTexture,
     vtkWindowToImageFilter,
 )
 
@@ -68,6 +69,7 @@ class _Drawn:
     polydata: vtkPolyData
     geometry_version: int = -1
     style_version: int = -1
+    points_version: int = -1
     legend: Legend | None = None
     n_cells: int = 0
     labels: list[vtkBillboardTextActor3D] = field(default_factory=list)
@@ -149,6 +151,12 @@ class SceneView:
             drawn.geometry_version = visual.geometry_version
             drawn.n_cells = visual.mesh.n_cells
             drawn.style_version = -1
+        if drawn.points_version != visual.points_version:
+            points = drawn.polydata.GetPoints()  # shared with the layer's mesh, changed in place
+            if points is not None:
+                points.Modified()
+            drawn.polydata.Modified()
+            drawn.points_version = visual.points_version
         if drawn.style_version != visual.style_version:
             self._apply_colors(drawn, visual)
             self._apply_labels(drawn, visual)
@@ -175,6 +183,14 @@ class SceneView:
 
     def _apply_colors(self, drawn: _Drawn, visual: LayerVisual) -> None:
         mapper = drawn.actor.GetMapper()
+        texture = visual.style.texture
+        if texture is not None and drawn.polydata.GetPointData().GetArray("tcoords") is not None:
+            drawn.polydata.GetPointData().SetActiveTCoords("tcoords")
+            drawn.actor.SetTexture(_vtk_texture(texture))
+            drawn.actor.GetProperty().SetColor(1.0, 1.0, 1.0)
+            mapper.ScalarVisibilityOff()
+            return
+        drawn.actor.SetTexture(None)
         colors = visual.style.colors
         cell_data = drawn.polydata.GetCellData()
         if colors is None or len(colors) != drawn.n_cells:
@@ -406,6 +422,22 @@ class SceneView:
 
     def close(self) -> None:
         self.window.Finalize()
+
+
+def _vtk_texture(image: NDArray[np.uint8]) -> vtkTexture:
+    """A VTK texture from an (h, w, 3|4) uint8 image whose first row is the top."""
+    height, width, channels = image.shape
+    data = vtkImageData()
+    data.SetDimensions(width, height, 1)
+    pixels = numpy_to_vtk(np.ascontiguousarray(image[::-1].reshape(-1, channels)), deep=True)
+    pixels.SetNumberOfComponents(channels)
+    data.GetPointData().SetScalars(pixels)
+    texture = vtkTexture()
+    texture.SetInputData(data)
+    texture.InterpolateOn()
+    texture.MipmapOn()
+    texture.SetColorModeToDirectScalars()
+    return texture
 
 
 def _lookup_table(legend: Legend) -> vtkLookupTable:
