@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(libegl1 libgl1-mesa-dri libglx-mesa0 fonts-noto-cjk chromium)
+DEBIAN_PACKAGES=(libegl1 libgl1-mesa-dri libglx-mesa0 fonts-noto-cjk chromium mapserver-bin)
 PYTHON=${PYTHON:-python3}
 
 missing=()
@@ -22,7 +22,7 @@ if ((${#missing[@]})); then
 fi
 
 stamp=.venv/.twin-installed
-want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml examples/twin-plugin-example/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
@@ -31,6 +31,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing twin and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
+  # the example third-party plugin: tests prove it is found through its entry point alone
+  .venv/bin/python -m pip install -q --no-deps -e examples/twin-plugin-example
   echo "$want" > "$stamp"
 fi
 echo "setup: ready"

@@ -1,0 +1,1 @@
+"""An example third-party twin plugin package (see docs/plugins.md)."""
