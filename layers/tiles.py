@@ -97,7 +97,7 @@ from twin.geo.chinese import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
-from twin.httpclient import HttpClient, HttpParams, _Validator, redact_url
+from twin.httpclient import HttpClient, HttpParams, redact_url
 from twin.source import BBox, Source
 
 __all__ = [
@@ -459,19 +459,11 @@ class TileSource(Source):
         url, query = self.tile_request(z, x, y)
         if self.params.url_key_env:
             query = {**query, self.params.url_key_param: os.environ.get(self.params.url_key_env, "")}
-        client = self.client
-        full = requests.Request("GET", url, params=query).prepare().url or url
-        conditional = cached is not None and bool(cached.etag or cached.last_modified)
-        if conditional:
-            assert cached is not None
-            # seed the client's validator so that it sends If-None-Match / If-Modified-Since
-            client._validators[full] = _Validator(cached.etag, cached.last_modified, cached.body)
+        known = (cached.etag, cached.last_modified, cached.body) if cached is not None and (cached.etag or cached.last_modified) else None
         try:
-            result = client.get(url, query, accept=self._accept(), conditional=conditional)
+            result = self.client.get(url, query, accept=self._accept(), conditional=False, known=known)
         except SourceError as exc:
             raise SourceError(self._scrub(str(exc))) from None
-        finally:
-            client._validators.pop(full, None)  # the disk cache keeps validators, not memory
         now = time.time()
         if result.not_modified and cached is not None:
             etag = result.headers.get("ETag") or cached.etag

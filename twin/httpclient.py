@@ -147,12 +147,28 @@ class HttpClient:
             raise SourceError(f"{self.name}: environment variable {variable} (a credential named in the scene) is not set")
         return value
 
-    def get(self, url: str, params: Mapping[str, Any] | None = None, *, accept: str = "application/json", conditional: bool = True) -> HttpResult:
-        """GET ``url`` (with ``params``); retries transient failures; raises SourceError naming the source and URL."""
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        accept: str = "application/json",
+        conditional: bool = True,
+        known: tuple[str | None, str | None, bytes] | None = None,
+    ) -> HttpResult:
+        """GET ``url`` (with ``params``); retries transient failures; raises SourceError naming the source and URL.
+
+        ``known`` = (ETag, Last-Modified, body) of a copy the caller keeps (e.g. on disk): the
+        request is conditional on it, and a 304 returns that body.
+        """
         full = requests.Request("GET", url, params=dict(params or {})).prepare().url or url
         shown = redact_url(full)
         headers = {"Accept": accept, "User-Agent": "twin", **self.params.headers, **self._secret_headers()}
-        cached = self._validators.get(full) if conditional else None
+        if known is not None:
+            cached: _Validator | None = _Validator(known[0], known[1], known[2])
+            conditional = False  # the caller keeps the copy: do not keep another in memory
+        else:
+            cached = self._validators.get(full) if conditional else None
         if cached is not None:
             if cached.etag:
                 headers["If-None-Match"] = cached.etag
