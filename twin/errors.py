@@ -42,7 +42,14 @@ class PluginError(TwinError, LookupError):
 
 
 class SourceError(TwinError, RuntimeError):
-    """A data source that cannot deliver: missing file, unreadable data, server failure."""
+    """A data source that cannot deliver: missing file, unreadable data, server failure.
+
+    ``status`` is the HTTP status when a server answered with an error, else None.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class LayerDataError(TwinError, ValueError):

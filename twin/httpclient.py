@@ -40,6 +40,7 @@ _SECRET_WORDS = ("token", "key", "password", "secret", "auth", "signature", "sig
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _HOST_LIMITS: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _HOST_LOCK = threading.Lock()
+_MAX_VALIDATORS = 256
 
 
 class HttpParams(SourceParams):
@@ -118,11 +119,21 @@ class HttpClient:
     def __init__(self, params: HttpParams, *, name: str, sleep: Any = time.sleep) -> None:
         self.params = params
         self.name = name
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxies from the environment: the one-map service is local
+        self._local = threading.local()  # one requests.Session per thread (sessions are not thread-safe)
+        self._sessions: list[requests.Session] = []
         self._validators: dict[str, _Validator] = {}
         self._sleep = sleep
         self.requests_made = 0
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies from the environment: the one-map service is local
+            self._local.session = session
+            self._sessions.append(session)
+        return session
 
     def _secret_headers(self) -> dict[str, str]:
         p = self.params
@@ -163,7 +174,9 @@ class HttpClient:
         """
         full = requests.Request("GET", url, params=dict(params or {})).prepare().url or url
         shown = redact_url(full)
-        headers = {"Accept": accept, "User-Agent": "twin", **self.params.headers, **self._secret_headers()}
+        same_host = urlsplit(full).netloc == urlsplit(self.params.url).netloc
+        secrets = self._secret_headers() if same_host else {}  # never hand credentials to another host
+        headers = {"Accept": accept, "User-Agent": "twin", **self.params.headers, **secrets}
         if known is not None:
             cached: _Validator | None = _Validator(known[0], known[1], known[2])
             conditional = False  # the caller keeps the copy: do not keep another in memory
@@ -174,7 +187,7 @@ class HttpClient:
                 headers["If-None-Match"] = cached.etag
             if cached.last_modified:
                 headers["If-Modified-Since"] = cached.last_modified
-        auth = self._auth()
+        auth = self._auth() if same_host else None
         attempts = self.params.retries + 1
         last_problem = ""
         for attempt in range(attempts):
@@ -188,6 +201,9 @@ class HttpClient:
                     body = response.content
             except requests.Timeout:
                 last_problem = f"no answer within {self.params.timeout:g} s"
+                continue
+            except requests.exceptions.ChunkedEncodingError:
+                last_problem = "connection closed mid-body (truncated response)"
                 continue
             except requests.ConnectionError as exc:
                 last_problem = f"cannot connect ({type(exc).__name__})"
@@ -203,12 +219,17 @@ class HttpClient:
                     self._sleep(min(float(retry_after), 30.0))
                 continue
             if response.status_code >= 400:
-                raise SourceError(f"{self.name}: GET {shown}: HTTP {response.status_code} {response.reason}")
+                detail = " ".join(body[:300].decode("utf-8", "replace").split())
+                raise SourceError(f"{self.name}: GET {shown}: HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else ""), status=response.status_code)
             etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
             if conditional and (etag or modified):
+                self._validators.pop(full, None)
                 self._validators[full] = _Validator(etag, modified, body, dict(response.headers))
+                while len(self._validators) > _MAX_VALIDATORS:  # oldest first: a bounded memory
+                    self._validators.pop(next(iter(self._validators)))
             return HttpResult(shown, response.status_code, body, response.headers)
-        raise SourceError(f"{self.name}: GET {shown}: {last_problem} (after {attempts} attempt{'s' if attempts > 1 else ''})")
+        status = int(last_problem[5:8]) if last_problem.startswith("HTTP ") else None
+        raise SourceError(f"{self.name}: GET {shown}: {last_problem} (after {attempts} attempt{'s' if attempts > 1 else ''})", status=status)
 
     def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, conditional: bool = True) -> tuple[Any, HttpResult]:
         """GET and parse JSON; malformed JSON is a SourceError naming the URL."""
@@ -219,4 +240,6 @@ class HttpClient:
             raise SourceError(f"{self.name}: GET {result.url}: malformed JSON ({exc})") from None
 
     def close(self) -> None:
-        self._session.close()
+        for session in self._sessions:
+            session.close()
+        self._sessions.clear()
