@@ -208,7 +208,7 @@ def parse_interval(text: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]
     return lo, hi
 
 
-def _iso_z(stamp: pd.Timestamp) -> str:
+def iso_z(stamp: pd.Timestamp) -> str:
     """RFC 3339 in UTC with Z (whole seconds unless there is a fraction): servers that compare
     strings (pygeoapi's TinyDB provider) then see the same form as their stored data."""
     utc = stamp.tz_convert("UTC")
@@ -218,8 +218,8 @@ def _iso_z(stamp: pd.Timestamp) -> str:
 
 def _interval_param(lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> str:
     if lo is not None and hi is not None and lo == hi:
-        return _iso_z(lo)
-    return f"{'..' if lo is None else _iso_z(lo)}/{'..' if hi is None else _iso_z(hi)}"
+        return iso_z(lo)
+    return f"{'..' if lo is None else iso_z(lo)}/{'..' if hi is None else iso_z(hi)}"
 
 
 def to_utc_times(values: Iterable[Any] | pd.Series, time_zone: str) -> pd.Series:

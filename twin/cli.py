@@ -95,13 +95,9 @@ def list_layers() -> None:
 
 
 def _serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool) -> None:
-    from twin.app.server import TwinApp
     from twin.scene.model import Scene
 
-    scene = Scene.from_file(scene_file)
-    app = TwinApp(scene, view_mode=view)
-    click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ (Ctrl+C stops)")
-    app.start(host=host, port=port, open_browser=open_browser)
+    _show(Scene.from_file(scene_file), None, host, port, view, open_browser)
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
@@ -128,17 +124,46 @@ def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool)
 @_view
 @_browser
 @click.option("--render", "render_to", type=click.Path(path_type=Path), default=None, help="Render the demo to this PNG instead of serving it.")
-def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | None) -> None:
-    """Show the demo district (generated on first run, then cached)."""
+@click.option("--offline", is_flag=True, help="Read the generated data directly instead of through the local one-map server.")
+def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | None, offline: bool) -> None:
+    """Show the demo district, pulled from a local one-map server (pygeoapi on 127.0.0.1).
+
+    The district is generated on first run (then cached); a simulator feeds live flood readings
+    into the server, and the viewer reads everything through the production source plugins.
+    """
+    import yaml
+
+    from twin.scene.model import Scene
+
     if not DEMO_SCENE.exists():
         raise TwinError(f"demo scene {DEMO_SCENE} is missing from this installation")
-    if render_to is not None:
-        from twin.scene.model import Scene
+    if offline:
+        scene = Scene.from_file(DEMO_SCENE)
+        _show(scene, render_to, host, port, view, open_browser)
+        return
+    from twin.demo.onemap import OneMapDemo, route_through
 
-        path = Scene.from_file(DEMO_SCENE).screenshot(render_to, size=(1920, 1080))
+    click.echo("twin: starting the local one-map server (pygeoapi) ...")
+    with OneMapDemo() as onemap:
+        click.echo(f"twin: one-map server at {onemap.url}")
+        data = yaml.safe_load(DEMO_SCENE.read_text(encoding="utf-8"))
+        if render_to is None:
+            data.pop("time", None)  # served live: follow the clock
+        scene = Scene.from_dict(route_through(data, onemap.url), file=str(DEMO_SCENE), base_dir=DEMO_SCENE.parent)
+        _show(scene, render_to, host, port, view, open_browser)
+    click.echo("twin: one-map server stopped")
+
+
+def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, open_browser: bool) -> None:
+    if render_to is not None:
+        path = scene.screenshot(render_to, size=(1920, 1080))
         click.echo(f"wrote {path}")
         return
-    _serve(DEMO_SCENE, host, port, view, open_browser)
+    from twin.app.server import TwinApp
+
+    app = TwinApp(scene, view_mode=view)
+    click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ (Ctrl+C stops)")
+    app.start(host=host, port=port, open_browser=open_browser)
 
 
 def main(argv: list[str] | None = None) -> int:

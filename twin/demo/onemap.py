@@ -32,7 +32,7 @@ import yaml
 from twin.demo.district import cached_district
 from twin.errors import TwinError
 
-__all__ = ["COLLECTIONS", "OneMapDemo"]
+__all__ = ["COLLECTIONS", "OneMapDemo", "route_through"]
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,17 @@ def _console_script(name: str) -> str:
 class OneMapDemo:
     """pygeoapi on 127.0.0.1 with the demo district and live flood readings."""
 
-    def __init__(self, *, seed: int = 0, port: int | None = None, feed_seconds: float = 10.0, history: dt.timedelta = dt.timedelta(hours=1)) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        n_buildings: int = 30_000,
+        port: int | None = None,
+        feed_seconds: float = 10.0,
+        history: dt.timedelta = dt.timedelta(hours=1),
+    ) -> None:
         self.seed = seed
+        self.n_buildings = n_buildings
         self.port = port or _free_port()
         self.feed_seconds = feed_seconds
         self.history = history
@@ -77,7 +86,7 @@ class OneMapDemo:
 
     # -- data and configuration ----------------------------------------------------------
     def _write_collections(self) -> dict[str, Any]:
-        district = cached_district(seed=self.seed)
+        district = cached_district(seed=self.seed, n_buildings=self.n_buildings)
         resources: dict[str, Any] = {}
         for name in COLLECTIONS:
             frame = getattr(district, name).copy()
@@ -205,3 +214,27 @@ class OneMapDemo:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def route_through(scene: dict[str, Any], url: str) -> dict[str, Any]:
+    """Scene-file data with every demo source replaced by the one-map service at ``url``.
+
+    ``demo`` sources become ``ogcapi`` collections; the ``flood_sim`` simulator becomes the
+    ``ogcapi_readings`` collection the feeder writes. Other sources are left as they are.
+    """
+    routed = json.loads(json.dumps(scene, default=str))
+
+    def features(spec: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "ogcapi", "url": url, "collection": spec["dataset"], "limit": 10_000}
+
+    for layer in routed.get("layers", []):
+        source = layer.get("source") or {}
+        if source.get("type") == "demo":
+            layer["source"] = features(source)
+        elif source.get("type") == "flood_sim":
+            layer["source"] = {"type": "ogcapi_readings", "url": url, "collection": READINGS, "limit": 10_000,
+                               "time_property": "time", "value_property": "value", "sensor_property": "sensor_id"}
+        stations = layer.get("stations")
+        if isinstance(stations, dict) and stations.get("type") == "demo":
+            layer["stations"] = features(stations)
+    return routed
