@@ -147,8 +147,7 @@ def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | 
     with OneMapDemo() as onemap:
         click.echo(f"twin: one-map server at {onemap.url}")
         data = yaml.safe_load(DEMO_SCENE.read_text(encoding="utf-8"))
-        if render_to is None:
-            data.pop("time", None)  # served live: follow the clock
+        data.pop("time", None)  # the feeder writes readings as of now: show now
         scene = Scene.from_dict(route_through(data, onemap.url), file=str(DEMO_SCENE), base_dir=DEMO_SCENE.parent)
         _show(scene, render_to, host, port, view, open_browser)
     click.echo("twin: one-map server stopped")
