@@ -1,4 +1,5 @@
-"""Files as a source: GeoJSON, GeoPackage, GeoParquet, and CSV with lon/lat columns.
+"""Files as sources: features (GeoJSON, GeoPackage, GeoParquet, CSV with lon/lat columns), and
+time-stamped readings from the same kinds of file (``file_readings``).
 
 Scene file::
 
@@ -10,6 +11,7 @@ paths are read relative to the scene file.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,9 @@ from pydantic import Field, field_validator
 
 from twin.errors import CRSError, SourceError
 from twin.geo.crs import WGS84, geometries_to_wgs84, parse_crs
-from twin.source import BBox, Source, SourceParams
+from twin.source import BBox, ReadingsSource, Source, SourceParams
 
-__all__ = ["FileSource"]
+__all__ = ["FileReadingsSource", "FileSource"]
 
 _VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb"}
 _PARQUET_SUFFIXES = {".parquet", ".geoparquet"}
@@ -116,3 +118,56 @@ class FileSource(Source):
         geo = parse_crs(crs)
         geometry = geometries_to_wgs84(data.geometry.to_numpy(), geo)
         return gpd.GeoDataFrame(data.drop(columns=data.geometry.name), geometry=geometry, crs=WGS84.proj)
+
+
+class FileReadingsParams(FileSourceParams):
+    time: str = Field("time", description="column with the reading's time (ISO 8601; naive times are read in time_zone)")
+    value: str | None = Field(None, description="column with the value (default: each row counts 1)")
+    sensor: str | None = Field(None, description="column with the sensor id (default: one per row)")
+    time_zone: str = Field("Asia/Shanghai", description="time zone of naive times in the file")
+
+
+class FileReadingsSource(ReadingsSource):
+    """Time-stamped point readings from a CSV, GeoJSON, GeoPackage or GeoParquet file."""
+
+    type_name = "file_readings"
+    Params = FileReadingsParams
+    params: FileReadingsParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._features = FileSource(**{k: getattr(self.params, k) for k in FileSourceParams.model_fields})
+        self._table: pd.DataFrame | None = None
+
+    def bind_base_dir(self, base_dir: Path) -> None:
+        self._features.bind_base_dir(base_dir)
+
+    def describe(self) -> str:
+        return f"file readings {str(self._features.resolved_path)!r}"
+
+    def _all(self) -> pd.DataFrame:
+        if self._table is None:
+            data = self._features.read()
+            p = self.params
+            missing = [c for c in (p.time, p.value, p.sensor) if c is not None and c not in data.columns]
+            if missing:
+                raise SourceError(f"{self.describe()}: no column {', '.join(map(repr, missing))}; columns: {', '.join(map(str, data.columns))}")
+            times = pd.to_datetime(data[p.time], errors="coerce", format="mixed")
+            if times.dt.tz is None:
+                times = times.dt.tz_localize(p.time_zone, ambiguous="NaT", nonexistent="NaT")
+            self._table = pd.DataFrame(
+                {
+                    "sensor_id": data[p.sensor].astype(str).to_numpy() if p.sensor else np.arange(len(data)).astype(str),
+                    "lon": data.geometry.x.to_numpy(),
+                    "lat": data.geometry.y.to_numpy(),
+                    "time": times.dt.tz_convert("UTC").to_numpy(),
+                    "value": pd.to_numeric(data[p.value], errors="coerce").to_numpy() if p.value else 1.0,
+                }
+            )
+            self._table["time"] = pd.to_datetime(self._table["time"], utc=True)
+        return self._table
+
+    def readings(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        table = self._all()
+        times = table["time"]
+        return table[((times > pd.Timestamp(start)) & (times <= pd.Timestamp(end))) | times.isna()]

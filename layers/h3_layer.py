@@ -1,0 +1,317 @@
+"""Live H3 layer: point readings aggregated per H3 cell over a sliding time window.
+
+Cells are drawn as flat hexagons draped on the ground or as prisms whose height follows the
+value, coloured by a colormap or by named threshold levels (e.g. 正常 / 较高 / 高风险). A tick
+with new readings over the same cells only rewrites heights and colours (the mesh's topology,
+and so its connectivity arrays, stay as they are); new cells append to the mesh without
+recomputing the others. Cells with no readings left in the window fade (for ``fade``) or
+disappear, as configured. Setting the scene time to a past moment shows that window (replay).
+
+Scene file::
+
+    - id: crowd
+      type: h3
+      source: {type: crowd_sim}
+      resolution: 9
+      aggregate: count
+      window: 5m
+      levels:
+        - {at: 0, label: 正常, color: "#2ecc71"}
+        - {at: 150, label: 较高, color: "#ffb300"}
+        - {at: 300, label: 高风险, color: "#ff3b30"}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyvista as pv
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from twin.alerts.rules import parse_duration
+from twin.geo.frame import Frame
+from twin.h3 import cell_centers, cells_to_boundaries, points_to_cells
+from twin.layer import LayerStyle
+from twin.live import LiveSnapshot
+from twin.live_layer import ReadingsLayer, ReadingsParams
+from twin.readings import ReadingsBuffer
+from twin.style import Legend, LegendEntry, continuous_colors, to_rgba8, validate_color, validate_colormap
+
+__all__ = ["H3Layer", "Level"]
+
+ACTIVE, FADED, HIDDEN = 0, 1, 2
+
+
+class Level(BaseModel):
+    """A named level: values >= ``at`` (up to the next level) take this label and colour."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at: float
+    label: str
+    color: str
+
+    _color = field_validator("color")(classmethod(lambda cls, v: validate_color(v)))
+
+
+class H3Params(ReadingsParams):
+    history: dt.timedelta = Field(dt.timedelta(hours=1), description="how much history to keep for replay, e.g. 2h")
+    resolution: int = Field(9, ge=7, le=12, description="H3 resolution (7 coarse ... 12 fine)")
+    aggregate: Literal["count", "sum", "mean", "max"] = Field("count", description="how readings in a cell combine")
+    window: dt.timedelta = Field(dt.timedelta(minutes=5), description="sliding time window, e.g. 5m")
+    shape: Literal["flat", "prism"] = Field("prism", description="flat hexagons on the ground, or prisms with height by value")
+    height_scale: float = Field(1.0, gt=0, description="prism height in metres per unit of value")
+    max_height: float = Field(600.0, gt=0, description="cap on prism height in metres")
+    colormap: str = Field("YlOrRd", description="colormap when no levels are given")
+    clim: tuple[float, float] | None = Field(None, description="value range of the colormap (default: data 2-98 %)")
+    levels: list[Level] | None = Field(None, description="threshold levels, ascending by 'at', each with a label and colour")
+    expired: Literal["fade", "hide"] = Field("fade", description="cells with no readings left in the window: fade, or disappear")
+    fade: dt.timedelta = Field(dt.timedelta(minutes=10), description="how long an expired cell stays faded before it disappears")
+    faded_color: str = Field("#59606b", description="colour of faded cells")
+    elevation: float = Field(0.5, description="height of the cells' base above the ground in metres")
+    show_above: float | None = Field(None, description="draw only cells whose value reaches this (keeps quiet areas clear)")
+
+    _window_durations = field_validator("history", "window", "fade", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
+    _cmap = field_validator("colormap")(classmethod(lambda cls, v: validate_colormap(v)))
+    _faded = field_validator("faded_color")(classmethod(lambda cls, v: validate_color(v)))
+
+    @model_validator(mode="after")
+    def _ascending(self) -> H3Params:
+        if self.levels is not None:
+            if not self.levels:
+                raise ValueError("levels, when given, needs at least one level")
+            ats = [level.at for level in self.levels]
+            if ats != sorted(ats) or len(set(ats)) != len(ats):
+                raise ValueError(f"levels must be in ascending order of 'at', got {ats}")
+        return self
+
+
+class H3Layer(ReadingsLayer):
+    """Readings aggregated per H3 cell in a sliding window, as hexagons or prisms, with levels."""
+
+    type_name = "h3"
+    Params = H3Params
+    params: H3Params
+    geometry_keys = frozenset({"resolution", "shape", "elevation"})
+    feature_array = "cell_row"
+
+    def __init__(self, id: str, **kwargs: Any) -> None:
+        super().__init__(id, **kwargs)
+        self.buffer = ReadingsBuffer(self.params.history, derive=self._derive)
+        self._reset_cells()
+
+    def _derive(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        return points_to_cells(lon, lat, self.params.resolution).view(np.int64)
+
+    def _reset_cells(self) -> None:
+        self.cells = np.zeros(0, dtype=np.uint64)
+        """Cells in geometry order (the order they first appeared)."""
+        self._index = pd.Index(np.zeros(0, dtype=np.int64))
+        self.values = np.zeros(0, dtype=np.float64)
+        self.state = np.zeros(0, dtype=np.int8)
+        self.last_time = np.zeros(0, dtype=np.int64)
+        self._template: np.ndarray | None = None
+        self._built_cells = -1
+
+    def update(self, **changes: Any) -> None:
+        old_res = self.params.resolution
+        super().update(**changes)
+        if self.params.resolution != old_res:  # re-bin the history at the new resolution
+            frame = self.buffer.data
+            self.buffer = ReadingsBuffer(self.params.history, derive=self._derive)
+            if len(frame) and self.now is not None:
+                self.buffer.ingest(frame, self.now)
+            self._reset_cells()
+            if self.now is not None:
+                self.set_time(self.now)
+
+    # -- aggregation ---------------------------------------------------------------------
+    def set_time(self, now: dt.datetime) -> None:
+        """Aggregate the window ending at ``now``; rewrite heights/colours in place when no cell is new."""
+        if now.tzinfo is None:
+            raise ValueError(f"layer {self.id!r}: scene time must be timezone-aware")
+        self.now = now
+        p = self.params
+        span = p.window + (p.fade if p.expired == "fade" else dt.timedelta(0))
+        rows = self.buffer.window_slice(now, span)
+        keys = self.buffer.column("k")[rows]
+        times = self.buffer.column("t")[rows]
+        values = self.buffer.column("v")[rows]
+        idx = self._index.get_indexer(keys)
+        grew = bool((idx < 0).any())
+        if grew:
+            new = pd.unique(keys[idx < 0])
+            self.cells = np.concatenate([self.cells, new.view(np.uint64)])
+            self._index = pd.Index(self.cells.view(np.int64))
+            idx = self._index.get_indexer(keys)
+        n = len(self.cells)
+        in_window = times > int(pd.Timestamp(now).value - p.window.total_seconds() * 1e9)
+        wi, wv = idx[in_window], values[in_window]
+        count = np.bincount(wi, minlength=n).astype(np.float64)
+        if p.aggregate == "count":
+            agg = count
+        elif p.aggregate in ("sum", "mean"):
+            agg = np.bincount(wi, weights=wv, minlength=n)
+            if p.aggregate == "mean":
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    agg = agg / count
+        else:
+            agg = np.full(n, -np.inf)
+            np.maximum.at(agg, wi, wv)
+        last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(last, idx, times)
+        self.values = np.where(count > 0, agg, np.nan)
+        self.last_time = last
+        state = np.full(n, HIDDEN, dtype=np.int8)
+        state[last > np.iinfo(np.int64).min] = FADED if p.expired == "fade" else HIDDEN
+        state[count > 0] = ACTIVE
+        if p.show_above is not None:
+            state[(count > 0) & ~(self.values >= p.show_above)] = HIDDEN
+        self.state = state
+        if grew or self._geometry is None or self._built_cells != n:
+            self.invalidate()  # new cells: a new mesh (built from arrays; cheap next to the boundaries)
+        else:
+            self._write_points(self._geometry[2])
+            self.invalidate(geometry=False)
+            self.touch_points()
+
+    # -- geometry ------------------------------------------------------------------------
+    def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
+        cells = self.cells
+        verts, counts = cells_to_boundaries(cells)
+        prism = self.params.shape == "prism"
+        per = counts * (2 if prism else 1) + 1  # ring(s) + centre
+        start = np.concatenate([[0], np.cumsum(per)[:-1]]).astype(np.int64)
+        total = int(per.sum())
+        valid = ~np.isnan(verts[:, :, 0])
+        lon, lat = verts[valid][:, 0], verts[valid][:, 1]
+        ring_local = frame.lonlat_to_local(lon, lat)[:, :2]
+        ring_cell = np.repeat(np.arange(len(cells)), counts)
+        ring_k = np.arange(len(ring_cell)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        centers = np.zeros((len(cells), 2), dtype=np.float64)
+        if len(cells):
+            np.add.at(centers, ring_cell, ring_local)
+            centers /= np.maximum(counts, 1)[:, None]
+        pts = np.zeros((total, 3), dtype=np.float32)
+        is_top = np.zeros(total, dtype=bool)
+        pt_cell = np.repeat(np.arange(len(cells), dtype=np.int32), per)
+        bottom = start[ring_cell] + ring_k
+        pts[bottom, :2] = ring_local
+        if prism:
+            top = bottom + counts[ring_cell]
+            pts[top, :2] = ring_local
+            is_top[top] = True
+        centre = start + per - 1
+        pts[centre, :2] = centers
+        is_top[centre] = True
+        pts[:, 2] = self.params.elevation
+        # triangles: roof fan, then walls
+        m = counts[ring_cell]
+        k1 = np.where(ring_k + 1 == m, 0, ring_k + 1)
+        roof_ring = (start[ring_cell] + (counts[ring_cell] if prism else 0))
+        roof = np.column_stack([centre[ring_cell], roof_ring + ring_k, roof_ring + k1])
+        tris = [roof]
+        tri_cell = [ring_cell]
+        if prism:
+            b0, b1 = start[ring_cell] + ring_k, start[ring_cell] + k1
+            t0, t1 = b0 + m, b1 + m
+            tris += [np.column_stack([b0, b1, t1]), np.column_stack([b0, t1, t0])]
+            tri_cell += [ring_cell, ring_cell]
+        tri = np.concatenate(tris)
+        faces = np.column_stack([np.full(len(tri), 3, dtype=np.int64), tri]).ravel()
+        mesh = pv.PolyData(pts, faces=faces if len(tri) else None)
+        mesh.cell_data["cell_row"] = np.concatenate(tri_cell).astype(np.int32)
+        self._template = pts.copy()
+        self._template_cell = pt_cell
+        self._template_top = is_top
+        self._centers = centers.astype(np.float32)
+        self._built_cells = len(cells)
+        self._write_points(mesh)
+        return mesh
+
+    def _heights(self) -> np.ndarray:
+        if self.params.shape == "flat":
+            return np.zeros(len(self.cells))
+        h = np.nan_to_num(self.values, nan=0.0) * self.params.height_scale
+        return np.clip(np.where(self.state == ACTIVE, h, 0.0), 0.0, self.params.max_height)
+
+    def _write_points(self, mesh: pv.PolyData) -> None:
+        """Heights and visibility into the mesh's points, in place (topology unchanged)."""
+        if self._template is None or len(self._template) != mesh.n_points:
+            return
+        points = mesh.points
+        points[:] = self._template
+        top = self._template_top
+        points[top, 2] += self._heights()[self._template_cell[top]].astype(np.float32)
+        hidden = (self.state == HIDDEN)[self._template_cell]
+        if hidden.any():  # collapse to the centre: zero-area triangles draw nothing
+            points[hidden, :2] = self._centers[self._template_cell[hidden]]
+        mesh.GetPoints().Modified()
+
+    # -- style ---------------------------------------------------------------------------
+    def cell_colors(self) -> tuple[np.ndarray, Legend]:
+        """RGBA per cell and the legend."""
+        p = self.params
+        title = f"{p.aggregate} / {p.window.total_seconds() / 60:g} min"
+        if p.levels:
+            lut = np.array([to_rgba8(level.color) for level in p.levels], dtype=np.uint8)
+            which = np.searchsorted([level.at for level in p.levels], np.nan_to_num(self.values, nan=-np.inf), side="right") - 1
+            colors = lut[np.clip(which, 0, len(lut) - 1)]
+            colors[which < 0] = lut[0]
+            legend = Legend(title=title, entries=tuple(LegendEntry(f"{level.label} ≥ {level.at:g}", to_rgba8(level.color)) for level in p.levels))
+        else:
+            colors, legend = continuous_colors(self.values, colormap=p.colormap, clim=p.clim, title=title)
+        colors[self.state == FADED] = to_rgba8(p.faded_color)
+        return colors, legend
+
+    def level_names(self) -> np.ndarray:
+        """The level label of each cell ('' without levels or data)."""
+        if not self.params.levels:
+            return np.full(len(self.cells), "", dtype=object)
+        labels = np.array([level.label for level in self.params.levels], dtype=object)
+        which = np.searchsorted([level.at for level in self.params.levels], np.nan_to_num(self.values, nan=-np.inf), side="right") - 1
+        return np.where((which >= 0) & np.isfinite(self.values), labels[np.clip(which, 0, None)], "")
+
+    def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
+        colors, legend = self.cell_colors()
+        rows = np.asarray(mesh.cell_data["cell_row"]) if mesh.n_cells else np.zeros(0, dtype=np.int64)
+        return LayerStyle(colors=colors[rows] if len(colors) else np.zeros((0, 4), np.uint8), legend=legend)
+
+    # -- data, picking, alerts -----------------------------------------------------------
+    def data(self) -> gpd.GeoDataFrame:
+        """The current cells: id, value, level, state, last reading time, with centre points."""
+        lon, lat = cell_centers(self.cells) if len(self.cells) else (np.zeros(0), np.zeros(0))
+        return gpd.GeoDataFrame(
+            {
+                "cell": [f"{c:x}" for c in self.cells],
+                "value": self.values,
+                "level": self.level_names(),
+                "state": np.array(["active", "faded", "hidden"], dtype=object)[self.state] if len(self.state) else np.zeros(0, dtype=object),
+                "last_reading": pd.to_datetime(np.where(self.last_time == np.iinfo(np.int64).min, np.iinfo(np.int64).min + 1, self.last_time), utc=True),
+            },
+            geometry=gpd.points_from_xy(lon, lat),
+            crs="EPSG:4326",
+        )
+
+    def extent(self) -> tuple[float, float, float, float] | None:
+        if not len(self.buffer):
+            return None
+        lon, lat = self.buffer.column("lon"), self.buffer.column("lat")
+        return (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
+
+    def snapshot(self, now: dt.datetime) -> LiveSnapshot:
+        if self.now != now:
+            self.set_time(now)
+        active = self.state == ACTIVE
+        lon, lat = cell_centers(self.cells[active]) if active.any() else (np.zeros(0), np.zeros(0))
+        table = pd.DataFrame(
+            {"value": self.values[active], "lon": lon, "lat": lat, "time": pd.to_datetime(self.last_time[active], utc=True), "name": self.level_names()[active]},
+            index=[f"{c:x}" for c in self.cells[active]],
+        )
+        return LiveSnapshot(self.id, table, self.health.last_success)
+
+    def visual_options(self) -> dict[str, Any]:
+        return {"lighting": self.params.shape == "prism"}
