@@ -95,7 +95,5 @@ class CrowdSimSource(ReadingsSource):
                 )
             )
         if not frames:
-            return pd.DataFrame(columns=["sensor_id", "lon", "lat", "time", "value"])
-        out = pd.concat(frames, ignore_index=True)
-        out["sensor_id"] = np.arange(len(out)).astype(str)  # anonymous pings: every one its own
-        return out
+            return pd.DataFrame(columns=["lon", "lat", "time", "value"])
+        return pd.concat(frames, ignore_index=True)  # anonymous pings: no sensor_id

@@ -97,6 +97,7 @@ class H3Layer(ReadingsLayer):
     params: H3Params
     geometry_keys = frozenset({"resolution", "shape", "elevation"})
     feature_array = "cell_row"
+    visual_uses_data = False  # the cells table is assembled only when asked for (picking, notebooks)
 
     def __init__(self, id: str, **kwargs: Any) -> None:
         super().__init__(id, **kwargs)
@@ -104,7 +105,18 @@ class H3Layer(ReadingsLayer):
         self._reset_cells()
 
     def _derive(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        return points_to_cells(lon, lat, self.params.resolution).view(np.int64)
+        """Each reading's row in :attr:`cells` (new cells are registered here, once per reading)."""
+        keys = points_to_cells(lon, lat, self.params.resolution).view(np.int64)
+        idx = self._index.get_indexer(keys)
+        if (idx < 0).any():
+            new = pd.unique(keys[idx < 0])
+            self.cells = np.concatenate([self.cells, new.view(np.uint64)])
+            self._index = pd.Index(self.cells.view(np.int64))
+            self.values = np.concatenate([self.values, np.full(len(new), np.nan)])
+            self.state = np.concatenate([self.state, np.full(len(new), HIDDEN, dtype=np.int8)])
+            self.last_time = np.concatenate([self.last_time, np.full(len(new), np.iinfo(np.int64).min)])
+            idx = self._index.get_indexer(keys)
+        return idx.astype(np.int64)
 
     def _reset_cells(self) -> None:
         self.cells = np.zeros(0, dtype=np.uint64)
@@ -121,10 +133,10 @@ class H3Layer(ReadingsLayer):
         super().update(**changes)
         if self.params.resolution != old_res:  # re-bin the history at the new resolution
             frame = self.buffer.data
+            self._reset_cells()
             self.buffer = ReadingsBuffer(self.params.history, derive=self._derive)
             if len(frame) and self.now is not None:
                 self.buffer.ingest(frame, self.now)
-            self._reset_cells()
             if self.now is not None:
                 self.set_time(self.now)
 
@@ -137,17 +149,11 @@ class H3Layer(ReadingsLayer):
         p = self.params
         span = p.window + (p.fade if p.expired == "fade" else dt.timedelta(0))
         rows = self.buffer.window_slice(now, span)
-        keys = self.buffer.column("k")[rows]
+        idx = self.buffer.column("k")[rows]  # row of each reading's cell, found once at ingest
         times = self.buffer.column("t")[rows]
         values = self.buffer.column("v")[rows]
-        idx = self._index.get_indexer(keys)
-        grew = bool((idx < 0).any())
-        if grew:
-            new = pd.unique(keys[idx < 0])
-            self.cells = np.concatenate([self.cells, new.view(np.uint64)])
-            self._index = pd.Index(self.cells.view(np.int64))
-            idx = self._index.get_indexer(keys)
         n = len(self.cells)
+        previous_state = self.state
         in_window = times > int(pd.Timestamp(now).value - p.window.total_seconds() * 1e9)
         wi, wv = idx[in_window], values[in_window]
         count = np.bincount(wi, minlength=n).astype(np.float64)
@@ -171,10 +177,10 @@ class H3Layer(ReadingsLayer):
         if p.show_above is not None:
             state[(count > 0) & ~(self.values >= p.show_above)] = HIDDEN
         self.state = state
-        if grew or self._geometry is None or self._built_cells != n:
+        if self._geometry is None or self._built_cells != n:
             self.invalidate()  # new cells: a new mesh (built from arrays; cheap next to the boundaries)
         else:
-            self._write_points(self._geometry[2])
+            self._write_points(self._geometry[2], previous_state)
             self.invalidate(geometry=False)
             self.touch_points()
 
@@ -228,6 +234,8 @@ class H3Layer(ReadingsLayer):
         self._template_cell = pt_cell
         self._template_top = is_top
         self._centers = centers.astype(np.float32)
+        self._top_index = np.flatnonzero(is_top)
+        self._top_cell = pt_cell[self._top_index]
         self._built_cells = len(cells)
         self._write_points(mesh)
         return mesh
@@ -238,17 +246,26 @@ class H3Layer(ReadingsLayer):
         h = np.nan_to_num(self.values, nan=0.0) * self.params.height_scale
         return np.clip(np.where(self.state == ACTIVE, h, 0.0), 0.0, self.params.max_height)
 
-    def _write_points(self, mesh: pv.PolyData) -> None:
-        """Heights and visibility into the mesh's points, in place (topology unchanged)."""
+    def _write_points(self, mesh: pv.PolyData, previous_state: np.ndarray | None = None) -> None:
+        """Heights and visibility into the mesh's points, in place (topology unchanged).
+
+        Only the z of top vertices is rewritten, and x/y only for cells that were shown or
+        hidden since the last write.
+        """
         if self._template is None or len(self._template) != mesh.n_points:
             return
         points = mesh.points
-        points[:] = self._template
-        top = self._template_top
-        points[top, 2] += self._heights()[self._template_cell[top]].astype(np.float32)
-        hidden = (self.state == HIDDEN)[self._template_cell]
-        if hidden.any():  # collapse to the centre: zero-area triangles draw nothing
-            points[hidden, :2] = self._centers[self._template_cell[hidden]]
+        if previous_state is None or len(previous_state) != len(self.state):
+            changed = np.ones(len(self.state), dtype=bool)
+        else:
+            changed = (previous_state == HIDDEN) != (self.state == HIDDEN)
+        if changed.any():
+            moved = changed[self._template_cell]
+            points[moved, :2] = self._template[moved, :2]
+            hidden = moved & (self.state == HIDDEN)[self._template_cell]
+            points[hidden, :2] = self._centers[self._template_cell[hidden]]  # zero-area triangles draw nothing
+        top = self._top_index
+        points[top, 2] = self._template[top, 2] + self._heights()[self._top_cell].astype(np.float32)
         mesh.GetPoints().Modified()
 
     # -- style ---------------------------------------------------------------------------
@@ -277,8 +294,7 @@ class H3Layer(ReadingsLayer):
 
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
         colors, legend = self.cell_colors()
-        rows = np.asarray(mesh.cell_data["cell_row"]) if mesh.n_cells else np.zeros(0, dtype=np.int64)
-        return LayerStyle(colors=colors[rows] if len(colors) else np.zeros((0, 4), np.uint8), legend=legend)
+        return LayerStyle(colors=None, feature_colors=colors, feature_index="cell_row", legend=legend)
 
     # -- data, picking, alerts -----------------------------------------------------------
     def data(self) -> gpd.GeoDataFrame:

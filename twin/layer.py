@@ -69,6 +69,10 @@ class LayerStyle:
     labels: tuple[Label, ...] = ()
     texture: NDArray[np.uint8] | None = None
     """An (height, width, 3 or 4) image draped with the mesh's point data ``tcoords`` (base maps)."""
+    feature_colors: NDArray[np.uint8] | None = None
+    """RGBA per feature (k, 4), looked up through the mesh's integer cell array ``feature_index``:
+    a recolour then sends k colours, not one per triangle."""
+    feature_index: str | None = None
 
 
 @dataclass
@@ -87,6 +91,9 @@ class LayerVisual:
     style_version: int = 0
     points_version: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+_NO_DATA = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
 
 
 class _MemorySource(Source):
@@ -134,6 +141,8 @@ class Layer(ABC):
     Params: ClassVar[type[LayerParams]] = LayerParams
     geometry_keys: ClassVar[frozenset[str]] = frozenset()
     """Parameters whose change forces a geometry rebuild; others only restyle."""
+    visual_uses_data: ClassVar[bool] = True
+    """False for layers whose builders ignore ``data`` (it is then not assembled on every draw)."""
     feature_array: ClassVar[str] = "feature_id"
     """Cell-data array that maps each cell to its row in :meth:`data`."""
 
@@ -264,7 +273,7 @@ class Layer(ABC):
 
     def visual(self, frame: Frame) -> LayerVisual:
         """Geometry (cached per frame until a geometry change) with the current style."""
-        data = self.data()
+        data = self.data() if self.visual_uses_data else _NO_DATA
         if self._geometry is None or self._geometry[0] != frame or self._geometry[1] != self._geometry_version:
             mesh = self.build_geometry(frame, data)
             frame.attach(mesh)

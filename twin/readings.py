@@ -39,6 +39,7 @@ __all__ = ["IngestReport", "ReadingsBuffer"]
 
 Derive = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.int64]]
 _FIELDS = ("t", "v", "lon", "lat", "s", "k")
+_DTYPES = {"t": np.int64, "v": np.float64, "lon": np.float64, "lat": np.float64, "s": np.int32, "k": np.int64}
 
 
 @dataclass
@@ -79,16 +80,37 @@ class ReadingsBuffer:
         self.min_value = min_value
         self.max_value = max_value
         self.derive = derive
-        self._cols: dict[str, np.ndarray] = {
-            "t": np.zeros(0, np.int64), "v": np.zeros(0, np.float64), "lon": np.zeros(0, np.float64),
-            "lat": np.zeros(0, np.float64), "s": np.zeros(0, np.int32), "k": np.zeros(0, np.int64),
-        }
+        self._store: dict[str, np.ndarray] = {name: np.zeros(0, dtype) for name, dtype in _DTYPES.items()}
+        self._lo = 0  # kept rows are _store[name][_lo:_hi]; appends grow the store geometrically
+        self._hi = 0
         self._sensor_index = pd.Index([], dtype=object)
         self.dropped: Counter[str] = Counter()
         """Cumulative count of dropped rows by reason."""
 
     def __len__(self) -> int:
-        return len(self._cols["t"])
+        return self._hi - self._lo
+
+    @property
+    def _cols(self) -> dict[str, np.ndarray]:
+        return {name: col[self._lo : self._hi] for name, col in self._store.items()}
+
+    def _replace(self, cols: dict[str, np.ndarray]) -> None:
+        self._store = {name: np.ascontiguousarray(cols[name], dtype=_DTYPES[name]) for name in _FIELDS}
+        self._lo, self._hi = 0, len(cols["t"])
+
+    def _append(self, cols: dict[str, np.ndarray]) -> None:
+        """Append rows in amortised O(rows): compact or grow the store only when it is full."""
+        m = len(cols["t"])
+        if self._hi + m > len(self._store["t"]):
+            size = len(self)
+            capacity = max(2 * (size + m), 1024)
+            store = {name: np.empty(capacity, dtype=_DTYPES[name]) for name in _FIELDS}
+            for name in _FIELDS:
+                store[name][:size] = self._store[name][self._lo : self._hi]
+            self._store, self._lo, self._hi = store, 0, size
+        for name in _FIELDS:
+            self._store[name][self._hi : self._hi + m] = cols[name]
+        self._hi += m
 
     @property
     def sensors(self) -> pd.Index:
@@ -133,36 +155,42 @@ class ReadingsBuffer:
         oldest = now_ns - int(self.span.total_seconds() * 1e9)
         drop("too_old", ~bad_time & (t < oldest))
         if "sensor_id" in frame.columns:
-            names = frame["sensor_id"].astype(str).to_numpy(dtype=object)[keep]
-        else:
-            names = np.array([f"{x:.7f},{y:.7f}" for x, y in zip(lon[keep], lat[keep])], dtype=object)
-        new = {"t": t[keep], "v": value[keep], "lon": lon[keep], "lat": lat[keep], "s": self._codes(names)}
+            sensors = frame["sensor_id"]
+            if not pd.api.types.is_object_dtype(sensors) or not isinstance(sensors.iloc[0], str):
+                sensors = sensors.astype(str).astype(object)
+            codes = self._codes(sensors.to_numpy(dtype=object)[keep])
+        else:  # anonymous readings (e.g. device pings): no sensor, never duplicates of each other
+            codes = np.full(int(keep.sum()), -1, dtype=np.int32)
+        new = {"t": t[keep], "v": value[keep], "lon": lon[keep], "lat": lat[keep], "s": codes}
         new["k"] = self.derive(new["lon"], new["lat"]).astype(np.int64) if self.derive is not None else np.zeros(len(new["t"]), np.int64)
-        order = np.argsort(new["t"], kind="stable")
-        new = {name: col[order] for name, col in new.items()}
+        if len(new["t"]) > 1 and (new["t"][1:] < new["t"][:-1]).any():  # feeds mostly arrive in time order
+            order = np.argsort(new["t"], kind="stable")
+            new = {name: col[order] for name, col in new.items()}
         before = len(self) + len(new["t"])
-        if len(self) == 0 or (len(new["t"]) and new["t"][0] > self._cols["t"][-1]):
-            fresh = _dedupe(new)
-            merged = {name: np.concatenate([self._cols[name], fresh[name]]) for name in _FIELDS}
+        if len(self) == 0 or (len(new["t"]) and new["t"][0] > self._store["t"][self._hi - 1]):
+            self._append(_dedupe(new))
         else:  # late data: merge and restore time order (new rows win ties)
-            both = {name: np.concatenate([self._cols[name], new[name]]) for name in _FIELDS}
+            old = self._cols
+            both = {name: np.concatenate([old[name], new[name]]) for name in _FIELDS}
             order = np.argsort(both["t"], kind="stable")
-            merged = _dedupe({name: col[order] for name, col in both.items()})
-        duplicates = before - len(merged["t"])
+            self._replace(_dedupe({name: col[order] for name, col in both.items()}))
+        duplicates = before - len(self)
         if duplicates:
             report.dropped["duplicate"] = duplicates
-        cut = int(np.searchsorted(merged["t"], oldest, side="left"))
-        self._cols = {name: col[cut:] for name, col in merged.items()} if cut else merged
+        self._lo += int(np.searchsorted(self._store["t"][self._lo : self._hi], oldest, side="left"))
         report.accepted = int(keep.sum()) - duplicates
         self.dropped.update(report.dropped)
         return report
 
     def _codes(self, names: np.ndarray) -> np.ndarray:
-        codes = self._sensor_index.get_indexer(names)
+        # object-dtype indexes on both sides: pandas keeps the hash table of the sensor index between calls
+        target = pd.Index(names, dtype=object)
+        codes = self._sensor_index.get_indexer(target)
         unknown = codes < 0
         if unknown.any():
-            self._sensor_index = self._sensor_index.append(pd.Index(pd.unique(names[unknown]), dtype=object))
-            codes = self._sensor_index.get_indexer(names)
+            fresh = pd.unique(names[unknown])
+            self._sensor_index = pd.Index(np.concatenate([self._sensor_index.to_numpy(dtype=object), np.asarray(fresh, dtype=object)]), dtype=object)
+            codes = self._sensor_index.get_indexer(target)
         return codes.astype(np.int32)
 
     # -- reading -------------------------------------------------------------------------
@@ -182,7 +210,7 @@ class ReadingsBuffer:
         c = self._cols
         return pd.DataFrame(
             {
-                "sensor_id": self._sensor_index.to_numpy()[c["s"][rows]] if len(self._sensor_index) else np.zeros(0, dtype=object),
+                "sensor_id": _names(self._sensor_index, c["s"][rows]),
                 "lon": c["lon"][rows],
                 "lat": c["lat"][rows],
                 "time": pd.to_datetime(c["t"][rows], utc=True),
@@ -209,16 +237,25 @@ class ReadingsBuffer:
 
 
 def _dedupe(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Keep the last row of each (time, sensor) pair; rows must be sorted by time."""
+    """Keep the last row of each (time, sensor) pair; anonymous rows (sensor -1) are all kept."""
     t, s = cols["t"], cols["s"]
-    if len(t) < 2:
+    if len(t) < 2 or not (t[1:] == t[:-1]).any():
         return cols
-    same_time = np.flatnonzero(t[1:] == t[:-1])
-    if len(same_time) == 0:
+    span, sensors = int(t.max() - t.min()) + 1, int(s.max()) + 2
+    if span < (1 << 62) // sensors:  # one int64 key per (time, sensor): hashing one column is quicker
+        duplicate = pd.Series((t - t.min()) * sensors + (s + 1)).duplicated(keep="last").to_numpy()
+    else:
+        duplicate = pd.DataFrame({"t": t, "s": s}).duplicated(keep="last").to_numpy()
+    duplicate = duplicate & (s >= 0)
+    if not duplicate.any():
         return cols
-    order = np.lexsort((np.arange(len(t)), s, t))  # by time, sensor, then arrival
-    ts, ss = t[order], s[order]
-    last = np.ones(len(t), dtype=bool)
-    last[:-1] = (ts[1:] != ts[:-1]) | (ss[1:] != ss[:-1])
-    keep = np.sort(order[last])
-    return {name: col[keep] for name, col in cols.items()}
+    return {name: col[~duplicate] for name, col in cols.items()}
+
+
+def _names(index: pd.Index, codes: np.ndarray) -> np.ndarray:
+    """Sensor ids for codes; anonymous readings (-1) get ''."""
+    names = np.full(len(codes), "", dtype=object)
+    known = codes >= 0
+    if known.any():
+        names[known] = index.to_numpy()[codes[known]]
+    return names

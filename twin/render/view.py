@@ -191,6 +191,18 @@ class SceneView:
             mapper.ScalarVisibilityOff()
             return
         drawn.actor.SetTexture(None)
+        style = visual.style
+        if style.feature_colors is not None and style.feature_index is not None and drawn.polydata.GetCellData().GetArray(style.feature_index) is not None:
+            table = _feature_table(style.feature_colors)
+            mapper.SetLookupTable(table)
+            mapper.UseLookupTableScalarRangeOn()
+            mapper.SetScalarModeToUseCellFieldData()
+            mapper.SelectColorArray(style.feature_index)
+            mapper.SetColorModeToMapScalars()
+            mapper.InterpolateScalarsBeforeMappingOff()
+            mapper.ScalarVisibilityOn()
+            drawn.polydata.GetCellData().RemoveArray(_COLOR_ARRAY)
+            return
         colors = visual.style.colors
         cell_data = drawn.polydata.GetCellData()
         if colors is None or len(colors) != drawn.n_cells:
@@ -422,6 +434,17 @@ class SceneView:
 
     def close(self) -> None:
         self.window.Finalize()
+
+
+def _feature_table(colors: NDArray[np.uint8]) -> vtkLookupTable:
+    """A lookup table whose entry i is feature i's colour (range -0.5 .. k-0.5 maps index i to entry i)."""
+    table = vtkLookupTable()
+    count = max(len(colors), 1)
+    data = np.ascontiguousarray(colors if len(colors) else np.zeros((1, 4), np.uint8), dtype=np.uint8)
+    table.SetNumberOfTableValues(count)
+    table.SetTable(numpy_to_vtk(data, deep=True))
+    table.SetRange(-0.5, count - 0.5)
+    return table
 
 
 def _vtk_texture(image: NDArray[np.uint8]) -> vtkTexture:
