@@ -12,6 +12,8 @@ test: setup
 
 bench: setup
 	.venv/bin/python benchmarks/bench_extrude.py
+	.venv/bin/python benchmarks/bench_h3.py
+	.venv/bin/python benchmarks/bench_h3_layer.py
 
 lint: setup
 	.venv/bin/lint-imports
