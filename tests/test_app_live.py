@@ -377,6 +377,9 @@ def test_focus_flies_800_m_keeping_the_direction_and_lists_help(tmp_path: Path) 
         focus = app.state.twin_focus
         assert focus["has_resources"] and [r["name"] for r in focus["resources"]] == ["泵车1"]
         assert focus["resources"][0]["distance"].endswith(" m")
+        help_layer = scene["help_within_reach"]  # highlighted in the scene: the 3 km circle and the pump within it
+        assert help_layer.data()["kind"].tolist() == ["reach", "pump"] and help_layer.data()["name"].tolist()[1] == "泵车1"
+        assert app.view.triangle_count() > 0 and "help_within_reach" not in app.view.errors
         app.acknowledge(row["id"])
         acked = next(a for a in app.state.twin_alerts if a["id"] == row["id"])
         assert acked["acknowledged"] and acked["acknowledged_by"] == "operator"

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from twin.errors import LayerDataError
 
-__all__ = ["EARTH_RADIUS_M", "great_circle_m", "resources_within"]
+__all__ = ["EARTH_RADIUS_M", "great_circle_m", "reach_features", "resources_within"]
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -75,3 +75,30 @@ def resources_within(
     if not frames:
         return pd.DataFrame(columns=["layer", "feature", "distance_m", "lon", "lat"])
     return pd.concat(frames, ignore_index=True).sort_values(["distance_m", "layer", "feature"], kind="stable").reset_index(drop=True)
+
+
+def reach_features(lon: float, lat: float, found: pd.DataFrame, *, radius_m: float = 3000.0, segments: int = 96) -> gpd.GeoDataFrame:
+    """What to highlight in the scene: the search circle (great-circle, as a line) and the resources found.
+
+    Columns ``kind`` ("reach" for the circle, else the resource's kind or layer), ``name``,
+    ``distance_m``; EPSG:4326.
+    """
+    bearings = np.radians(np.linspace(0.0, 360.0, segments + 1))
+    phi, lam, delta = np.radians(lat), np.radians(lon), radius_m / EARTH_RADIUS_M
+    ring_lat = np.arcsin(np.sin(phi) * np.cos(delta) + np.cos(phi) * np.sin(delta) * np.cos(bearings))
+    ring_lon = lam + np.arctan2(np.sin(bearings) * np.sin(delta) * np.cos(phi), np.cos(delta) - np.sin(phi) * np.sin(ring_lat))
+    circle = shapely.LineString(np.column_stack([np.degrees(ring_lon), np.degrees(ring_lat)]))
+    kinds = [
+        str(k) if isinstance(k, str) and k else str(layer)
+        for k, layer in zip(found.get("kind", pd.Series([None] * len(found))), found["layer"])
+    ]
+    names = [str(n) if isinstance(n, str) else "" for n in found.get("name", pd.Series([None] * len(found)))]
+    return gpd.GeoDataFrame(
+        {
+            "kind": ["reach", *kinds],
+            "name": [f"{radius_m / 1000:g} km", *names],
+            "distance_m": [radius_m, *found["distance_m"].tolist()],
+        },
+        geometry=[circle, *shapely.points(found["lon"].to_numpy(), found["lat"].to_numpy())],
+        crs="EPSG:4326",
+    )

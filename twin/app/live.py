@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from twin.alerts.engine import Alert, AlertEngine, AlertEvent, AlertState
 from twin.alerts.nearby import resources_within
@@ -248,6 +249,29 @@ def resource_layer_ids(scene: Scene, names: Iterable[str] | None) -> list[str]:
     if "resources" not in ids and any(layer.id == "resources" for layer in scene.layers):
         ids.append("resources")
     return ids
+
+
+HELP_LAYER = "help_within_reach"
+
+
+def highlight_help(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0) -> None:
+    """Show the search circle and the resources within reach as a layer of the scene (replaced on each call)."""
+    from twin.alerts.nearby import reach_features
+    from twin.plugins import layer_types
+
+    data = {}
+    for layer_id in layer_ids:
+        try:
+            data[layer_id] = scene[layer_id].data()
+        except (KeyError, TwinError) as exc:
+            log.warning("resource layer %s: %s", layer_id, exc)
+    found = resources_within(lon, lat, data, radius_m=radius_m) if data else pd.DataFrame(columns=["layer", "feature", "distance_m", "lon", "lat"])
+    if any(layer.id == HELP_LAYER for layer in scene.layers):
+        scene.remove(HELP_LAYER)
+    vector = layer_types().get("vector")
+    scene.add(vector(HELP_LAYER, data=reach_features(lon, lat, found, radius_m=radius_m), title="救援力量 Help within reach",
+                     color_by="kind", categories={"reach": "#00e5ff", "pump": "#ffd60a", "rescue_team": "#ff7b00", "materials": "#b5ff3b"},
+                     point_size=18, line_width=3, elevation=4))
 
 
 def nearby_rows(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0, limit: int = 12) -> list[dict[str, Any]]:

@@ -51,6 +51,7 @@ from twin.app.live import (
     fly_to,
     fmt_age,
     fmt_datetime,
+    highlight_help,
     history_span,
     layer_live_info,
     live_layers,
@@ -581,6 +582,8 @@ class TwinApp(TrameApp):
         if self._resource_ids:
             try:
                 resources = nearby_rows(self.scene, self._resource_ids, lon, lat, radius_m=NEARBY_RADIUS_M)
+                highlight_help(self.scene, self._resource_ids, lon, lat, radius_m=NEARBY_RADIUS_M)
+                self._sync()
             except TwinError as exc:
                 log.warning("help within reach of %s: %s", alert.id, exc)
         self.state.twin_focus = {
