@@ -48,8 +48,20 @@ def stat(mesh, name: str) -> int:
     return int(mesh.field_data[name][0])
 
 
+def triangles(mesh) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh's strips as plain triangles (VTK's own decomposition) and each triangle's building_id."""
+    tri = mesh.triangulate()
+    sizes = np.diff(np.asarray(mesh.GetStrips().GetOffsetsArray())) if mesh.n_cells else np.zeros(0, np.int64)
+    assert tri.n_points == mesh.n_points and tri.n_cells == (sizes - 2).sum() and (tri.n_cells == 0 or tri.is_all_triangles)
+    return np.asarray(tri.GetPolys().GetConnectivityArray()).reshape(-1, 3), np.asarray(tri.cell_data[BUILDING_ID])
+
+
 def tri_conn(mesh) -> np.ndarray:
-    return np.asarray(mesh.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    return triangles(mesh)[0]
+
+
+def tri_bid(mesh) -> np.ndarray:
+    return triangles(mesh)[1]
 
 
 def check_contract(x: np.ndarray, y: np.ndarray, ring_off: np.ndarray, poly_off: np.ndarray, res: earcut.Triangulation, rel: float = 1e-6) -> None:
@@ -83,16 +95,21 @@ def flat_local(geoms: np.ndarray, crs: str, frame: Frame):
 
 
 def check_mesh(mesh, gdf: gpd.GeoDataFrame, frame: Frame, heights: np.ndarray, bases: np.ndarray | None = None) -> None:
-    """Walls = 2 x edges, outward normals, closed solid volume, building_id and heights per row."""
+    """Strips: a 3-id strip per roof triangle, one wall strip per ring (2 triangles per edge);
+    outward normals, closed solid volume, building_id and heights per row."""
     bases = np.zeros(len(gdf)) if bases is None else bases
     flat, px, py = flat_local(gdf.geometry.values, gdf.crs.to_string(), frame)
     nv = flat.x.size
     assert mesh.n_points == 2 * nv
     pts = np.asarray(mesh.points, dtype=np.float64)
     assert mesh.points.dtype == np.float32
-    conn = tri_conn(mesh)
-    bid = np.asarray(mesh.cell_data[BUILDING_ID])
-    assert bid.dtype == np.int32 and conn.shape[0] == mesh.n_cells == bid.size
+    check_strips(mesh, flat)
+    conn, bid = triangles(mesh)
+    cell_bid = np.asarray(mesh.cell_data[BUILDING_ID])
+    sizes = np.diff(np.asarray(mesh.GetStrips().GetOffsetsArray()))
+    assert bid.dtype == np.int32 and conn.shape[0] == bid.size
+    np.testing.assert_array_equal(bid, np.repeat(cell_bid, sizes - 2))  # triangulate() carries every cell's id
+    assert stat(mesh, "n_triangles") == conn.shape[0]
     # top points reproduce the float64 footprint, at the roof height
     np.testing.assert_allclose(pts[:nv, 0], px, atol=1e-3)
     np.testing.assert_allclose(pts[:nv, 1], py, atol=1e-3)
@@ -112,6 +129,8 @@ def check_mesh(mesh, gdf: gpd.GeoDataFrame, frame: Frame, heights: np.ndarray, b
             continue
         walls = mine & ~is_roof
         assert walls.sum() == 2 * edges[row], f"row {row}: walls must be 2 per ring edge"
+        rings = np.diff(flat.poly_off[flat.geom_off])[row]
+        assert ((cell_bid == row) & (sizes > 3)).sum() == rings, f"row {row}: one wall strip per ring"
         zt = pts[conn[mine & is_roof]][..., 2]
         np.testing.assert_allclose(zt, heights[row], atol=1e-4)
         zw = pts[conn[walls]][..., 2]
@@ -134,6 +153,32 @@ def check_mesh(mesh, gdf: gpd.GeoDataFrame, frame: Frame, heights: np.ndarray, b
         c = c - pts[solid[0, 0]]
         vol = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
         np.testing.assert_allclose(vol, shapely.area(foot) * (heights[row] - bases[row]), rtol=2e-4)
+
+
+def check_strips(mesh, flat) -> None:
+    """Cell layout: only triangle strips (int32 offsets and connectivity); first each roof triangle
+    (3 top vertices), then ring r's wall: top/bottom of each vertex around the ring and back to the
+    first pair (2 n + 2 ids), with the ring's row as building_id."""
+    nv = flat.x.size
+    n_rings = flat.ring_off.size - 1
+    assert mesh.GetNumberOfStrips() == mesh.n_cells and mesh.GetNumberOfPolys() == mesh.GetNumberOfLines() == mesh.GetNumberOfVerts() == 0
+    strips = mesh.GetStrips()
+    assert not strips.IsStorage64Bit() and strips.GetConnectivityArray().GetDataTypeSize() == 4
+    off = np.asarray(strips.GetOffsetsArray()).astype(np.int64)
+    ids = np.asarray(strips.GetConnectivityArray()).astype(np.int64)
+    bid = np.asarray(mesh.cell_data[BUILDING_ID])
+    assert bid.dtype == np.int32 and bid.size == mesh.n_cells
+    n_roof = mesh.n_cells - n_rings
+    assert (np.diff(off[: n_roof + 1]) == 3).all() and (ids[: 3 * n_roof] < nv).all()
+    ring_len = np.diff(flat.ring_off)
+    np.testing.assert_array_equal(np.diff(off[n_roof:]), 2 * ring_len + 2)
+    ring_row = np.repeat(np.arange(flat.n_rows), np.diff(flat.poly_off[flat.geom_off]))
+    np.testing.assert_array_equal(bid[n_roof:], ring_row)
+    for r in range(n_rings):
+        w = ids[off[n_roof + r] : off[n_roof + r + 1]]
+        top, bottom = w[0::2], w[1::2]
+        np.testing.assert_array_equal(bottom, top + nv)
+        assert top[0] == top[-1] and sorted(top[:-1]) == list(range(flat.ring_off[r], flat.ring_off[r + 1]))
 
 
 # -- polygons for property tests --------------------------------------------------------------------
@@ -232,6 +277,37 @@ def test_property_validity_precheck_is_conservative(shell: list, hole: list, rad
     assert not (invalid & ~suspect).any(), f"rows {np.flatnonzero(invalid & ~suspect)} are invalid but passed"
 
 
+def test_normalize_takes_the_one_pass_path_for_clean_rings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closed rings without duplicates go through ``_norm_fast`` alone, with the two-pass result."""
+    geoms = np.array(
+        [
+            shapely.Polygon([(0, 0), (4, 0), (4, 3), (2, 5), (0, 3)]),
+            shapely.Polygon([(0, 0), (9, 0), (9, 9), (0, 9)], [[(3, 3), (3, 6), (6, 6), (6, 3)]]),
+            shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 0, 3, 1)]),
+            None,
+        ],
+        dtype=object,
+    )
+    raw = from_shapely(geoms)
+
+    def all_bad(i0: int, i1: int, *args: np.ndarray) -> None:
+        args[-1][i0:i1] = True
+
+    with monkeypatch.context() as m:
+        m.setattr(footprints, "_norm_fast", all_bad)
+        slow = normalize(raw)
+    with monkeypatch.context() as m:
+        m.setattr(footprints, "_norm_count", None)  # the two-pass path would fail
+        fast = normalize(raw)
+    for name in ("x", "y", "ring_off", "poly_off", "geom_off"):
+        np.testing.assert_array_equal(getattr(fast.flat, name), getattr(slow.flat, name))
+    for name in ("unclosed", "duplicates", "degenerate", "nonfinite", "null"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+    # a last vertex repeating the first (before the closing one) is a duplicate, found by the two passes
+    dup = normalize(from_shapely(np.array([shapely.Polygon([(0, 0), (1, 0), (1, 1), (0, 1), (0, 0), (0, 0)])], dtype=object)))
+    assert dup.duplicates.tolist() == [True] and dup.flat.x.size == 4
+
+
 def test_large_polygons_use_z_order_hashing_and_stay_exact() -> None:
     rng = np.random.default_rng(3)
     geoms = []
@@ -271,8 +347,8 @@ def test_roofs_that_drop_collinear_vertices_leave_no_empty_cells() -> None:
     geoms = [shapely.box(0, 0, 4, 4), shapely.affinity.scale(shapely.Polygon(shell, [hole]), 3, 3, origin=(0, 0)), shapely.box(0, 0, 5, 4)]
     gdf = gdf_local(geoms)
     mesh = extrude_footprints(gdf, frame=exact)
-    bid = np.asarray(mesh.cell_data[BUILDING_ID])
-    roof = (tri_conn(mesh) < mesh.n_points // 2).all(axis=1)
+    conn, bid = triangles(mesh)
+    roof = (conn < mesh.n_points // 2).all(axis=1)
     assert (roof & (bid == 1)).sum() < 16 + 2 * 1 - 2  # fewer than vertices + 2 x holes - 2
     assert ((~roof) & (bid == 1)).sum() == 2 * 16
     flat, px, py = flat_local(gdf.geometry.values, UTM, exact)
@@ -311,24 +387,23 @@ def test_suzhou_heights_exactness_and_size(suzhou: gpd.GeoDataFrame) -> None:
     # exact roofs for every real building (float64)
     check_contract(px, py, flat.ring_off, flat.poly_off, triangulate(px, py, flat.ring_off, flat.poly_off))
     # per-building areas from the float32 mesh too
-    conn = tri_conn(mesh)
+    conn, bid = triangles(mesh)
     roof = (conn < nv).all(axis=1)
-    bid = np.asarray(mesh.cell_data[BUILDING_ID])
     a = triangle_areas(np.asarray(mesh.points[:, 0], np.float64), np.asarray(mesh.points[:, 1], np.float64), conn[roof])
     per_building = np.bincount(bid[roof], weights=a, minlength=len(suzhou))
     foot = shapely.area(shapely.transform(suzhou.geometry.values, lambda c: np.column_stack(frame.project(c[:, 0], c[:, 1]))))
     np.testing.assert_allclose(per_building, foot, rtol=1e-4)
     assert mesh_nbytes(mesh) / len(suzhou) <= 500
-    assert mesh.is_all_triangles and mesh.GetPolys().IsStorageFixedSize32Bit()
+    check_strips(mesh, flat)  # only strips, int32 offsets and connectivity
+    strips = mesh.GetStrips()
     legacy = __import__("vtkmodules.vtkCommonCore", fromlist=["vtkIdTypeArray"]).vtkIdTypeArray()
-    mesh.GetPolys().ExportLegacyFormat(legacy)  # what trame/vtk.js serialisers read
-    assert legacy.GetNumberOfValues() == 4 * mesh.n_cells
+    strips.ExportLegacyFormat(legacy)  # what trame/vtk.js serialisers read (verts, lines, polys, strips)
+    assert legacy.GetNumberOfValues() == strips.GetNumberOfConnectivityIds() + mesh.n_cells
 
 
 def test_suzhou_floors_times_floor_height(suzhou: gpd.GeoDataFrame) -> None:
     mesh = extrude_footprints(suzhou, height=None, floors="Floor", floor_height=3.0)
-    conn = tri_conn(mesh)
-    bid = np.asarray(mesh.cell_data[BUILDING_ID])
+    conn, bid = triangles(mesh)
     top = np.zeros(len(suzhou))
     np.maximum.at(top, bid, mesh.points[conn[:, 0], 2])
     np.testing.assert_allclose(top, suzhou["Floor"].to_numpy() * 3.0, atol=1e-4)
@@ -379,7 +454,7 @@ def test_broken_geometries_are_repaired_or_skipped_and_reported() -> None:
     assert set(np.unique(bid).tolist()) == {0, 1, 2, 5, 7, 8}
     # repaired roofs have the area of the repaired footprint
     frame = Frame.of(mesh)
-    conn = tri_conn(mesh)
+    conn, bid = triangles(mesh)
     nv = mesh.n_points // 2
     roof = (conn < nv).all(axis=1)
     p = np.asarray(mesh.points, np.float64)
@@ -431,7 +506,8 @@ def test_unclosed_rings_are_closed_and_reported(tmp_path: Path) -> None:
         with pytest.warns(TwinWarning, match=r"unclosed rings closed: 1 rows \[0\]"):
             mesh = extrude_footprints(path, frame=Frame.auto(121.47, 31.23))
         assert stat(mesh, "n_repaired") == 1 and stat(mesh, "n_buildings") == 2
-        assert mesh.n_cells == 2 * (2 + 8)
+        assert mesh.n_cells == 2 * (2 + 1)  # per building: 2 roof triangles, 1 wall strip
+        assert mesh.triangulate().n_cells == 2 * (2 + 8)  # 2 roof + 2 x 4 wall triangles
         meshes.append(mesh)
     for other in meshes[1:]:
         np.testing.assert_array_equal(other.points, meshes[0].points)
@@ -456,7 +532,8 @@ def test_geoarrow_interleaved_and_multipolygon_encodings(tmp_path: Path) -> None
         got = extrude_footprints(path, frame=frame)
         np.testing.assert_array_equal(got.points, want.points)
         np.testing.assert_array_equal(tri_conn(got), tri_conn(want))
-    assert want.n_cells == (2 + 8) + (8 + 2 * 8)
+    assert want.n_cells == (2 + 1) + (8 + 2)  # roof triangles + one wall strip per ring
+    assert want.triangulate().n_cells == (2 + 8) + (8 + 2 * 8)
 
 
 def test_bad_heights_fall_back_and_are_counted() -> None:
@@ -467,9 +544,9 @@ def test_bad_heights_fall_back_and_are_counted() -> None:
     with pytest.warns(TwinWarning, match=r"4 rows have no usable height.*rows \[1, 2, 3, 5\]"):
         mesh = extrude_footprints(gdf, floors="levels", default_height=7.0)
     assert stat(mesh, "n_height_fallback") == 4
-    bid = np.asarray(mesh.cell_data[BUILDING_ID])
+    conn, bid = triangles(mesh)
     top = np.zeros(6)
-    np.maximum.at(top, bid, mesh.points[tri_conn(mesh)[:, 0], 2])
+    np.maximum.at(top, bid, mesh.points[conn[:, 0], 2])
     np.testing.assert_allclose(top, [10.0, 6.0, 7.0, 9.0, 20.0, 7.0])  # 400 floors x 3 m > max_height
 
 
@@ -486,7 +563,7 @@ def test_base_column_lifts_walls(tmp_path: Path) -> None:
 def test_empty_input_gives_an_empty_mesh(tmp_path: Path) -> None:
     empty = gpd.GeoDataFrame({"height": []}, geometry=[], crs=4326)
     mesh = extrude_footprints(empty)
-    assert mesh.n_points == 0 and mesh.n_cells == 0 and stat(mesh, "n_buildings") == 0
+    assert mesh.n_points == 0 and mesh.n_cells == 0 and stat(mesh, "n_buildings") == 0 and stat(mesh, "n_triangles") == 0
     path = tmp_path / "empty.parquet"
     empty.to_parquet(path)  # WKB (geopandas cannot write an empty GeoArrow column)
     mesh = extrude_footprints(path, frame=LOCAL)
@@ -586,3 +663,86 @@ def test_model_modules_do_not_import_rendering() -> None:
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+# -- strips downstream: VTK filters, rendering, picking, colouring ------------------------------------
+def test_strips_behave_in_vtk_filters() -> None:
+    """triangulate, compute_normals, extract_cells on the strip mesh: ids carried, walls outward."""
+    geoms = [
+        shapely.Polygon([(0, 0), (30, 0), (30, 10), (10, 10), (10, 25), (0, 25)]),  # concave L
+        shapely.Polygon([(0, 0), (40, 0), (40, 40), (0, 40)], [[(10, 10), (10, 30), (30, 30), (30, 10)]]),  # courtyard
+        shapely.MultiPolygon([shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 12)]),
+    ]
+    gdf = gdf_local(geoms, heights=np.array([20.0, 30.0, 12.0]))
+    mesh = extrude_footprints(gdf, frame=LOCAL)
+    check_mesh(mesh, gdf, LOCAL, gdf["height"].to_numpy())
+    conn, bid = triangles(mesh)
+    # VTK's own normals (strips decomposed by vtkPolyDataNormals) agree with the triangles' winding
+    normals = mesh.compute_normals(cell_normals=True, point_normals=False, split_vertices=False, consistent_normals=False, auto_orient_normals=False)
+    np.testing.assert_array_equal(np.asarray(normals.cell_data[BUILDING_ID]), bid)
+    p = np.asarray(mesh.points, np.float64)
+    mine = np.cross(p[conn[:, 1]] - p[conn[:, 0]], p[conn[:, 2]] - p[conn[:, 0]])
+    mine /= np.linalg.norm(mine, axis=1, keepdims=True)
+    assert (np.einsum("ij,ij->i", mine, np.asarray(normals.cell_data["Normals"])) > 0.99).all()
+    # one building's cells, extracted by id, are that building: its roofs and one strip per ring
+    cells = np.flatnonzero(np.asarray(mesh.cell_data[BUILDING_ID]) == 1)
+    part = mesh.extract_cells(cells)
+    assert part.n_cells == cells.size and set(np.asarray(part.cell_data[BUILDING_ID]).tolist()) == {1}
+    assert (np.asarray(part.celltypes) == 6).all()  # VTK_TRIANGLE_STRIP
+    assert part.extract_surface(algorithm="dataset_surface").triangulate().n_cells == (conn[bid == 1]).shape[0] == 8 + 2 * 8
+
+
+def test_strips_render_pick_and_colour_by_attribute() -> None:
+    """Offscreen: each building shows its category colour; picking a roof and a wall finds its row."""
+    from vtkmodules.vtkRenderingCore import vtkCellPicker
+
+    import twin
+    from twin.plugins import layer_types
+    from twin.render.view import SceneView
+
+    lon0, lat0 = 121.47, 31.23
+    dx, dy = 1 / (111_320 * np.cos(np.radians(lat0))), 1 / 111_320  # degrees per metre
+    local = [
+        shapely.Polygon([(0, 0), (30, 0), (30, 10), (10, 10), (10, 25), (0, 25)]),
+        shapely.Polygon([(0, 0), (40, 0), (40, 40), (0, 40)], [[(10, 10), (10, 30), (30, 30), (30, 10)]]),
+        shapely.box(0, 0, 30, 20),
+    ]
+    x_at = [-90.0, -20.0, 50.0]
+    geoms = [shapely.transform(g, lambda c, x0=x0: np.column_stack([lon0 + (c[:, 0] + x0) * dx, lat0 + c[:, 1] * dy])) for g, x0 in zip(local, x_at)]
+    gdf = gpd.GeoDataFrame({"height": [20.0, 30.0, 25.0], "kind": ["a", "b", "c"]}, geometry=geoms, crs="EPSG:4326")
+    colours = {"a": "#ff0000", "b": "#00ff00", "c": "#0000ff"}
+    scene = twin.Scene(
+        "strips", center=(lon0, lat0), cameras={"c": {"target": [lon0, lat0 + 15 * dy], "heading": 0, "pitch": 35, "range": 320}}, camera="c",
+        settings={"background": "#000000", "background_top": None, "show_legend": False},
+    )
+    scene.add(layer_types().get("buildings")("b", data=gdf, color_by="kind", categories=colours))
+    view = SceneView(scene, size=(480, 320))
+    try:
+        view.sync()
+        image = view.image()
+        mesh = scene.layers[0].visual(scene.frame).mesh  # the drawn (cached) mesh
+        strips = np.diff(np.asarray(mesh.GetStrips().GetOffsetsArray()))
+        frame = scene.frame
+        for row, (g, x0) in enumerate(zip(local, x_at)):
+            h = gdf["height"][row]
+            roof = shapely.get_coordinates(g.point_on_surface())[0] + (x0, 0)
+            wall = ((g.bounds[0] + g.bounds[2]) / 2 + x0, 0.0)  # middle of the south wall, facing the camera
+            for (x, y), z, is_wall in ((roof, h, False), (wall, h / 2, True)):
+                local_xyz = frame.lonlat_to_local([lon0 + x * dx], [lat0 + y * dy], z)[0]
+                view.renderer.SetWorldPoint(*local_xyz, 1.0)
+                view.renderer.WorldToDisplay()
+                px, py, _ = view.renderer.GetDisplayPoint()
+                px, py = round(px), round(py)
+                picked = view.pick(px, py)
+                assert picked is not None and picked["feature"] == row, (row, is_wall, picked)
+                picker = vtkCellPicker()
+                picker.SetTolerance(0.0005)
+                assert picker.Pick(px, py, 0, view.renderer)
+                assert (strips[picker.GetCellId()] > 3) == is_wall  # a wall strip, or a roof triangle
+                assert abs(picked["z"] - z) < (2.0 if not is_wall else h / 2)
+                r, gch, b = image[image.shape[0] - 1 - py, px].astype(int)
+                want = "abc".index(gdf["kind"][row])
+                rgb = [r, gch, b]
+                assert rgb[want] > 60 and rgb[want] > 2 * max(v for k, v in enumerate(rgb) if k != want), (row, is_wall, rgb)
+    finally:
+        view.close()

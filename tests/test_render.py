@@ -54,3 +54,12 @@ def test_suzhou_buildings_image_regression(shared_data: Path) -> None:
     view.close()
     assert hue_share(image, 60, width=25, min_saturation=0.3) + hue_share(image, 180, width=40, min_saturation=0.3) > 0.05
     compare_to_reference(image, "suzhou_buildings")
+
+
+def test_buildings_layer_reports_triangles_for_the_view_budget(shared_data: Path) -> None:
+    from twin.plugins import layer_types
+
+    layer = layer_types().get("buildings")("b", source={"type": "file", "path": str(shared_data / "suzhou_buildings.geojson")})
+    visual = layer.visual(twin.Frame.auto(120.607, 31.30))
+    triangles = visual.mesh.triangulate().n_cells
+    assert layer.triangle_count() == triangles > visual.mesh.n_cells  # strips: more triangles than cells

@@ -296,8 +296,16 @@ class Layer(ABC):
         return {}
 
     def triangle_count(self) -> int:
-        """Cells of the built mesh (0 before the first draw); views choose remote rendering above a budget."""
-        return 0 if self._geometry is None else int(self._geometry[2].n_cells)
+        """Triangles of the built mesh (0 before the first draw); views choose remote rendering above a budget.
+
+        Meshes made of triangle strips record their count as field data ``n_triangles``.
+        """
+        if self._geometry is None:
+            return 0
+        mesh = self._geometry[2]
+        if "n_triangles" in mesh.field_data:
+            return int(np.asarray(mesh.field_data["n_triangles"]).ravel()[0])
+        return int(mesh.n_cells)
 
     def pick(self, frame: Frame, cell_id: int, point: NDArray[np.floating] | None = None) -> dict[str, Any]:
         """Attributes of the feature under a picked cell, with the picked point's lon/lat."""

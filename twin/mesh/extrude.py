@@ -1,4 +1,4 @@
-"""Building footprints to ONE extruded triangle mesh: exact roofs, outward walls, ~1 M buildings/s.
+"""Building footprints to ONE extruded mesh of triangle strips: exact roofs, outward walls, ~1 M buildings/s.
 
 Pipeline (all flat arrays, numba kernels parallel over rows / polygons):
 
@@ -10,11 +10,17 @@ Pipeline (all flat arrays, numba kernels parallel over rows / polygons):
 4. heights per row (height column, else floors x floor_height, else default);
 5. projection into the frame (verified polynomial fit of ``Frame.project``, :mod:`twin.mesh.project`);
 6. roofs: ear clipping over all polygons in one numba call, checked per polygon
-   (:mod:`twin.mesh.earcut`); walls: two triangles per ring edge, wound outward;
-7. one ``pyvista.PolyData``: float32 points relative to the frame origin (the first half are the
-   roof/wall-top vertices in footprint order, the second half the wall bottoms), fixed-size
-   triangle cells (int32 connectivity, implicit offsets), cell data ``building_id`` (input row)
-   and counts in field data.
+   (:mod:`twin.mesh.earcut`); walls: one triangle strip per ring (2 triangles per edge), wound
+   outward;
+7. one ``pyvista.PolyData`` whose cells are all triangle strips: float32 points relative to the
+   frame origin (the first half are the roof/wall-top vertices in footprint order, the second
+   half the wall bottoms); first every roof triangle (a strip of 3 ids), then one wall strip per
+   ring (top/bottom of each vertex alternating around the ring and back to the first pair:
+   2 n + 2 ids for n edges); int32 offsets and connectivity; cell data ``building_id`` (input
+   row) on every cell and counts in field data. ``mesh.triangulate()`` gives the plain
+   triangles (ids carried along). Roof triangles are strips too, not polys: with all-triangle
+   polys followed by strips, VTK 9.7's ``vtkTriangleFilter`` copies the polys' cell data to the
+   wrong output ids, so ``triangulate()`` would lose the roofs' ``building_id``.
 
 >>> import geopandas as gpd, shapely
 >>> gdf = gpd.GeoDataFrame({"height": [12.0, 30.0]},
@@ -23,8 +29,10 @@ Pipeline (all flat arrays, numba kernels parallel over rows / polygons):
 ...                                (121.4711, 31.2303), (121.4711, 31.2301), (121.471, 31.2301)])],
 ...     crs="EPSG:4326")
 >>> mesh = extrude_footprints(gdf)
->>> mesh.n_cells, mesh.n_points  # roofs 2 + 4 triangles, walls 2 x (4 + 6) edges
-(26, 20)
+>>> mesh.n_cells, mesh.n_points  # roofs 2 + 4 triangles, walls 1 strip per ring
+(8, 20)
+>>> mesh.triangulate().n_cells  # roofs + 2 triangles per wall edge: 6 + 2 x (4 + 6)
+26
 >>> sorted(set(mesh.cell_data["building_id"].tolist())), float(mesh.points[:, 2].max())
 ([0, 1], 30.0)
 >>> int(mesh.field_data["n_buildings"][0]), int(mesh.field_data["n_skipped"][0])
@@ -47,7 +55,7 @@ from twin.errors import LayerDataError, TwinWarning
 from twin.geo.crs import WGS84, parse_crs, to_wgs84
 from twin.geo.frame import Frame, bounds_center
 from twin.mesh import _parallel
-from twin.mesh.earcut import roof_capacity, triangulate_into
+from twin.mesh.earcut import triangulate_into
 from twin.mesh.footprints import (
     NOT_POLYGONAL,
     OK,
@@ -76,6 +84,7 @@ STAT_FIELDS = (
     "n_base_fallback",
     "n_roof_fallback",
     "n_roof_inexact",
+    "n_triangles",
 )
 _MAX_IDS = 10
 
@@ -168,25 +177,59 @@ def _heights(
 
 # -- mesh kernel ----------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _mesh_kernel(
-    p0: int, p1: int, px: NDArray, py: NDArray, ring_off: NDArray, poly_off: NDArray, poly_row: NDArray,
-    top: NDArray, bottom: NDArray, z0: float, cell_off: NDArray, cap: NDArray,
-    points: NDArray, conn: NDArray, bid: NDArray,
-) -> None:
-    """Points (tops then bottoms), building ids of the roof slots and the walls of polygons p0:p1.
-
-    Polygon p owns cells ``cell_off[p]:cell_off[p+1]``: ``cap[p]`` roof slots (already filled by
-    the triangulation) then two wall triangles per ring edge."""
-    nv = px.size
-    for p in range(p0, p1):
-        row = poly_row[p]
-        zt = np.float32(top[row] - z0)
-        zb = np.float32(bottom[row] - z0)
-        rid = np.int32(row)
+def _roof_slots(ring_off: NDArray, poly_off: NDArray, cap_off: NDArray) -> None:
+    """``cap_off[p]:cap_off[p+1]``: the roof triangle slots of polygon ``p`` (as :func:`twin.mesh.earcut.roof_capacity`)."""
+    cap_off[0] = 0
+    for p in range(poly_off.size - 1):
         r0 = poly_off[p]
         r1 = poly_off[p + 1]
-        v0 = ring_off[r0]
-        for v in range(v0, ring_off[r1]):
+        c = 0
+        if r1 > r0:
+            c = max(ring_off[r1] - ring_off[r0] + 2 * (r1 - r0 - 1) - 2, 0)
+        cap_off[p + 1] = cap_off[p] + c
+
+
+@njit(cache=True, nogil=True)
+def _compact_roofs(conn: NDArray, cap_off: NDArray, counts: NDArray, tri_off: NDArray) -> None:
+    """Move each polygon's roof triangles from its slots down to ``tri_off`` (in place, in order)."""
+    tri_off[0] = 0
+    for p in range(counts.size):
+        tri_off[p + 1] = tri_off[p] + counts[p]
+        s = cap_off[p]
+        d = tri_off[p]
+        if s != d:
+            for k in range(counts[p]):
+                conn[d + k, 0] = conn[s + k, 0]
+                conn[d + k, 1] = conn[s + k, 1]
+                conn[d + k, 2] = conn[s + k, 2]
+
+
+@njit(cache=True, nogil=True)
+def _mesh_kernel(
+    i0: int, i1: int, px: NDArray, py: NDArray, ring_off: NDArray, poly_off: NDArray, geom_off: NDArray,
+    top: NDArray, bottom: NDArray, z0: float, tri_off: NDArray, points: NDArray, conn: NDArray, offsets: NDArray, bid: NDArray,
+) -> None:
+    """Points (tops, then bottoms), wall strips, cell offsets and building ids of rows i0:i1.
+
+    Every cell is a triangle strip. Cells ``0:n_roof`` are the roof triangles (polygon ``p`` owns
+    ``tri_off[p]:tri_off[p+1]``, already triangulated into ``conn[3 k : 3 k + 3]``), one strip of
+    3 ids each; cell ``n_roof + r`` is the wall of ring ``r``: ids from ``3 n_roof + 2 (ring_off[r]
+    + r)``, top and bottom of each vertex in the order that keeps the interior on the left, then
+    the first pair again (2 n + 2 ids, 2 n triangles). Its first triangle (top a, bottom a, top b)
+    faces outward; VTK and OpenGL flip every second triangle of a strip, so (top b, bottom a,
+    bottom b) faces outward too."""
+    nv = px.size
+    n_roof = tri_off[tri_off.size - 1]
+    wall0 = 3 * n_roof
+    for i in range(i0, i1):
+        q0 = geom_off[i]
+        q1 = geom_off[i + 1]
+        if q1 == q0:
+            continue
+        zt = np.float32(top[i] - z0)
+        zb = np.float32(bottom[i] - z0)
+        rid = np.int32(i)
+        for v in range(ring_off[poly_off[q0]], ring_off[poly_off[q1]]):
             fx = np.float32(px[v])
             fy = np.float32(py[v])
             points[v, 0] = fx
@@ -195,83 +238,75 @@ def _mesh_kernel(
             points[nv + v, 0] = fx
             points[nv + v, 1] = fy
             points[nv + v, 2] = zb
-        c = cell_off[p]
-        for k in range(cap[p]):
-            bid[c + k] = rid
-        c += cap[p]
-        x0 = px[v0]
-        y0 = py[v0]
-        for r in range(r0, r1):
-            s = ring_off[r]
-            e = ring_off[r + 1]
-            a2 = 0.0
-            j = e - 1
-            for i in range(s, e):
-                a2 += (px[j] - x0) * (py[i] - y0) - (px[i] - x0) * (py[j] - y0)
-                j = i
-            forward = a2 > 0 if r == r0 else a2 < 0
-            for v in range(s, e):
-                w = v + 1 if v + 1 < e else s
-                a = v if forward else w
-                b = w if forward else v
-                # interior on the left of a->b: (bottom a, bottom b, top b), (bottom a, top b, top a) face outward
-                conn[c, 0] = nv + a
-                conn[c, 1] = nv + b
-                conn[c, 2] = b
-                conn[c + 1, 0] = nv + a
-                conn[c + 1, 1] = b
-                conn[c + 1, 2] = a
-                bid[c] = rid
-                bid[c + 1] = rid
+        for k in range(tri_off[q0], tri_off[q1]):
+            offsets[k] = 3 * k
+            bid[k] = rid
+        for p in range(q0, q1):
+            r0 = poly_off[p]
+            r1 = poly_off[p + 1]
+            v0 = ring_off[r0]
+            x0 = px[v0]
+            y0 = py[v0]
+            for r in range(r0, r1):
+                s = ring_off[r]
+                e = ring_off[r + 1]
+                a2 = 0.0
+                j = e - 1
+                for v in range(s, e):
+                    a2 += (px[j] - x0) * (py[v] - y0) - (px[v] - x0) * (py[j] - y0)
+                    j = v
+                forward = a2 > 0 if r == r0 else a2 < 0  # shells counter-clockwise, holes clockwise
+                c = wall0 + 2 * (s + r)
+                offsets[n_roof + r] = c
+                bid[n_roof + r] = rid
+                conn[c] = s
+                conn[c + 1] = nv + s
                 c += 2
+                if forward:
+                    for v in range(s + 1, e):
+                        conn[c] = v
+                        conn[c + 1] = nv + v
+                        c += 2
+                else:
+                    for v in range(e - 1, s, -1):
+                        conn[c] = v
+                        conn[c + 1] = nv + v
+                        c += 2
+                conn[c] = s
+                conn[c + 1] = nv + s
 
 
-@njit(cache=True, nogil=True)
-def _drop_empty_slots(
-    p0: int, p1: int, conn: NDArray, bid: NDArray, cell_off: NDArray, cap: NDArray, counts: NDArray,
-    new_off: NDArray, new_conn: NDArray, new_bid: NDArray,
-) -> None:
-    """Copy polygons' cells leaving out unused roof slots (roofs that dropped collinear vertices)."""
-    for p in range(p0, p1):
-        src = cell_off[p]
-        dst = new_off[p]
-        for k in range(counts[p]):
-            new_conn[dst + k, 0] = conn[src + k, 0]
-            new_conn[dst + k, 1] = conn[src + k, 1]
-            new_conn[dst + k, 2] = conn[src + k, 2]
-            new_bid[dst + k] = bid[src + k]
-        src += cap[p]
-        dst += counts[p]
-        for k in range(cell_off[p + 1] - src):
-            new_conn[dst + k, 0] = conn[src + k, 0]
-            new_conn[dst + k, 1] = conn[src + k, 1]
-            new_conn[dst + k, 2] = conn[src + k, 2]
-            new_bid[dst + k] = bid[src + k]
+def _int32(n: int) -> tuple[Any, NDArray[np.int32]]:
+    """A VTK int32 array of ``n`` values and a numpy view on it (VTK owns the memory).
 
-
-def _vtk_arrays(n_points: int, n_cells: int) -> tuple[Any, Any, Any, NDArray[np.float32], NDArray[np.int32], NDArray[np.int32]]:
-    """VTK-owned arrays (points float32, int32 connectivity, building_id) and numpy views on them."""
+    Not numpy memory handed over with ``numpy_to_vtk(deep=False)``: numpy asks for transparent
+    huge pages, which on the VMs measured (Firecracker, memory backed lazily by the host) halved
+    the time to fill a fresh 1 M-building mesh in the median but took 5-9x longer in about 1 run
+    of 4, while the 4 kB pages VTK gets cost a steady ~0.15 s of page faults per 340 MB."""
     from vtkmodules.util.numpy_support import vtk_to_numpy
-    from vtkmodules.vtkCommonCore import vtkFloatArray, vtkTypeInt32Array
+    from vtkmodules.vtkCommonCore import vtkTypeInt32Array
 
-    pts = vtkFloatArray()
-    pts.SetNumberOfComponents(3)
-    pts.SetNumberOfTuples(n_points)
-    conn = vtkTypeInt32Array()
-    conn.SetNumberOfTuples(3 * n_cells)
-    bid = vtkTypeInt32Array()
-    bid.SetNumberOfTuples(n_cells)
-    bid.SetName(BUILDING_ID)
-    return pts, conn, bid, vtk_to_numpy(pts).reshape(n_points, 3), vtk_to_numpy(conn).reshape(n_cells, 3), vtk_to_numpy(bid)
+    arr = vtkTypeInt32Array()
+    arr.SetNumberOfTuples(n)
+    return arr, vtk_to_numpy(arr)
+
+
+def _cells_nbytes(cells: Any) -> int:
+    if cells is None or cells.GetNumberOfCells() == 0:
+        return 0
+    conn = cells.GetConnectivityArray()
+    total = conn.GetNumberOfValues() * conn.GetDataTypeSize()
+    if not cells.IsStorageFixedSize():
+        off = cells.GetOffsetsArray()
+        total += off.GetNumberOfValues() * off.GetDataTypeSize()
+    return int(total)
 
 
 def mesh_nbytes(mesh: pv.PolyData) -> int:
     """Bytes held by the mesh's points, cell arrays (connectivity, plus offsets unless implicit) and cell data."""
     total = int(mesh.points.nbytes)
-    polys = mesh.GetPolys()
-    if not polys.IsStorageFixedSize():
-        total += int(polys.GetOffsetsArray().GetNumberOfValues() * polys.GetOffsetsArray().GetDataTypeSize())
-    total += int(polys.GetConnectivityArray().GetNumberOfValues() * polys.GetConnectivityArray().GetDataTypeSize())
+    for cells in (mesh.GetVerts(), mesh.GetLines(), mesh.GetPolys(), mesh.GetStrips()):
+        total += _cells_nbytes(cells)
     for name in mesh.cell_data:
         total += int(np.asarray(mesh.cell_data[name]).nbytes)
     return total
@@ -281,41 +316,62 @@ def mesh_nbytes(mesh: pv.PolyData) -> int:
 class _Roofs:
     n_fallback: int
     inexact_polygons: NDArray[np.int64]
+    n_triangles: int  # roofs + 2 per wall edge: what the strips draw
 
 
 def _assemble(px: NDArray[np.float64], py: NDArray[np.float64], flat: FlatGeoms, heights: _Heights, z0: float) -> tuple[pv.PolyData, _Roofs]:
-    """Roofs triangulated straight into the mesh's connectivity, then points and walls."""
+    """Roofs triangulated straight into the mesh's connectivity, then points, wall strips, offsets, ids."""
     import pyvista as pv
-    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkCommonCore import vtkFloatArray, vtkPoints
     from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
-    ring_off, poly_off = flat.ring_off, flat.poly_off
+    ring_off, poly_off, geom_off = flat.ring_off, flat.poly_off, flat.geom_off
     nv = int(px.size)
-    cap = roof_capacity(ring_off, poly_off)
-    cell_off = 2 * ring_off[poly_off]
-    cell_off[1:] += np.cumsum(cap)
-    n_cells = int(cell_off[-1])
-    if 2 * nv >= 2**31 - 1 or 3 * n_cells >= 2**31 - 1:
-        raise LayerDataError(f"footprints: {n_cells} triangles is beyond 32-bit cell arrays; split the layer")
-    pts, conn, bid, vp, vc, vb = _vtk_arrays(2 * nv, n_cells)
-    counts, failed, inexact = triangulate_into(px, py, ring_off, poly_off, vc, cell_off[:-1], cap)
-    bounds = _parallel.chunks_for(ring_off[poly_off], 1)
-    _parallel.run(_mesh_kernel, bounds, px, py, ring_off, poly_off, flat.poly_row(), heights.top, heights.bottom, z0, cell_off, cap, vp, vc, vb)
-    missing = int(cap.sum() - counts.sum())
-    if missing:
-        new_off = cell_off.copy()
-        new_off[1:] -= np.cumsum(cap - counts)
-        _, conn, bid, _, nc, nb = _vtk_arrays(0, n_cells - missing)
-        _parallel.run(_drop_empty_slots, _parallel.chunks_for(cell_off, 1), vc, vb, cell_off, cap, counts, new_off, nc, nb)
+    n_rings = int(ring_off.size - 1)
+    n_poly = int(poly_off.size - 1)
+    if int(ring_off[0]) != 0 or int(ring_off[-1]) != nv:
+        raise AssertionError("rings must cover the coordinates from 0")  # normalize guarantees it
+    cap_off = np.empty(n_poly + 1, np.int64)
+    _roof_slots(ring_off, poly_off, cap_off)
+    n_slots = int(cap_off[-1])
+    n_wall_ids = 2 * (nv + n_rings)
+    if 2 * nv >= 2**31 - 1 or 3 * n_slots + n_wall_ids >= 2**31 - 1:
+        raise LayerDataError(f"footprints: {n_slots} roof triangles and {nv} vertices are beyond 32-bit cell arrays; split the layer")
+    conn, conn_np = _int32(3 * n_slots + n_wall_ids)
+    counts, failed, inexact = triangulate_into(px, py, ring_off, poly_off, conn_np[: 3 * n_slots].reshape(n_slots, 3), cap_off[:-1], np.diff(cap_off))
+    n_roof = int(counts.sum())
+    if n_roof == n_slots:
+        tri_off = cap_off
+    else:  # roofs that dropped collinear vertices: close the gaps, shrink the array
+        tri_off = np.empty(n_poly + 1, np.int64)
+        _compact_roofs(conn_np[: 3 * n_slots].reshape(n_slots, 3), cap_off, counts, tri_off)
+        del conn_np
+        conn.SetNumberOfTuples(3 * n_roof + n_wall_ids)
+        conn.Squeeze()
+        conn_np = vtk_to_numpy(conn)
+    pts = vtkFloatArray()
+    pts.SetNumberOfComponents(3)
+    pts.SetNumberOfTuples(2 * nv)
+    offsets, offsets_np = _int32(n_roof + n_rings + 1)
+    bid, bid_np = _int32(n_roof + n_rings)
+    bid.SetName(BUILDING_ID)
+    offsets_np[-1] = 3 * n_roof + n_wall_ids
+    bounds = _parallel.chunks_for(ring_off[poly_off[geom_off]])  # a few ranges per thread: balances a busy core
+    _parallel.run(
+        _mesh_kernel, bounds, px, py, ring_off, poly_off, geom_off, heights.top, heights.bottom, z0, tri_off,
+        vtk_to_numpy(pts).reshape(2 * nv, 3), conn_np, offsets_np, bid_np,
+    )
     cells = vtkCellArray()
-    cells.SetData(3, conn)  # fixed-size triangles: int32 connectivity, implicit offsets (no memory)
+    if not cells.SetData(offsets, conn):  # int32 offsets and connectivity, kept as they are
+        raise RuntimeError("vtkCellArray refused the int32 strip arrays")
     points = vtkPoints()
     points.SetData(pts)
     poly = vtkPolyData()
     poly.SetPoints(points)
-    poly.SetPolys(cells)
+    poly.SetStrips(cells)
     poly.GetCellData().AddArray(bid)
-    return pv.wrap(poly), _Roofs(int(failed.size), inexact)
+    return pv.wrap(poly), _Roofs(int(failed.size), inexact, n_roof + 2 * nv)
 
 
 # -- frame ---------------------------------------------------------------------------------------------
@@ -366,7 +422,7 @@ def extrude_footprints(
     frame: Frame | None = None,
     max_height: float = 1000.0,
 ) -> pv.PolyData:
-    """Extrude building footprints into one triangle mesh (roofs + outward walls).
+    """Extrude building footprints into one mesh of triangle strips (roofs + outward walls).
 
     ``footprints`` is a GeoDataFrame (CRS None means EPSG:4326) or a path to GeoParquet
     (GeoArrow or WKB), GeoPackage or GeoJSON. ``height`` / ``floors`` / ``base`` name columns
@@ -376,10 +432,12 @@ def extrude_footprints(
     are NaN, <= 0 or > ``max_height`` fall back and are counted. Walls run from the ``base``
     column (0 when absent) to the roof.
 
-    Returns a PolyData of triangles: float32 points relative to ``frame``'s origin (default
-    ``Frame.auto`` at the centre of the data's lon/lat bounds; attached as field data), cell data
-    ``building_id`` (int32 input row of each triangle) and the counts :data:`STAT_FIELDS` as
-    field data. Polygons with holes and MultiPolygons are supported; invalid geometries are
+    Returns a PolyData of triangle strips (each roof triangle a strip of its own, then one wall
+    strip per ring; ``.triangulate()`` turns them into triangles): float32 points relative to
+    ``frame``'s origin (default ``Frame.auto`` at the centre of the data's lon/lat bounds;
+    attached as field data), cell data ``building_id`` (int32 input row of each cell) and the
+    counts :data:`STAT_FIELDS` as field data (``n_triangles``: the triangles the strips draw;
+    ``n_cells`` counts strips). Polygons with holes and MultiPolygons are supported; invalid geometries are
     repaired with ``make_valid`` or skipped, with one :class:`~twin.errors.TwinWarning`
     naming the rows. Points or lines raise :class:`~twin.errors.LayerDataError`.
     """
@@ -440,6 +498,7 @@ def extrude_footprints(
         "n_base_fallback": int(heights.base_rows.size),
         "n_roof_fallback": 0,
         "n_roof_inexact": 0,
+        "n_triangles": 0,
     }
     _warn_geometry(label, n, skip, norm, made_valid, repaired)
     if heights.message:
@@ -452,6 +511,7 @@ def extrude_footprints(
     mesh, roofs = _assemble(px, py, flat, heights, frame.origin[2])
     stats["n_roof_fallback"] = roofs.n_fallback
     stats["n_roof_inexact"] = int(roofs.inexact_polygons.size)
+    stats["n_triangles"] = roofs.n_triangles
     if roofs.inexact_polygons.size:
         rows = np.unique(flat.poly_row()[roofs.inexact_polygons])
         warnings.warn(

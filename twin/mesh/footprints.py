@@ -611,8 +611,8 @@ def _norm_fast(i0: int, i1: int, x: NDArray, y: NDArray, ring_off: NDArray, poly
                     b = True
                     break
                 c = s - r
-                px = x[e]
-                py = y[e]
+                px = x[e - 1]  # the last distinct vertex: a first vertex equal to it is a duplicate
+                py = y[e - 1]
                 for v in range(s, e):
                     xv = x[v]
                     yv = y[v]

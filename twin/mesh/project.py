@@ -148,7 +148,7 @@ def project_xy(
             ox, oy = out if out is not None else (np.empty_like(x), np.empty_like(y))
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             nblk = (x.size + _BLOCK - 1) // _BLOCK
-            bounds = _parallel.split(np.arange(nblk + 1), _parallel.workers())
+            bounds = _parallel.chunks_for(np.arange(nblk + 1))  # a few blocks per thread: balances a busy core
             _parallel.run(_cheb_eval, bounds, x, y, cx, 2 / (x1 - x0), cy, 2 / (y1 - y0), deg, ci, cj, ax, ay, ox, oy)
             if finite.size > 1 and not finite.all():
                 ox[~finite] = np.nan

@@ -429,8 +429,8 @@ class SceneView:
         return [layer_id for layer_id, drawn in self._drawn.items() if drawn.n_cells == 0]
 
     def triangle_count(self) -> int:
-        """Cells drawn across all visible layers (lets the app choose remote rendering above a budget)."""
-        return sum(d.n_cells for d in self._drawn.values() if d.actor.GetVisibility())
+        """Triangles drawn across all visible layers (lets the app choose remote rendering above a budget)."""
+        return sum(layer.triangle_count() for layer in self.scene.layers if (d := self._drawn.get(layer.id)) is not None and d.actor.GetVisibility())
 
     def close(self) -> None:
         self.window.Finalize()
