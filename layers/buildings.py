@@ -34,7 +34,7 @@ from twin.errors import LayerDataError
 from twin.geo.frame import Frame
 from twin.layer import Layer, LayerParams, LayerStyle
 from twin.mesh.extrude import extrude_footprints
-from twin.style import categorical_colors, continuous_colors, to_rgba8, validate_color, validate_colormap
+from twin.style import attribute_colors, to_rgba8, validate_color, validate_colormap
 
 __all__ = ["BuildingsLayer", "Range"]
 
@@ -115,23 +115,12 @@ class BuildingsLayer(Layer):
 
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
         p = self.params
-        base = to_rgba8(p.color)
-        ids = np.asarray(mesh.cell_data["building_id"]) if mesh.n_cells else np.zeros(0, dtype=np.int64)
-        legend = None
-        if p.color_by is None:
-            per_row = np.tile(np.asarray(base, dtype=np.uint8), (len(data), 1))
-        else:
-            if p.color_by not in data.columns:
-                raise LayerDataError(f"layer {self.id!r}: no attribute {p.color_by!r} to colour by; attributes: {_attributes(data)}")
-            values = data[p.color_by]
-            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and p.categories is None:
-                per_row, legend = continuous_colors(values.to_numpy(), colormap=p.colormap, clim=p.clim, title=p.color_by)
-            else:
-                per_row, legend = categorical_colors(values.to_numpy(), palette=p.palette, mapping=p.categories, title=p.color_by)
+        per_row, legend = attribute_colors(data, p.color_by, color=p.color, colormap=p.colormap, clim=p.clim, palette=p.palette,
+                                           categories=p.categories, where=f"layer {self.id!r}")
         if p.highlight:
-            per_row = per_row.copy()
             per_row[self.highlighted_rows(data)] = to_rgba8(p.highlight_color)
-        return LayerStyle(colors=per_row[ids], color=base, legend=legend)
+        # one colour per building, looked up through building_id: a restyle sends n colours, not one per cell
+        return LayerStyle(colors=None, color=to_rgba8(p.color), legend=legend, feature_colors=per_row, feature_index="building_id")
 
     def highlighted_rows(self, data: gpd.GeoDataFrame) -> np.ndarray:
         """Row positions named by ``highlight``."""

@@ -23,15 +23,13 @@ from typing import Any
 import geopandas as gpd
 import mapbox_earcut
 import numpy as np
-import pandas as pd
 import pyvista as pv
 import shapely
 from pydantic import Field, field_validator
 
-from twin.errors import LayerDataError
 from twin.geo.frame import Frame
 from twin.layer import Layer, LayerParams, LayerStyle
-from twin.style import categorical_colors, continuous_colors, to_rgba8, validate_color, validate_colormap
+from twin.style import attribute_colors, to_rgba8, validate_color, validate_colormap
 
 __all__ = ["VectorLayer"]
 
@@ -86,18 +84,9 @@ class VectorLayer(Layer):
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
         p = self.params
         base = to_rgba8(p.color)
-        if p.color_by is None:
-            colors = np.tile(np.asarray(base, dtype=np.uint8), (mesh.n_cells, 1))
-            legend = None
-        else:
-            if p.color_by not in data.columns:
-                raise LayerDataError(f"layer {self.id!r}: no attribute {p.color_by!r} to colour by; attributes: {', '.join(c for c in data.columns if c != data.geometry.name)}")
-            values = data[p.color_by]
-            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and p.categories is None:
-                per_row, legend = continuous_colors(values.to_numpy(), colormap=p.colormap, clim=p.clim, title=p.color_by)
-            else:
-                per_row, legend = categorical_colors(values.to_numpy(), palette=p.palette, mapping=p.categories, title=p.color_by)
-            colors = per_row[np.asarray(mesh.cell_data["feature_id"])] if mesh.n_cells else per_row[:0]
+        per_row, legend = attribute_colors(data, p.color_by, color=p.color, colormap=p.colormap, clim=p.clim, palette=p.palette,
+                                           categories=p.categories, where=f"layer {self.id!r}")
+        colors = per_row[np.asarray(mesh.cell_data["feature_id"])] if mesh.n_cells else per_row[:0]
         if p.outline_color is not None and mesh.n_cells:
             colors = colors.copy()
             colors[np.asarray(mesh.cell_data["outline"], dtype=bool)] = to_rgba8(p.outline_color)

@@ -25,8 +25,9 @@ FRAME = twin.Frame.auto(120.607, 31.30)
 
 
 def per_building_colors(visual) -> dict[int, tuple]:
-    ids = np.asarray(visual.mesh.cell_data["building_id"])
-    return {int(i): tuple(c) for i, c in zip(ids, visual.style.colors)}
+    assert visual.style.feature_index == "building_id"
+    ids = np.unique(np.asarray(visual.mesh.cell_data["building_id"]))
+    return {int(i): tuple(visual.style.feature_colors[i]) for i in ids}
 
 
 def test_continuous_colour_with_legend(suzhou: dict) -> None:

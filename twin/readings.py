@@ -156,8 +156,8 @@ class ReadingsBuffer:
         drop("too_old", ~bad_time & (t < oldest))
         if "sensor_id" in frame.columns:
             sensors = frame["sensor_id"]
-            if not pd.api.types.is_object_dtype(sensors) or not isinstance(sensors.iloc[0], str):
-                sensors = sensors.astype(str).astype(object)
+            if not pd.api.types.is_string_dtype(sensors) or (len(sensors) and not isinstance(sensors.iloc[0], str)):
+                sensors = sensors.astype(str)
             codes = self._codes(sensors.to_numpy(dtype=object)[keep])
         else:  # anonymous readings (e.g. device pings): no sensor, never duplicates of each other
             codes = np.full(int(keep.sum()), -1, dtype=np.int32)

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from twin.errors import LayerDataError
 
-__all__ = ["Legend", "LegendEntry", "categorical_colors", "continuous_colors", "to_rgba8", "validate_color", "validate_colormap"]
+__all__ = ["Legend", "LegendEntry", "attribute_colors", "categorical_colors", "continuous_colors", "to_rgba8", "validate_color", "validate_colormap"]
 
 RGBA8 = tuple[int, int, int, int]
 
@@ -130,3 +130,27 @@ def continuous_colors(
     out = (np.asarray(colormaps[colormap](scaled)) * 255).round().astype(np.uint8)
     out[~finite] = to_rgba8(missing)
     return out, Legend(title=title, colormap=colormap, vmin=float(lo), vmax=float(hi))
+
+
+def attribute_colors(
+    data: pd.DataFrame,
+    column: str | None,
+    *,
+    color: str,
+    colormap: str = "viridis",
+    clim: tuple[float, float] | None = None,
+    palette: str = "tab10",
+    categories: Mapping[str, str] | None = None,
+    where: str = "layer",
+) -> tuple[NDArray[np.uint8], Legend | None]:
+    """One RGBA row per data row: ``color`` everywhere, or by ``column`` — numbers through
+    ``colormap`` (unless ``categories`` is given), anything else through ``palette``."""
+    if column is None:
+        return np.tile(np.asarray(to_rgba8(color), dtype=np.uint8), (len(data), 1)), None
+    if column not in data.columns:
+        names = ", ".join(str(c) for c in data.columns if c != getattr(data, "geometry", pd.Series(name=None)).name)
+        raise LayerDataError(f"{where}: no attribute {column!r} to colour by; attributes: {names}")
+    values = data[column]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and categories is None:
+        return continuous_colors(values.to_numpy(), colormap=colormap, clim=clim, title=column)
+    return categorical_colors(values.to_numpy(), palette=palette, mapping=categories, title=column)
