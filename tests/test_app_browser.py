@@ -273,3 +273,27 @@ def test_missing_layer_file_shows_error_and_the_rest(browser: sync_api.Browser, 
         _wait_for_image(page, lambda px: _colors_present(px, colors) >= 8)
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("view", ["local", "remote"])
+def test_buildings_coloured_by_height_in_both_view_modes(browser: sync_api.Browser, serve: Callable[..., str], tmp_path: Path, view: str) -> None:
+    """Per-building colours reach the browser in both modes (vtk.js in local mode gets them per cell)."""
+    path = tmp_path / "buildings.yaml"
+    path.write_text(
+        "version: 1\nname: 苏州 buildings\nframe: {center: [120.607, 31.30]}\n"
+        "cameras: {c: {target: [120.607, 31.3005], heading: 30, pitch: 50, range: 2400}}\ncamera: c\n"
+        f"layers:\n  - {{id: b, type: buildings, floors: Floor, color_by: height, colormap: viridis, clim: [0, 30], "
+        f"source: {{type: file, path: {(DATA / 'suzhou_buildings.geojson').as_posix()}}}}}\n",
+        encoding="utf-8",
+    )
+    page = _open(browser, serve(path, view))
+    try:
+        def varied(pixels: np.ndarray) -> bool:
+            rgb = pixels.reshape(-1, 3).astype(int)
+            yellow = ((rgb[:, 0] > 180) & (rgb[:, 1] > 170) & (rgb[:, 2] < 90)).mean()  # viridis top: tall buildings
+            teal = ((rgb[:, 1] > 110) & (rgb[:, 2] > 100) & (rgb[:, 0] < 80)).mean()  # viridis middle
+            return yellow > 0.002 and teal > 0.02
+
+        _wait_for_image(page, varied)
+    finally:
+        page.close()

@@ -184,6 +184,9 @@ class TwinApp(TrameApp):
             log.error("scene %s: %s", scene.name, exc)
             self._fatal = str(exc)
         self.view_mode: Literal["remote", "local"] = self._choose_mode(view_mode, triangle_budget)
+        if self.view_mode == "local":  # vtk.js shows colours given per cell, not through our lookup tables
+            self.view.direct_colors = True
+            self._sync()
         self._legends = self._collect_legends()
         self._legend_errors = set(self.view.errors)
         self._init_state()

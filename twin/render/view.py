@@ -81,6 +81,7 @@ class SceneView:
     def __init__(self, scene: Scene, *, size: tuple[int, int] = (1280, 720), offscreen: bool = True, strict: bool = False) -> None:
         self.scene = scene
         self.strict = strict
+        self._direct_colors = False
         self.errors: dict[str, LayerError] = {}
         self.renderer = vtkRenderer()
         self.window = vtkRenderWindow()
@@ -181,6 +182,19 @@ class SceneView:
         mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(0, -order * 2.0)
         mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0, -order * 2.0 - 1.0)
 
+    @property
+    def direct_colors(self) -> bool:
+        """True: colours per feature are expanded to one RGBA per cell (what vtk.js, the browser-side
+        renderer, can show); False: they go through a lookup table (a restyle sends k colours)."""
+        return self._direct_colors
+
+    @direct_colors.setter
+    def direct_colors(self, value: bool) -> None:
+        if value != self._direct_colors:
+            self._direct_colors = value
+            for drawn in self._drawn.values():
+                drawn.style_version = -1  # re-apply colours the other way on the next sync
+
     def _apply_colors(self, drawn: _Drawn, visual: LayerVisual) -> None:
         mapper = drawn.actor.GetMapper()
         texture = visual.style.texture
@@ -192,7 +206,13 @@ class SceneView:
             return
         drawn.actor.SetTexture(None)
         style = visual.style
-        if style.feature_colors is not None and style.feature_index is not None and drawn.polydata.GetCellData().GetArray(style.feature_index) is not None:
+        index_array = drawn.polydata.GetCellData().GetArray(style.feature_index) if style.feature_index else None
+        if style.feature_colors is not None and index_array is not None and self._direct_colors:
+            rows = vtk_to_numpy(index_array).astype(np.int64)
+            mapper.SetLookupTable(None)
+            self._set_cell_rgba(drawn, style.feature_colors[rows] if len(rows) else np.zeros((0, 4), np.uint8))
+            return
+        if style.feature_colors is not None and index_array is not None:
             table = _feature_table(style.feature_colors)
             mapper.SetLookupTable(table)
             mapper.UseLookupTableScalarRangeOn()
@@ -211,6 +231,12 @@ class SceneView:
             r, g, b, _ = visual.style.color
             drawn.actor.GetProperty().SetColor(r / 255, g / 255, b / 255)
             return
+        self._set_cell_rgba(drawn, colors)
+
+    @staticmethod
+    def _set_cell_rgba(drawn: _Drawn, colors: NDArray[np.uint8]) -> None:
+        mapper = drawn.actor.GetMapper()
+        cell_data = drawn.polydata.GetCellData()
         array = numpy_to_vtk(np.ascontiguousarray(colors, dtype=np.uint8), deep=True)
         array.SetName(_COLOR_ARRAY)
         cell_data.AddArray(array)
