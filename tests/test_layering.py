@@ -55,3 +55,11 @@ def test_a_violating_import_fails(tmp_path: Path, module: str, line: str) -> Non
     result = lint(root)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
+
+
+def test_no_unused_imports_or_undefined_names() -> None:
+    """pyflakes-level checks (ruff's F rules) over the whole tree: dead imports, undefined names."""
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "--select", "F", "--no-cache", "twin", "layers", "tests", "benchmarks", "examples"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
