@@ -90,10 +90,31 @@ def main() -> None:
         ingest_times.append(ingested - start)
         update_times.append(done - ingested)
         assert visual.mesh is first.mesh, "a same-cells tick must not rebuild the mesh"
+        layer._parts = None  # baseline: what building the mesh from scratch costs
         start = time.perf_counter()
-        layer.build_geometry(frame, layer.data())  # baseline: what a rebuild of the mesh costs
+        layer.build_geometry(frame, layer.data())
         rebuild_times.append(time.perf_counter() - start)
     tick_bytes = visual.mesh.points.nbytes + visual.style.feature_colors.nbytes  # topology and cell rows unchanged
+
+    # new cells: 1% more cells arrive; the mesh grows by their prisms only
+    extra = cells_around(121.48, 31.23, 10, int(args.cells * 1.01))
+    extra = extra[~np.isin(extra, cells)][: args.cells // 100]
+    grow_times, full_times = [], []
+    for i in range(3):
+        now = t0 + dt.timedelta(seconds=10 * (args.repeats + 1 + i))
+        fresh = readings_at(extra[i * len(extra) // 3 : (i + 1) * len(extra) // 3], now, rng)
+        fresh["sensor_id"] = "new-" + fresh["sensor_id"].astype(str)
+        _Feed.frame = pd.concat([readings_at(cells[:1000], now, rng), fresh], ignore_index=True)
+        start = time.perf_counter()
+        layer.refresh(now)
+        layer.set_time(now)
+        grown = layer.visual(frame)
+        grow_times.append(time.perf_counter() - start)
+        layer._parts = None  # baseline: the same mesh built from scratch
+        start = time.perf_counter()
+        layer.build_geometry(frame, layer.data())
+        full_times.append(time.perf_counter() - start)
+    assert grown.mesh.n_points > visual.mesh.n_points
 
     build = {}
     for shape in ("prism", "flat"):
@@ -101,6 +122,7 @@ def main() -> None:
         layer.set_time(now)
         samples = []
         for _ in range(3):
+            layer._parts = None
             start = time.perf_counter()
             layer.build_geometry(frame, layer.data())
             samples.append(time.perf_counter() - start)
@@ -112,6 +134,8 @@ def main() -> None:
           f" + update (aggregate window, heights and colours in place) {median_ms(update_times):.1f} ms   [target <= 20 ms]")
     print(f"baseline, rebuilding the mesh instead:                          {median_ms(rebuild_times):.1f} ms   ratio {statistics.median(rebuild_times) / statistics.median(tick_times):.1f}x")
     print(f"bytes to a browser per tick (points + one colour per cell): {tick_bytes / 1e6:.1f} MB   first push of the mesh: {mesh_bytes / 1e6:.1f} MB   ratio {mesh_bytes / tick_bytes:.2f}x")
+    print(f"tick with {len(extra) // 3:,} new cells (mesh extended): {median_ms(grow_times):.0f} ms; baseline, the mesh built from scratch: "
+          f"{median_ms(full_times):.0f} ms; ratio {statistics.median(full_times) / statistics.median(grow_times):.1f}x")
     print(f"building the mesh for {n:,} cells: prisms {build['prism']:.0f} ms, flat {build['flat']:.0f} ms")
 
 

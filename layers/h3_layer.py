@@ -24,6 +24,7 @@ Scene file::
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -89,6 +90,28 @@ class H3Params(ReadingsParams):
         return self
 
 
+@dataclass(frozen=True)
+class _CellParts:
+    """Mesh arrays for a run of cells, kept so that new cells only append."""
+
+    points: np.ndarray
+    is_top: np.ndarray
+    point_cell: np.ndarray
+    triangles: np.ndarray
+    triangle_cell: np.ndarray
+    centers: np.ndarray
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.centers)
+
+    def extend(self, more: _CellParts) -> _CellParts:
+        return _CellParts(*(np.concatenate([a, b]) for a, b in zip(self._arrays(), more._arrays())))
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.points, self.is_top, self.point_cell, self.triangles, self.triangle_cell, self.centers)
+
+
 class H3Layer(ReadingsLayer):
     """Readings aggregated per H3 cell in a sliding window, as hexagons or prisms, with levels."""
 
@@ -127,6 +150,7 @@ class H3Layer(ReadingsLayer):
         self.last_time = np.zeros(0, dtype=np.int64)
         self._template: np.ndarray | None = None
         self._built_cells = -1
+        self._parts: tuple[tuple[Any, ...], _CellParts] | None = None
 
     def update(self, **changes: Any) -> None:
         old_res = self.params.resolution
@@ -186,24 +210,43 @@ class H3Layer(ReadingsLayer):
 
     # -- geometry ------------------------------------------------------------------------
     def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
-        cells = self.cells
+        key = (frame, self.params.shape, self.params.elevation)
+        cached = self._parts
+        if cached is not None and cached[0] == key and cached[1].n_cells <= len(self.cells):
+            parts = cached[1]
+            if parts.n_cells < len(self.cells):  # only the new cells' boundaries are computed and projected
+                parts = parts.extend(self._cells_geometry(self.cells[parts.n_cells :], frame, parts.n_cells, len(parts.points)))
+        else:
+            parts = self._cells_geometry(self.cells, frame, 0, 0)
+        self._parts = (key, parts)
+        mesh = pv.PolyData.from_regular_faces(parts.points.copy(), parts.triangles) if len(parts.triangles) else pv.PolyData(parts.points.copy())
+        mesh.cell_data["cell_row"] = parts.triangle_cell
+        self._template = parts.points
+        self._template_cell = parts.point_cell
+        self._template_top = parts.is_top
+        self._centers = parts.centers
+        self._top_index = np.flatnonzero(parts.is_top)
+        self._top_cell = parts.point_cell[self._top_index]
+        self._built_cells = len(self.cells)
+        self._write_points(mesh)
+        return mesh
+
+    def _cells_geometry(self, cells: np.ndarray, frame: Frame, first_row: int, first_point: int) -> _CellParts:
+        """Points and triangles of ``cells`` (rows from ``first_row``, point ids from ``first_point``)."""
         verts, counts = cells_to_boundaries(cells)
         prism = self.params.shape == "prism"
         per = counts * (2 if prism else 1) + 1  # ring(s) + centre
         start = np.concatenate([[0], np.cumsum(per)[:-1]]).astype(np.int64)
-        total = int(per.sum())
         valid = ~np.isnan(verts[:, :, 0])
-        lon, lat = verts[valid][:, 0], verts[valid][:, 1]
-        ring_local = frame.lonlat_to_local(lon, lat)[:, :2]
+        ring_local = frame.lonlat_to_local(verts[valid][:, 0], verts[valid][:, 1])[:, :2]
         ring_cell = np.repeat(np.arange(len(cells)), counts)
         ring_k = np.arange(len(ring_cell)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         centers = np.zeros((len(cells), 2), dtype=np.float64)
         if len(cells):
             np.add.at(centers, ring_cell, ring_local)
             centers /= np.maximum(counts, 1)[:, None]
-        pts = np.zeros((total, 3), dtype=np.float32)
-        is_top = np.zeros(total, dtype=bool)
-        pt_cell = np.repeat(np.arange(len(cells), dtype=np.int32), per)
+        pts = np.zeros((int(per.sum()), 3), dtype=np.float32)
+        is_top = np.zeros(len(pts), dtype=bool)
         bottom = start[ring_cell] + ring_k
         pts[bottom, :2] = ring_local
         if prism:
@@ -214,31 +257,24 @@ class H3Layer(ReadingsLayer):
         pts[centre, :2] = centers
         is_top[centre] = True
         pts[:, 2] = self.params.elevation
-        # triangles: roof fan, then walls
+        # triangles: roof fan, then walls (outward: H3 rings run counter-clockwise)
         m = counts[ring_cell]
         k1 = np.where(ring_k + 1 == m, 0, ring_k + 1)
-        roof_ring = (start[ring_cell] + (counts[ring_cell] if prism else 0))
-        roof = np.column_stack([centre[ring_cell], roof_ring + ring_k, roof_ring + k1])
-        tris = [roof]
+        roof_ring = start[ring_cell] + (m if prism else 0)
+        tris = [np.column_stack([centre[ring_cell], roof_ring + ring_k, roof_ring + k1])]
         tri_cell = [ring_cell]
         if prism:
             b0, b1 = start[ring_cell] + ring_k, start[ring_cell] + k1
-            t0, t1 = b0 + m, b1 + m
-            tris += [np.column_stack([b0, b1, t1]), np.column_stack([b0, t1, t0])]
+            tris += [np.column_stack([b0, b1, b1 + m]), np.column_stack([b0, b1 + m, b0 + m])]
             tri_cell += [ring_cell, ring_cell]
-        tri = np.concatenate(tris)
-        faces = np.column_stack([np.full(len(tri), 3, dtype=np.int64), tri]).ravel()
-        mesh = pv.PolyData(pts, faces=faces if len(tri) else None)
-        mesh.cell_data["cell_row"] = np.concatenate(tri_cell).astype(np.int32)
-        self._template = pts.copy()
-        self._template_cell = pt_cell
-        self._template_top = is_top
-        self._centers = centers.astype(np.float32)
-        self._top_index = np.flatnonzero(is_top)
-        self._top_cell = pt_cell[self._top_index]
-        self._built_cells = len(cells)
-        self._write_points(mesh)
-        return mesh
+        return _CellParts(
+            points=pts,
+            is_top=is_top,
+            point_cell=(np.repeat(np.arange(len(cells)), per) + first_row).astype(np.int32),
+            triangles=(np.concatenate(tris) + first_point).astype(np.int64),
+            triangle_cell=(np.concatenate(tri_cell) + first_row).astype(np.int32),
+            centers=centers.astype(np.float32),
+        )
 
     def _heights(self) -> np.ndarray:
         if self.params.shape == "flat":

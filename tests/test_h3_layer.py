@@ -137,6 +137,28 @@ def test_live_tick_same_cells_rewrites_values_not_geometry() -> None:
     assert [int(c) for c in lyr.cells] == [cell(A), cell(B), cell(C)]
 
 
+def test_new_cells_extend_the_mesh_without_recomputing_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    import twin_layers.h3_layer as module
+
+    StreamSource.STREAMS["s"] = [reading(A, 1), reading(B, 1)]
+    lyr = layer()
+    f = twin.Frame.auto(121.48, 31.23)
+    at(lyr, 1)
+    before = lyr.visual(f).mesh.copy()
+    asked: list[list[int]] = []
+    real = module.cells_to_boundaries
+    monkeypatch.setattr(module, "cells_to_boundaries", lambda cells: asked.append([int(c) for c in cells]) or real(cells))
+    C = (121.50, 31.25)
+    StreamSource.STREAMS["s"] = [reading(A, 1), reading(B, 1), reading(C, 2)]
+    at(lyr, 2)
+    after = lyr.visual(f).mesh
+    assert asked == [[cell(C)]]  # only the new cell's boundary was computed
+    n = before.n_points
+    np.testing.assert_array_equal(after.points[:n, :2], before.points[:, :2])
+    np.testing.assert_array_equal(after.faces[: len(before.faces)], before.faces)
+    assert after.n_cells > before.n_cells
+
+
 def test_late_and_bad_readings_and_replay() -> None:
     StreamSource.STREAMS["s"] = [reading(A, 1), reading(A, 2), (float("nan"), 31.2, minutes(2), 1.0, "x"), (200.0, 31.2, minutes(2), 1.0, "y"),
                                  (121.48, 31.23, "yesterday-ish", 1.0, "z"), reading(A, 2)]
