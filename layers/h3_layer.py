@@ -137,7 +137,6 @@ class H3Layer(ReadingsLayer):
             self._index = pd.Index(self.cells.view(np.int64))
             self.values = np.concatenate([self.values, np.full(len(new), np.nan)])
             self.state = np.concatenate([self.state, np.full(len(new), HIDDEN, dtype=np.int8)])
-            self.last_time = np.concatenate([self.last_time, np.full(len(new), np.iinfo(np.int64).min)])
             idx = self._index.get_indexer(keys)
         return idx.astype(np.int64)
 
@@ -147,7 +146,8 @@ class H3Layer(ReadingsLayer):
         self._index = pd.Index(np.zeros(0, dtype=np.int64))
         self.values = np.zeros(0, dtype=np.float64)
         self.state = np.zeros(0, dtype=np.int8)
-        self.last_time = np.zeros(0, dtype=np.int64)
+        self._span: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._last_time: np.ndarray | None = None
         self._template: np.ndarray | None = None
         self._built_cells = -1
         self._parts: tuple[tuple[Any, ...], _CellParts] | None = None
@@ -178,8 +178,8 @@ class H3Layer(ReadingsLayer):
         values = self.buffer.column("v")[rows]
         n = len(self.cells)
         previous_state = self.state
-        in_window = times > int(pd.Timestamp(now).value - p.window.total_seconds() * 1e9)
-        wi, wv = idx[in_window], values[in_window]
+        first = int(np.searchsorted(times, int(pd.Timestamp(now).value - p.window.total_seconds() * 1e9), side="right"))
+        wi, wv = idx[first:], values[first:]  # readings are in time order: the window is a tail
         count = np.bincount(wi, minlength=n).astype(np.float64)
         if p.aggregate == "count":
             agg = count
@@ -191,12 +191,11 @@ class H3Layer(ReadingsLayer):
         else:
             agg = np.full(n, -np.inf)
             np.maximum.at(agg, wi, wv)
-        last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(last, idx, times)
         self.values = np.where(count > 0, agg, np.nan)
-        self.last_time = last
+        self._span = (idx, times)
+        self._last_time = None
         state = np.full(n, HIDDEN, dtype=np.int8)
-        state[last > np.iinfo(np.int64).min] = FADED if p.expired == "fade" else HIDDEN
+        state[np.bincount(idx, minlength=n) > 0] = FADED if p.expired == "fade" else HIDDEN
         state[count > 0] = ACTIVE
         if p.show_above is not None:
             state[(count > 0) & ~(self.values >= p.show_above)] = HIDDEN
@@ -207,6 +206,16 @@ class H3Layer(ReadingsLayer):
             self._write_points(self._geometry[2], previous_state)
             self.invalidate(geometry=False)
             self.touch_points()
+
+    @property
+    def last_time(self) -> np.ndarray:
+        """Time (ns since the epoch, UTC) of each cell's latest reading in the window and fade span; int64 min if none."""
+        if self._last_time is None or len(self._last_time) != len(self.cells):
+            idx, times = self._span
+            last = np.full(len(self.cells), np.iinfo(np.int64).min, dtype=np.int64)
+            np.maximum.at(last, idx, times)
+            self._last_time = last
+        return self._last_time
 
     # -- geometry ------------------------------------------------------------------------
     def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
