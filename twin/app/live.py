@@ -254,17 +254,23 @@ def resource_layer_ids(scene: Scene, names: Iterable[str] | None) -> list[str]:
 HELP_LAYER = "help_within_reach"
 
 
-def highlight_help(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0) -> None:
-    """Show the search circle and the resources within reach as a layer of the scene (replaced on each call)."""
-    from twin.alerts.nearby import reach_features
-    from twin.plugins import layer_types
-
+def _resource_data(scene: Scene, layer_ids: Sequence[str]) -> dict[str, Any]:
+    """The features of each resource layer that can be read (the others are logged and skipped)."""
     data = {}
     for layer_id in layer_ids:
         try:
             data[layer_id] = scene[layer_id].data()
         except (KeyError, TwinError) as exc:
             log.warning("resource layer %s: %s", layer_id, exc)
+    return data
+
+
+def highlight_help(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0) -> None:
+    """Show the search circle and the resources within reach as a layer of the scene (replaced on each call)."""
+    from twin.alerts.nearby import reach_features
+    from twin.plugins import layer_types
+
+    data = _resource_data(scene, layer_ids)
     found = resources_within(lon, lat, data, radius_m=radius_m) if data else pd.DataFrame(columns=["layer", "feature", "distance_m", "lon", "lat"])
     if any(layer.id == HELP_LAYER for layer in scene.layers):
         scene.remove(HELP_LAYER)
@@ -276,12 +282,7 @@ def highlight_help(scene: Scene, layer_ids: Sequence[str], lon: float, lat: floa
 
 def nearby_rows(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0, limit: int = 12) -> list[dict[str, Any]]:
     """Resources within ``radius_m`` of (lon, lat), nearest first (layers that fail are skipped)."""
-    data = {}
-    for layer_id in layer_ids:
-        try:
-            data[layer_id] = scene[layer_id].data()
-        except (KeyError, TwinError) as exc:
-            log.warning("resource layer %s: %s", layer_id, exc)
+    data = _resource_data(scene, layer_ids)
     if not data:
         return []
     found = resources_within(lon, lat, data, radius_m=radius_m)
