@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from twin.alerts.rules import StaleRule, ThresholdRule
@@ -180,16 +181,22 @@ class AlertEngine:
         table = snapshot.table
         if rule.field not in table.columns:
             raise TwinError(f"alert rule {rule.id!r}: layer {rule.layer!r} has no value {rule.field!r}; values: {', '.join(map(str, table.columns))}")
-        for key, row in table.iterrows():
-            value = _number(row[rule.field])
-            when = row.get("time")
-            if value is None or when is None or pd.isna(when):
-                continue  # no usable reading: leave the alert as it is (never read as 0)
-            when = pd.Timestamp(when).to_pydatetime()
-            if when > now:
-                self.future_readings += 1
-                continue
-            self._step(rule, str(key), value, when, now, row, rule.breached(value), rule.cleared(value), rule.for_, rule.clear_for, events)
+        values = pd.to_numeric(table[rule.field], errors="coerce").to_numpy(dtype=np.float64)
+        times = pd.to_datetime(table["time"], utc=True, errors="coerce") if "time" in table.columns else pd.Series(pd.NaT, index=table.index)
+        usable = np.isfinite(values) & ~times.isna().to_numpy()  # no usable reading: leave the alert as it is (never read as 0)
+        future = usable & (times > pd.Timestamp(now)).to_numpy()
+        self.future_readings += int(future.sum())
+        usable &= ~future
+        with np.errstate(invalid="ignore"):
+            breached = (values >= rule.above) if rule.above is not None else (values <= rule.below)
+        keys = table.index.astype(str)
+        open_keys = {key for (rule_id, key) in self._open if rule_id == rule.id}
+        # only rows past the threshold, or with an alert already open, can change anything
+        candidates = np.flatnonzero(usable & (breached | keys.isin(open_keys)))
+        for i in candidates:
+            value = float(values[i])
+            row = table.iloc[i]
+            self._step(rule, keys[i], value, times.iloc[i].to_pydatetime(), now, row, bool(breached[i]), rule.cleared(value), rule.for_, rule.clear_for, events)
 
     def _stale(self, rule: StaleRule, snapshot: LiveSnapshot | None, now: dt.datetime, events: list[AlertEvent]) -> None:
         zero = dt.timedelta(0)
@@ -201,11 +208,14 @@ class AlertEngine:
             return
         if snapshot is None:
             return
-        for key, row in snapshot.table.iterrows():
-            when = row.get("time")
-            age = math.inf if when is None or pd.isna(when) else (now - pd.Timestamp(when).to_pydatetime()).total_seconds()
-            breached = age > rule.max_age.total_seconds()
-            self._step(rule, str(key), age, now, now, row, breached, not breached, zero, zero, events)
+        table = snapshot.table
+        times = pd.to_datetime(table["time"], utc=True, errors="coerce") if "time" in table.columns else pd.Series(pd.NaT, index=table.index)
+        ages = ((pd.Timestamp(now) - times).dt.total_seconds()).fillna(math.inf).to_numpy()
+        breached = ages > rule.max_age.total_seconds()
+        keys = table.index.astype(str)
+        open_keys = {key for (rule_id, key) in self._open if rule_id == rule.id}
+        for i in np.flatnonzero(breached | keys.isin(open_keys)):  # only these can change anything
+            self._step(rule, keys[i], float(ages[i]), now, now, table.iloc[i], bool(breached[i]), not breached[i], zero, zero, events)
 
     def _step(
         self,
