@@ -134,6 +134,7 @@ class H3Layer(ReadingsLayer):
         if (idx < 0).any():
             new = pd.unique(keys[idx < 0])
             self.cells = np.concatenate([self.cells, new.view(np.uint64)])
+            self.cell_keys = np.concatenate([self.cell_keys, np.array([f"{c:x}" for c in new.view(np.uint64)], dtype=object)])
             self._index = pd.Index(self.cells.view(np.int64))
             self.values = np.concatenate([self.values, np.full(len(new), np.nan)])
             self.state = np.concatenate([self.state, np.full(len(new), HIDDEN, dtype=np.int8)])
@@ -143,6 +144,8 @@ class H3Layer(ReadingsLayer):
     def _reset_cells(self) -> None:
         self.cells = np.zeros(0, dtype=np.uint64)
         """Cells in geometry order (the order they first appeared)."""
+        self.cell_keys = np.zeros(0, dtype=object)
+        """The cells' H3 ids as hex strings (formatted once, when a cell first appears)."""
         self._index = pd.Index(np.zeros(0, dtype=np.int64))
         self.values = np.zeros(0, dtype=np.float64)
         self.state = np.zeros(0, dtype=np.int8)
@@ -347,7 +350,7 @@ class H3Layer(ReadingsLayer):
         lon, lat = cell_centers(self.cells) if len(self.cells) else (np.zeros(0), np.zeros(0))
         return gpd.GeoDataFrame(
             {
-                "cell": [f"{c:x}" for c in self.cells],
+                "cell": self.cell_keys,
                 "value": self.values,
                 "level": self.level_names(),
                 "state": np.array(["active", "faded", "hidden"], dtype=object)[self.state] if len(self.state) else np.zeros(0, dtype=object),
@@ -370,7 +373,7 @@ class H3Layer(ReadingsLayer):
         lon, lat = cell_centers(self.cells[active]) if active.any() else (np.zeros(0), np.zeros(0))
         table = pd.DataFrame(
             {"value": self.values[active], "lon": lon, "lat": lat, "time": pd.to_datetime(self.last_time[active], utc=True), "name": self.level_names()[active]},
-            index=[f"{c:x}" for c in self.cells[active]],
+            index=pd.Index(self.cell_keys[active], dtype=object),
         )
         return LiveSnapshot(self.id, table, self.health.last_success)
 
