@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from twin.errors import LayerDataError
 from twin.geo.frame import Frame
-from twin.layer import Layer, LayerParams, LayerStyle
+from twin.layer import ColorByParams, Layer, LayerStyle
 from twin.mesh.extrude import extrude_footprints
-from twin.style import attribute_colors, to_rgba8, validate_color, validate_colormap
+from twin.style import to_rgba8, validate_color
 
 __all__ = ["BuildingsLayer", "Range"]
 
@@ -47,7 +47,7 @@ class Range(BaseModel):
     max: float | None = None
 
 
-class BuildingsParams(LayerParams):
+class BuildingsParams(ColorByParams):
     height: str | None = Field("height", description="column with the building height in metres")
     floors: str | None = Field("floors", description="column with the number of floors (used where height is missing)")
     floor_height: float = Field(3.0, gt=0, description="metres per floor")
@@ -57,17 +57,12 @@ class BuildingsParams(LayerParams):
         None, description="keep only buildings whose attributes match: {column: [values]} or {column: {min, max}}"
     )
     color: str = Field("#c9d3df", description="colour of every building when color_by is not set")
-    color_by: str | None = Field(None, description="attribute that sets each building's colour")
     colormap: str = Field("YlGnBu", description="colormap for numeric color_by")
-    clim: tuple[float, float] | None = Field(None, description="value range of the colormap (default: data 2-98 %)")
-    palette: str = Field("tab10", description="qualitative palette for categorical color_by")
-    categories: dict[str, str] | None = Field(None, description="explicit value -> colour for categorical color_by")
     highlight: list[int | str] = Field([], description="buildings to highlight: row numbers, or values of id_column")
     id_column: str | None = Field(None, description="column whose values highlight refers to (default: row numbers)")
     highlight_color: str = Field("#ffb300", description="colour of highlighted buildings")
 
-    _colors = field_validator("color", "highlight_color")(classmethod(lambda cls, v: validate_color(v)))
-    _cmap = field_validator("colormap", "palette")(classmethod(lambda cls, v: validate_colormap(v)))
+    _highlight = field_validator("highlight_color")(classmethod(lambda cls, v: validate_color(v)))
 
 
 class BuildingsLayer(Layer):
@@ -115,8 +110,7 @@ class BuildingsLayer(Layer):
 
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
         p = self.params
-        per_row, legend = attribute_colors(data, p.color_by, color=p.color, colormap=p.colormap, clim=p.clim, palette=p.palette,
-                                           categories=p.categories, where=f"layer {self.id!r}")
+        per_row, legend = p.row_colors(data, where=f"layer {self.id!r}")
         if p.highlight:
             per_row[self.highlighted_rows(data)] = to_rgba8(p.highlight_color)
         # one colour per building, looked up through building_id: a restyle sends n colours, not one per cell

@@ -28,28 +28,20 @@ import shapely
 from pydantic import Field, field_validator
 
 from twin.geo.frame import Frame
-from twin.layer import Layer, LayerParams, LayerStyle
-from twin.style import attribute_colors, to_rgba8, validate_color, validate_colormap
+from twin.layer import ColorByParams, Layer, LayerStyle
+from twin.style import to_rgba8, validate_color
 
 __all__ = ["VectorLayer"]
 
 
-class VectorParams(LayerParams):
-    color: str = Field("#8fa3b8", description="colour of every feature when color_by is not set")
-    color_by: str | None = Field(None, description="attribute that sets each feature's colour")
-    colormap: str = Field("viridis", description="colormap for numeric color_by")
-    clim: tuple[float, float] | None = Field(None, description="value range of the colormap (default: data 2-98 %)")
-    palette: str = Field("tab10", description="qualitative palette for categorical color_by")
-    categories: dict[str, str] | None = Field(None, description="explicit value -> colour for categorical color_by")
+class VectorParams(ColorByParams):
     fill: bool = Field(True, description="fill polygons")
     outline_color: str | None = Field(None, description="colour of polygon outlines (none when unset)")
     line_width: float = Field(2.0, gt=0, description="width of lines and outlines in pixels")
     point_size: float = Field(8.0, gt=0, description="size of points in pixels")
     elevation: float = Field(0.0, description="height above the ground in metres (to stack draped layers)")
 
-    _color = field_validator("color")(classmethod(lambda cls, v: validate_color(v)))
     _outline = field_validator("outline_color")(classmethod(lambda cls, v: v if v is None else validate_color(v)))
-    _cmap = field_validator("colormap", "palette")(classmethod(lambda cls, v: validate_colormap(v)))
 
 
 class VectorLayer(Layer):
@@ -84,8 +76,7 @@ class VectorLayer(Layer):
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
         p = self.params
         base = to_rgba8(p.color)
-        per_row, legend = attribute_colors(data, p.color_by, color=p.color, colormap=p.colormap, clim=p.clim, palette=p.palette,
-                                           categories=p.categories, where=f"layer {self.id!r}")
+        per_row, legend = p.row_colors(data, where=f"layer {self.id!r}")
         colors = per_row[np.asarray(mesh.cell_data["feature_id"])] if mesh.n_cells else per_row[:0]
         if p.outline_color is not None and mesh.n_cells:
             colors = colors.copy()

@@ -28,9 +28,8 @@ import pandas as pd
 import pytest
 from playwright import sync_api
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+from browsing import chromium
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DISTRICTS = DATA / "shanghai_districts_gcj02.geojson"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00$")
@@ -143,12 +142,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[sync_api.Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is not installed: run scripts/setup.sh (Debian package chromium)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -34,12 +34,14 @@ from twin.geo.frame import Frame
 from twin.live import SourceHealth
 from twin.params import PluginParams, validate_params
 from twin.source import BBox, Source
-from twin.style import Legend
+from pydantic import Field, field_validator
+
+from twin.style import Legend, attribute_colors, validate_color, validate_colormap
 
 if TYPE_CHECKING:
     import pyvista as pv
 
-__all__ = ["Label", "Layer", "LayerParams", "LayerStyle", "LayerVisual", "source_from_spec"]
+__all__ = ["ColorByParams", "Label", "Layer", "LayerParams", "LayerStyle", "LayerVisual", "source_from_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,28 @@ _LAYER_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 class LayerParams(PluginParams):
     """Parameters specific to a layer type; plugins subclass this."""
+
+
+class ColorByParams(LayerParams):
+    """Colour by attribute: one ``color``, or ``color_by`` through a colormap or a palette.
+
+    Layer types subclass it (and may redefine a field to change its default).
+    """
+
+    color: str = Field("#8fa3b8", description="colour of every feature when color_by is not set")
+    color_by: str | None = Field(None, description="attribute that sets each feature's colour")
+    colormap: str = Field("viridis", description="colormap for numeric color_by")
+    clim: tuple[float, float] | None = Field(None, description="value range of the colormap (default: data 2-98 %)")
+    palette: str = Field("tab10", description="qualitative palette for categorical color_by")
+    categories: dict[str, str] | None = Field(None, description="explicit value -> colour for categorical color_by")
+
+    _color_by_color = field_validator("color")(classmethod(lambda cls, v: validate_color(v)))
+    _color_by_maps = field_validator("colormap", "palette")(classmethod(lambda cls, v: validate_colormap(v)))
+
+    def row_colors(self, data: gpd.GeoDataFrame, *, where: str) -> tuple[NDArray[np.uint8], Legend | None]:
+        """RGBA per data row and the legend (None for one colour)."""
+        return attribute_colors(data, self.color_by, color=self.color, colormap=self.colormap, clim=self.clim,
+                                palette=self.palette, categories=self.categories, where=where)
 
 
 @dataclass(frozen=True)
