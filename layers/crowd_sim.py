@@ -48,6 +48,8 @@ class CrowdSimSource(ReadingsSource):
     """Simulated device pings (value 1 each) with a daily rhythm and a pedestrian-street surge."""
 
     type_name = "crowd_sim"
+    default_lookback = dt.timedelta(0)  # readings computed from the clock never arrive late
+    default_sweep = dt.timedelta(0)
     Params = CrowdSimParams
     params: CrowdSimParams
 

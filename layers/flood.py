@@ -137,7 +137,7 @@ class FloodPointsLayer(ReadingsLayer):
              "time": current["time"].to_numpy(), "name": names, "level": current["level"].to_numpy()},
             index=current.index,
         )
-        return LiveSnapshot(self.id, table, self.health.last_success)
+        return LiveSnapshot(self.id, table, self.newest_reading(now))
 
     def _hidden(self, stations: gpd.GeoDataFrame) -> np.ndarray:
         column = self.params.hidden_column

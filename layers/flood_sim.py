@@ -40,6 +40,8 @@ class FloodSimSource(ReadingsSource):
     """Simulated water-depth readings at the demo flood points."""
 
     type_name = "flood_sim"
+    default_lookback = dt.timedelta(0)  # readings computed from the clock never arrive late
+    default_sweep = dt.timedelta(0)
     Params = FloodSimParams
     params: FloodSimParams
 

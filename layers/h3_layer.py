@@ -375,7 +375,7 @@ class H3Layer(ReadingsLayer):
             {"value": self.values[active], "lon": lon, "lat": lat, "time": pd.to_datetime(self.last_time[active], utc=True), "name": self.level_names()[active]},
             index=pd.Index(self.cell_keys[active], dtype=object),
         )
-        return LiveSnapshot(self.id, table, self.health.last_success)
+        return LiveSnapshot(self.id, table, self.newest_reading(now))
 
     def visual_options(self) -> dict[str, Any]:
         return {"lighting": self.params.shape == "prism"}

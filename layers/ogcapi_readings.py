@@ -1,8 +1,13 @@
 """Readings from an OGC API – Features collection with a time property (live sensor layers).
 
-Each poll asks for ``datetime=START/END`` and keeps features with ``START < time <= END``
-(servers differ on whether interval ends are inclusive, and some ignore ``datetime``: the
-window is always applied client-side too).
+Each poll asks for ``datetime=START/END`` and keeps features with ``time <= END`` (servers
+differ on whether interval ends are inclusive, and some ignore ``datetime``). Features older
+than ``START`` that a server returns anyway are kept too: the layer recognises readings it
+already holds, and one it does not hold arrived late and must not be lost. The layer polls
+with overlapping windows (``lookback``, default 3 poll intervals and at least 5 minutes) and
+re-reads its whole history every ``sweep``, so readings written to the service after their
+time stamp still arrive. A reading is identified by (sensor, time); with no
+``sensor_property`` each feature is its own sensor, named by its feature id.
 
 Scene file::
 
@@ -25,16 +30,16 @@ import pandas as pd
 from pydantic import Field
 
 from twin.errors import SourceError
-from twin.source import ReadingsSource
+from twin.source import ReadingsSource, ReadingsSourceParams
 from twin_layers.ogcapi import OgcApiFeaturesSource, OgcApiParams, iso_z
 
 __all__ = ["OgcApiReadingsSource"]
 
 
-class OgcApiReadingsParams(OgcApiParams):
+class OgcApiReadingsParams(OgcApiParams, ReadingsSourceParams):
     time_property: str = Field("time", description="attribute with each reading's time")  # type: ignore[assignment]
     value_property: str = Field("value", description="attribute with the reading's value")
-    sensor_property: str | None = Field(None, description="attribute with the sensor id (default: one per feature)")
+    sensor_property: str | None = Field(None, description="attribute with the sensor id (default: one per feature, named by its feature id)")
 
 
 class OgcApiReadingsSource(ReadingsSource):
@@ -64,7 +69,7 @@ class OgcApiReadingsSource(ReadingsSource):
         times = pd.to_datetime(frame[p.time_property], utc=True, errors="coerce", format="mixed")
         out = pd.DataFrame(
             {
-                "sensor_id": frame[p.sensor_property].astype(str).to_numpy() if p.sensor_property else np.arange(len(frame)).astype(str),
+                "sensor_id": frame[p.sensor_property].astype(str).to_numpy() if p.sensor_property else _feature_ids(frame),
                 "lon": frame.geometry.x.to_numpy(),
                 "lat": frame.geometry.y.to_numpy(),
                 "time": times.to_numpy(),
@@ -72,5 +77,11 @@ class OgcApiReadingsSource(ReadingsSource):
             }
         )
         out["time"] = pd.to_datetime(out["time"], utc=True)
-        keep = out["time"].isna() | ((out["time"] > lo) & (out["time"] <= hi))
+        keep = out["time"].isna() | (out["time"] <= hi)  # later ones come with the next poll
         return out[keep.to_numpy()].reset_index(drop=True)
+
+
+def _feature_ids(frame: pd.DataFrame) -> np.ndarray:
+    """Each feature's id (the ``id`` column OGC API sources keep, else its row), as text."""
+    ids = frame["id"] if "id" in frame.columns else pd.Series(frame.index)
+    return ids.astype(str).to_numpy()

@@ -45,26 +45,62 @@ class ReadingsLayer(Layer):
         self.buffer = ReadingsBuffer(self.params.history, min_value=self.min_value)
         self.now: dt.datetime | None = None
         self._pulled_until: dt.datetime | None = None
+        self._swept_at: dt.datetime | None = None
 
     def refresh(self, now: dt.datetime) -> None:
-        """Fetch readings newer than the last poll, up to ``now``; on failure keep what we have."""
-        if not isinstance(self.source, ReadingsSource):
+        """Poll the source (when its ``poll_interval`` is due) up to ``now``; on failure keep what we have.
+
+        Polls overlap by the source's ``lookback`` and re-read the whole history every
+        ``sweep`` (see :class:`~twin.source.ReadingsSourceParams`), so a reading that reaches
+        the service after its time stamp still reaches the layer; readings already held are
+        not added twice. The health record gets the newest reading's time (the layer's data
+        age), the poll times and the drop counts by reason.
+        """
+        source = self.source
+        if not isinstance(source, ReadingsSource):
             return
-        start = self._pulled_until or (now - self.params.history)
+        health = self.health
+        interval = getattr(source.params, "poll_interval", None)
+        if interval and health.last_poll is not None and dt.timedelta(0) <= now - health.last_poll < interval:
+            return
+        history_start = now - self.params.history
+        first = self._pulled_until is None
+        sweep = source.sweep
+        sweeping = first or bool(sweep) and (self._swept_at is None or now - self._swept_at >= sweep)
+        late_before = None if first else self._pulled_until - source.lookback  # type: ignore[operator]
+        start = history_start if sweeping else max(history_start, late_before)  # type: ignore[type-var]
+        health.last_poll = now
         try:
-            frame = self.source.readings(start, now)
-            report = self.buffer.ingest(frame, now)
+            frame = source.readings(start, now)
+            report = self.buffer.ingest(frame, now, late_before=late_before)
         except Exception as exc:  # the wall keeps showing the last good data
-            self.health.last_error = now
-            self.health.error = f"{self.source.describe()}: {exc}"
-            log.warning("layer %s: poll failed: %s", self.id, self.health.error)
+            health.last_error = now
+            health.error = f"{source.describe()}: {exc}"
+            log.warning("layer %s: poll failed: %s", self.id, health.error)
             return
+        if sweeping:
+            self._swept_at = now
         self._pulled_until = now
-        self.health.last_success = now
-        self.health.error = None
-        self.health.last_report = report
+        health.last_success = now
+        health.error = None
+        health.last_report = report
+        health.dropped.update(report.dropped)
+        health.late += report.late
+        health.revised += report.revised
+        newest = self.buffer.newest()
+        health.newest_reading = None if newest is None else newest.to_pydatetime()
         if report.total_dropped:
-            log.info("layer %s: dropped %s", self.id, report.dropped)
+            log.info("layer %s: dropped %s", self.id, dict(report.dropped))
+        if report.late:
+            log.warning(
+                "layer %s: %d reading(s) reached %s more than lookback=%s after their time; raise lookback",
+                self.id, report.late, source.describe(), source.lookback,
+            )
+
+    def newest_reading(self, at: dt.datetime | None = None) -> dt.datetime | None:
+        """Time of the newest reading held (at or before ``at`` when given): what data age is measured from."""
+        newest = self.buffer.newest(at)
+        return None if newest is None else newest.to_pydatetime()
 
     def set_time(self, now: dt.datetime) -> None:
         if now.tzinfo is None:

@@ -21,10 +21,12 @@ from typing import Any, ClassVar
 
 import geopandas as gpd
 import pandas as pd
+from pydantic import Field, field_validator
 
+from twin.alerts.rules import parse_duration
 from twin.params import PluginParams, validate_params
 
-__all__ = ["BBox", "ReadingsSource", "Source", "SourceParams"]
+__all__ = ["BBox", "ReadingsSource", "ReadingsSourceParams", "Source", "SourceParams"]
 
 BBox = tuple[float, float, float, float]
 """(min lon, min lat, max lon, max lat) in WGS84."""
@@ -56,13 +58,60 @@ class Source(ABC):
         return {"type": self.type_name, **self.params.model_dump(mode="json", exclude_defaults=True)}
 
 
+class ReadingsSourceParams(SourceParams):
+    """How a layer polls a readings source so that no reading is lost (mixed into a source's ``Params``).
+
+    Readings often reach a service after their time stamp (a gauge uploads every minute, a
+    feed is batched): a poll that asked only for ``(last poll, now]`` would never see them.
+    Each poll therefore re-asks for ``lookback`` before the last poll (readings already held are
+    recognised and not added twice), and every ``sweep`` the whole history is asked for again;
+    readings the sweep finds that arrived later than ``lookback`` are kept and counted as
+    ``late`` in the layer's health — a sign to raise ``lookback``.
+    """
+
+    lookback: dt.timedelta | None = Field(
+        None, description="each poll also re-reads this much before the last poll, for readings that arrive late (default: 3 poll intervals, at least 5m)"
+    )
+    sweep: dt.timedelta | None = Field(
+        None, description="re-read the whole history this often, to find readings that arrived later than lookback (default: 15m; 0s: never)"
+    )
+
+    _lookback_durations = field_validator("lookback", "sweep", mode="before")(classmethod(lambda cls, v: None if v is None else parse_duration(v)))
+
+
 class ReadingsSource(Source):
     """A source of time-stamped point readings (sensors, crowd counts, water depth).
 
     ``readings(start, end)`` returns a DataFrame with columns ``sensor_id``, ``lon``, ``lat``
     (WGS84), ``time`` (tz-aware or ISO text) and ``value``, for ``start < time <= end``.
     ``read()`` gives the sensors' locations as points (the latest reading of the last hour).
+
+    A layer polls it with overlapping windows (``lookback``) and a periodic full re-read
+    (``sweep``), see :class:`ReadingsSourceParams`; a source whose readings can never arrive
+    late (a simulator computing them from the clock) sets ``default_lookback`` and
+    ``default_sweep`` to zero.
     """
+
+    default_lookback: ClassVar[dt.timedelta] = dt.timedelta(minutes=5)
+    default_sweep: ClassVar[dt.timedelta] = dt.timedelta(minutes=15)
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        """How far before the last poll each poll re-reads: the ``lookback`` param, else the larger
+        of ``default_lookback`` and 3 × ``poll_interval``."""
+        explicit = getattr(self.params, "lookback", None)
+        if explicit is not None:
+            return explicit
+        interval = getattr(self.params, "poll_interval", None)
+        if not self.default_lookback:
+            return self.default_lookback
+        return max(self.default_lookback, 3 * interval) if interval else self.default_lookback
+
+    @property
+    def sweep(self) -> dt.timedelta:
+        """How often the whole history is re-read (zero: never)."""
+        explicit = getattr(self.params, "sweep", None)
+        return explicit if explicit is not None else self.default_sweep
 
     @abstractmethod
     def readings(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

@@ -110,14 +110,23 @@ def layer_live_info(layer: Layer, now: dt.datetime) -> dict[str, Any]:
     age = health.data_age(now)
     error = health.error or ""
     stale = bool(error) or (isinstance(stale_after, dt.timedelta) and health.is_stale(now, stale_after))
+    newest = getattr(health, "newest_reading", None)
+    seen = f"newest reading {fmt_clock(newest)}" if newest is not None else f"last update {fmt_clock(health.last_success)}"
     if error:
         tip = f"source failing since {fmt_clock(health.last_error)}: {error}"
     elif age is None:
         tip = "no data received yet"
     elif stale:
-        tip = f"no new data for {fmt_age(age)} (stale after {fmt_age(stale_after)})"
+        tip = f"{seen}: no new data for {fmt_age(age)} (stale after {fmt_age(stale_after)})"
     else:
-        tip = f"last update {fmt_clock(health.last_success)}"
+        tip = seen
+    if not error and getattr(health, "last_poll", None) is not None and health.last_success is not None:
+        tip += f"; last poll {fmt_clock(health.last_success)}"
+    losses = dict(getattr(health, "dropped", {}) or {})
+    if losses:
+        tip += "; dropped " + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(losses.items()))
+    if getattr(health, "late", 0):
+        tip += f"; {health.late} arrived late"
     return {
         "age": "no data yet" if age is None else f"data {fmt_age(age)} old",
         "stale": stale,

@@ -3,7 +3,8 @@
 It starts a real OGC API – Features server (pygeoapi) on 127.0.0.1 serving the demo district's
 collections, and a feeder thread that writes simulated flood-gauge readings into a
 time-enabled collection, so the viewer pulls everything through the same source plugins it
-uses in production. Stopping it stops the server.
+uses in production. As real gauges do, each reading reaches the service some seconds to a
+minute after its time stamp (``lateness``). Stopping it stops the server.
 
     with OneMapDemo(seed=0) as onemap:
         print(onemap.url)            # http://127.0.0.1:PORT/
@@ -26,11 +27,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from twin.demo.district import cached_district
 from twin.errors import TwinError
+from twin.source import ReadingsSource
 
 __all__ = ["COLLECTIONS", "OneMapDemo", "route_through"]
 
@@ -70,7 +73,10 @@ class OneMapDemo:
         port: int | None = None,
         feed_seconds: float = 10.0,
         history: dt.timedelta = dt.timedelta(hours=1),
+        lateness: tuple[float, float] = (2.0, 60.0),
     ) -> None:
+        """``lateness``: (min, max) seconds between a reading's time stamp and its arrival in the
+        service, drawn per reading (deterministic for a seed); (0, 0) writes each reading on time."""
         self.seed = seed
         self.n_buildings = n_buildings
         self.port = port or _free_port()
@@ -81,8 +87,14 @@ class OneMapDemo:
         self._process: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
+        if not 0 <= lateness[0] <= lateness[1]:
+            raise TwinError(f"lateness {lateness} must be (min, max) seconds with 0 <= min <= max")
+        self.lateness = lateness
         self._readings: list[dict[str, Any]] = []
+        self._pending = pd.DataFrame()
+        """Readings simulated but not yet arrived, with their ``arrival`` time."""
         self._fed_until: dt.datetime | None = None
+        self._simulator: ReadingsSource | None = None
 
     # -- data and configuration ----------------------------------------------------------
     def _write_collections(self) -> dict[str, Any]:
@@ -140,13 +152,20 @@ class OneMapDemo:
 
     # -- live readings ---------------------------------------------------------------------
     def feed(self, now: dt.datetime) -> int:
-        """Write simulated readings up to ``now`` into the readings collection; returns how many were added."""
-        from twin.plugins import source_types
+        """Write the simulated readings that have arrived by ``now`` into the readings collection
+        (each arrives ``lateness`` after its time stamp); returns how many were added."""
+        if self._simulator is None:
+            from twin.plugins import source_types
 
-        simulator = source_types().get("flood_sim")(seed=self.seed)
+            self._simulator = source_types().get("flood_sim")(seed=self.seed)
         start = self._fed_until or (now - dt.timedelta(minutes=15))
-        frame = simulator.readings(start, now)
-        for row in frame.itertuples(index=False):
+        frame = self._simulator.readings(start, now)
+        if len(frame):
+            frame = frame.assign(arrival=pd.to_datetime(frame["time"], utc=True) + pd.to_timedelta(self._delays(frame), unit="s"))
+            self._pending = pd.concat([self._pending, frame], ignore_index=True) if len(self._pending) else frame
+        arrived = self._pending[self._pending["arrival"] <= pd.Timestamp(now)] if len(self._pending) else self._pending
+        self._pending = self._pending.drop(arrived.index).reset_index(drop=True) if len(arrived) else self._pending
+        for row in arrived.itertuples(index=False):
             stamp = pd.Timestamp(row.time).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
             self._readings.append({
                 "type": "Feature", "id": f"{row.sensor_id}-{stamp}",
@@ -160,7 +179,18 @@ class OneMapDemo:
         tmp.write_text(json.dumps(table), encoding="utf-8")
         os.replace(tmp, self._readings_path())  # readers never see a half-written file
         self._fed_until = now
-        return len(frame)
+        return len(arrived)
+
+    @property
+    def fed_until(self) -> dt.datetime | None:
+        """The moment the last :meth:`feed` brought the collection up to (None before the first)."""
+        return self._fed_until
+
+    def _delays(self, frame: pd.DataFrame) -> np.ndarray:
+        """Seconds from each reading's time stamp to its arrival: uniform in ``lateness``, fixed per (seed, sensor, time)."""
+        lo, hi = self.lateness
+        keys = pd.util.hash_pandas_object(frame[["sensor_id", "time"]], index=False).to_numpy() ^ np.uint64(self.seed)
+        return lo + (keys % np.uint64(1_000_003)).astype(np.float64) / 1_000_003 * (hi - lo)
 
     def _feed_loop(self) -> None:
         while not self._stop.wait(self.feed_seconds):
