@@ -104,6 +104,7 @@ class AlertEngine:
     """Evaluates rules over live-layer snapshots at a given time (scene time)."""
 
     def __init__(self, rules: Iterable[ThresholdRule | StaleRule], *, history_limit: int = 10_000) -> None:
+        """``history_limit``: closed alerts (and events) kept; memory stays bounded by it plus the open alerts."""
         self.rules = tuple(rules)
         ids = [rule.id for rule in self.rules]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -127,6 +128,7 @@ class AlertEngine:
         return [a for a in self.active() if a.state is AlertState.FIRING]
 
     def get(self, alert_id: str) -> Alert:
+        """An open alert or one still in the history, by id; raises TwinError for others."""
         try:
             return self._by_id[alert_id]
         except KeyError:
@@ -284,6 +286,8 @@ class AlertEngine:
         alert.state = state
         alert.resolved_at = now
         self._open.pop((alert.rule_id, alert.key), None)
+        if len(self.history) == self.history.maxlen:  # the oldest closed alert leaves the history: forget it
+            self._by_id.pop(self.history[0].id, None)
         self.history.append(alert)
         events.append(AlertEvent(state.value, alert.to_dict(), now))
 
