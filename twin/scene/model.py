@@ -16,10 +16,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from twin.alerts.engine import AlertEngine, AlertEvent
-from twin.alerts.rules import StaleRule, ThresholdRule
+from twin.alerts.rules import StaleRule, ThresholdRule, format_duration
 from twin.errors import PluginError, SceneFileError, SourceError, TwinError
 from twin.geo.frame import Frame
 from twin.layer import Layer
@@ -32,11 +30,11 @@ from twin.scene.schema import (
     FrameSpec,
     SceneSettings,
     plugin_error_located,
-    validate_doc,
     validate_alerts,
+    validate_doc,
     validate_layer_entry,
 )
-from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml
+from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
 from twin.source import Source
 
 __all__ = ["Scene"]
@@ -173,13 +171,7 @@ class Scene:
     def from_file(cls, path: str | Path) -> Scene:
         """Read and validate a YAML scene file; errors name the file, line and key."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SceneFileError("scene file not found", file=path) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SceneFileError(f"cannot read scene file: {exc}", file=path) from None
-        data, lines = load_yaml(text, path)
+        data, lines = load_yaml(read_scene_text(path), path)
         scene = cls.from_dict(data, file=str(path), lines=lines, base_dir=path.parent)
         scene.path = path
         return scene
@@ -283,8 +275,4 @@ def _source(
 def _rule_dict(rule: ThresholdRule | StaleRule) -> dict[str, Any]:
     data = rule.model_dump(mode="python", by_alias=True, exclude_defaults=True)
     data["kind"] = rule.kind
-    return {k: (f"{v.total_seconds():g}s" if isinstance(v, dt.timedelta) else v) for k, v in data.items()}
-
-
-# YAML: let datetimes with time zones round-trip through safe_dump as ISO strings.
-yaml.SafeDumper.add_representer(dt.datetime, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat()))
+    return {k: (format_duration(v) if isinstance(v, dt.timedelta) else v) for k, v in data.items()}
