@@ -27,7 +27,7 @@ _ISO = re.compile(
     rf"(?:T(?=\d)(?:(?P<h>{_NUMBER})H)?(?:(?P<min>{_NUMBER})M)?(?:(?P<s>{_NUMBER})S)?)?\s*$",
     re.IGNORECASE,
 )
-_UNIT_US = {"bare": 1_000_000, "ms": 1_000, "s": 1_000_000, "min": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
+_UNIT_US = {"y": 365 * 86_400_000_000, "bare": 1_000_000, "ms": 1_000, "s": 1_000_000, "min": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
 _WRITE_UNITS = (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000))
 MAX_DURATION = dt.timedelta(days=3653)
 """The longest duration a scene file may give (10 years): longer ones are typing mistakes or hostile input."""
@@ -37,9 +37,10 @@ def parse_duration(value: Any) -> dt.timedelta:
     """A duration from a scene file or the Python API, as a timedelta (microsecond precision).
 
     Accepts a timedelta, a number of seconds, short text (``"90s"``, ``"5m"``, ``"1h30m"``, ``"2d"``,
-    ``"250ms"``; a bare number is seconds) or ISO 8601 (``"PT5M"``, ``"P2D"``, ``"PT1H30M"``, ``"P1W"``).
-    Raises ValueError (pydantic reports it with the key) for other text, booleans, NaN, infinities,
-    negative durations, years or months (no fixed length) and durations over 10 years.
+    ``"250ms"``; a bare number is seconds) or ISO 8601 (``"PT5M"``, ``"P2D"``, ``"PT1H30M"``, ``"P1W"``;
+    a year ``Y`` is 365 days, as pydantic writes them). Raises ValueError (pydantic reports it with
+    the key) for other text, booleans, NaN, infinities, negative durations, months (no fixed
+    length) and durations over 10 years.
 
     >>> parse_duration("1h30m") == parse_duration("PT1H30M") == parse_duration(5400) == dt.timedelta(minutes=90)
     True
@@ -67,8 +68,8 @@ def _parse_text(text: str) -> int:
     if match is None or not any(v for k, v in match.groupdict().items() if k != "sign"):
         raise ValueError(f"{text!r} is not a duration: use e.g. 30s, 5m, 2h, 1h30m or ISO 8601 (PT5M)")
     parts = {k: v for k, v in match.groupdict().items() if v and k != "sign"}
-    if "y" in parts or "mo" in parts:
-        raise ValueError(f"{text!r}: years and months have no fixed length; give the duration in days, e.g. P30D")
+    if "mo" in parts:
+        raise ValueError(f"{text!r}: months have no fixed length; give the duration in days, e.g. P30D")
     micros = sum(_micros(_decimal(number), _UNIT_US[unit]) for unit, number in parts.items())
     return -micros if match.group("sign") == "-" else micros
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from twin.alerts.engine import AlertEngine, AlertEvent
 from twin.alerts.rules import StaleRule, ThresholdRule, format_duration
-from twin.errors import PluginError, SceneFileError, SourceError, TwinError
+from twin.errors import PluginError, SceneFileError, SourceCheckError, SourceError, TwinError
 from twin.geo.frame import Frame
 from twin.layer import Layer
 from twin.live import LiveLayer, LiveSnapshot
-from twin.params import ParamError
+from twin.params import ParamError, dotted_path
 from twin.plugins import layer_types, renderer, source_types
 from twin.scene.camera import CameraPreset
 from twin.scene.schema import (
@@ -70,6 +71,7 @@ class Scene:
         self._engine: AlertEngine | None = None
         self._frame: Frame | None = None
         self.path: Path | None = None
+        self._origin = _Origin()
 
     # -- layers --------------------------------------------------------------------------
     @property
@@ -215,7 +217,35 @@ class Scene:
                 raise SceneFileError(str(exc), file=file, line=line_of(lines, path), key=f"layers[{index}]") from None
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
+        scene._origin = _Origin(file, lines)
         return scene
+
+    def check(self) -> None:
+        """Run every source's :meth:`~twin.source.Source.check` (no data read), nested source specs too.
+
+        A layer's ``source`` is checked as the layer holds it; a source spec among a layer's own
+        parameters (e.g. a flood layer's ``stations: {type: file, ...}``) is built the way the layer
+        builds it. Raises :class:`SceneFileError` naming the scene file, line and key of the first
+        failure, e.g. ``scene.yaml:12: layers[2].source.path: file 'x.geojson' not found (looked in /abs/dir)``.
+        """
+        origin = self._origin
+        for index, layer in enumerate(self._layers):
+            checks: list[tuple[KeyPath, Source]] = []
+            if layer.source is not None:
+                checks.append((("layers", index, "source"), layer.source))
+            for key, spec in _nested_source_specs(layer):
+                path: KeyPath = ("layers", index, key)
+                source = _source(spec, path, file=origin.file, lines=origin.lines, base_dir=None)
+                if source is not None:
+                    checks.append((path, source))
+            for path, source in checks:
+                try:
+                    source.check()
+                except SourceCheckError as exc:
+                    full = path + (exc.key,)
+                    raise SceneFileError(str(exc), file=origin.file, line=line_of(origin.lines, full), key=dotted_path(full)) from None
+                except SourceError as exc:
+                    raise SceneFileError(str(exc), file=origin.file, line=line_of(origin.lines, path), key=dotted_path(path)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """Scene-file data (defaults left out), the inverse of :meth:`from_dict`."""
@@ -246,6 +276,21 @@ class Scene:
 
     def __repr__(self) -> str:
         return f"<Scene {self.name!r}: {len(self._layers)} layers>"
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a scene was read from, for located errors after loading: the file name and the line of each key."""
+
+    file: str | None = None
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+
+def _nested_source_specs(layer: Layer) -> list[tuple[str, dict[str, Any]]]:
+    """(parameter, spec) for each layer parameter that is a source spec: a mapping whose ``type`` is a source type."""
+    names = set(source_types().names())
+    params = layer.params.model_dump()
+    return [(key, value) for key, value in params.items() if isinstance(value, dict) and value.get("type") in names]
 
 
 def _source(
