@@ -86,6 +86,12 @@ class SceneLoader(yaml.SafeLoader):
         finally:
             self._path.pop()
 
+    def fetch_flow_collection_start(self, TokenClass: type[yaml.Token]) -> None:
+        """Scan ``[`` or ``{``, refusing deep flow nesting early: PyYAML's scanner is quadratic in that depth."""
+        if self.flow_level >= MAX_DEPTH:
+            self._fail(f"nested more than {MAX_DEPTH} levels deep", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """Construct as PyYAML does; a value no constructor accepts (``!!int x``, ``2026-13-45``) is a located error."""
         try:
@@ -102,8 +108,9 @@ class SceneLoader(yaml.SafeLoader):
         return int(value[2:] if base != 10 else value, base)
 
     def _fail(self, message: str, mark: yaml.Mark) -> NoReturn:
-        path = dotted_path(tuple(p for p in self._path if p is not None)) or None
-        raise SceneFileError(f"{message} (column {mark.column + 1})", file=self.file, line=mark.line + 1, key=path)
+        path = dotted_path(tuple(p for p in self._path if p is not None))
+        path = path if len(path) <= 80 else path[:77] + "..."
+        raise SceneFileError(f"{message} (column {mark.column + 1})", file=self.file, line=mark.line + 1, key=path or None)
 
 
 SceneLoader.add_implicit_resolver(_BOOL, _BOOL_12, list("tTfF"))
