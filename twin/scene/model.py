@@ -209,6 +209,8 @@ class Scene:
             except PluginError as exc:
                 raise plugin_error_located(exc, path + ("type",), file=file, lines=lines) from None
             source = _source(spec.source, path + ("source",), file=file, lines=lines, base_dir=base_dir)
+            for key, nested in _nested_source_specs(own):
+                _source(nested, path + (key,), file=file, lines=lines, base_dir=None)  # located errors, before the layer builds it
             try:
                 layer = layer_cls(spec.id, source=source, title=spec.title, visible=spec.visible, opacity=spec.opacity, **own)
             except ParamError as exc:
@@ -233,7 +235,7 @@ class Scene:
             checks: list[tuple[KeyPath, Source]] = []
             if layer.source is not None:
                 checks.append((("layers", index, "source"), layer.source))
-            for key, spec in _nested_source_specs(layer):
+            for key, spec in _nested_source_specs(layer.params.model_dump()):
                 path: KeyPath = ("layers", index, key)
                 source = _source(spec, path, file=origin.file, lines=origin.lines, base_dir=None)
                 if source is not None:
@@ -286,11 +288,10 @@ class _Origin:
     lines: dict[KeyPath, int] = field(default_factory=dict)
 
 
-def _nested_source_specs(layer: Layer) -> list[tuple[str, dict[str, Any]]]:
+def _nested_source_specs(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(parameter, spec) for each layer parameter that is a source spec: a mapping whose ``type`` is a source type."""
     names = set(source_types().names())
-    params = layer.params.model_dump()
-    return [(key, value) for key, value in params.items() if isinstance(value, dict) and value.get("type") in names]
+    return [(key, dict(value)) for key, value in params.items() if isinstance(value, Mapping) and str(value.get("type")) in names]
 
 
 def _source(
