@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from twin.errors import CRSError, SourceError
+from twin.errors import CRSError, SourceCheckError, SourceError
 from twin.geo.crs import WGS84, geometries_to_wgs84, parse_crs
 from twin.source import BBox, ReadingsSource, Source, SourceParams
 
@@ -72,6 +72,16 @@ class FileSource(Source):
 
     def describe(self) -> str:
         return f"file source {str(self.resolved_path)!r}"
+
+    def check(self) -> None:
+        """The file exists (nothing is read); raises SourceCheckError naming the file and the folder looked in."""
+        path = self.resolved_path
+        try:
+            found = path.exists()
+        except (OSError, ValueError) as exc:
+            raise SourceCheckError(f"file path {self.params.path!r} is not usable: {exc}", key="path") from None
+        if not found:
+            raise SourceCheckError(f"file {self.params.path!r} not found (looked in {path.parent.absolute()})", key="path")
 
     def read(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         path = self.resolved_path
@@ -144,6 +154,10 @@ class FileReadingsSource(ReadingsSource):
 
     def describe(self) -> str:
         return f"file readings {str(self._features.resolved_path)!r}"
+
+    def check(self) -> None:
+        """The file exists (nothing is read); raises SourceCheckError naming the file and the folder looked in."""
+        self._features.check()
 
     def _all(self) -> pd.DataFrame:
         if self._table is None:

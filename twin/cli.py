@@ -61,11 +61,12 @@ def render(scene_file: Path, output: Path, size: str, camera: str | None) -> Non
 @cli.command()
 @click.argument("scene_files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(scene_files: tuple[Path, ...]) -> None:
-    """Check scene files against the schema and the installed plugins (reads no data)."""
+    """Check scene files against the schema, the installed plugins and the sources' own checks, e.g. that files exist (reads no data)."""
     from twin.scene.model import Scene
 
     for path in scene_files:
         scene = Scene.from_file(path)
+        scene.check()
         click.echo(f"{path}: ok ({len(scene.layers)} layers, {len(scene.cameras)} cameras)")
 
 

@@ -58,3 +58,14 @@ class LayerDataError(TwinError, ValueError):
 
 class TwinWarning(UserWarning):
     """Input that was repaired, skipped or replaced by a fallback (the message counts it and names rows)."""
+
+
+class SourceCheckError(SourceError):
+    """A source parameter that fails a check made without reading data (``Source.check``), e.g. a missing file.
+
+    ``key`` names the parameter (``"path"``) so scene validation can point at its line.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key

@@ -16,11 +16,12 @@ Python API all read the same model.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from collections.abc import Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SerializationInfo, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from twin.errors import TwinError
 
@@ -31,6 +32,19 @@ class PluginParams(BaseModel):
     """Base of every plugin's parameter model: unknown keys are errors, values are checked on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @model_serializer(mode="wrap")
+    def _durations_as_scene_text(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """In JSON / scene-file form, durations are written as ``5m``, ``2d`` (what scene files read), not ISO ``PT5M``."""
+        data = handler(self)
+        if info.mode_is_json() and isinstance(data, dict):
+            from twin.alerts.rules import format_duration
+
+            for key in data:
+                value = getattr(self, key, None)
+                if isinstance(value, dt.timedelta):
+                    data[key] = format_duration(value)
+        return data
 
 
 P = TypeVar("P", bound=BaseModel)

@@ -49,6 +49,13 @@ class Source(ABC):
     def read(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         """All features (within ``bbox`` when given, as far as the source can filter), in EPSG:4326."""
 
+    def check(self) -> None:
+        """Checks that need no data read, e.g. that a file exists (``twin validate`` runs them); default: nothing.
+
+        Raises :class:`~twin.errors.SourceError` naming the input; a
+        :class:`~twin.errors.SourceCheckError` also names the parameter (``key``) at fault.
+        """
+
     def describe(self) -> str:
         """A short human-readable name for messages, e.g. ``file source 'x.geojson'``."""
         return f"{self.type_name} source"

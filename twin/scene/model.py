@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from twin.alerts.engine import AlertEngine, AlertEvent
-from twin.alerts.rules import StaleRule, ThresholdRule
-from twin.errors import PluginError, SceneFileError, SourceError, TwinError
+from twin.alerts.rules import StaleRule, ThresholdRule, format_duration
+from twin.errors import PluginError, SceneFileError, SourceCheckError, SourceError, TwinError
 from twin.geo.frame import Frame
 from twin.layer import Layer
 from twin.live import LiveLayer, LiveSnapshot
-from twin.params import ParamError
+from twin.params import ParamError, dotted_path
 from twin.plugins import layer_types, renderer, source_types
 from twin.scene.camera import CameraPreset
 from twin.scene.schema import (
@@ -32,11 +31,11 @@ from twin.scene.schema import (
     FrameSpec,
     SceneSettings,
     plugin_error_located,
-    validate_doc,
     validate_alerts,
+    validate_doc,
     validate_layer_entry,
 )
-from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml
+from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
 from twin.source import Source
 
 __all__ = ["Scene"]
@@ -72,6 +71,7 @@ class Scene:
         self._engine: AlertEngine | None = None
         self._frame: Frame | None = None
         self.path: Path | None = None
+        self._origin = _Origin()
 
     # -- layers --------------------------------------------------------------------------
     @property
@@ -173,13 +173,7 @@ class Scene:
     def from_file(cls, path: str | Path) -> Scene:
         """Read and validate a YAML scene file; errors name the file, line and key."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SceneFileError("scene file not found", file=path) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SceneFileError(f"cannot read scene file: {exc}", file=path) from None
-        data, lines = load_yaml(text, path)
+        data, lines = load_yaml(read_scene_text(path), path)
         scene = cls.from_dict(data, file=str(path), lines=lines, base_dir=path.parent)
         scene.path = path
         return scene
@@ -215,6 +209,8 @@ class Scene:
             except PluginError as exc:
                 raise plugin_error_located(exc, path + ("type",), file=file, lines=lines) from None
             source = _source(spec.source, path + ("source",), file=file, lines=lines, base_dir=base_dir)
+            for key, nested in _nested_source_specs(own):
+                _source(nested, path + (key,), file=file, lines=lines, base_dir=None)  # located errors, before the layer builds it
             try:
                 layer = layer_cls(spec.id, source=source, title=spec.title, visible=spec.visible, opacity=spec.opacity, **own)
             except ParamError as exc:
@@ -223,7 +219,35 @@ class Scene:
                 raise SceneFileError(str(exc), file=file, line=line_of(lines, path), key=f"layers[{index}]") from None
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
+        scene._origin = _Origin(file, lines)
         return scene
+
+    def check(self) -> None:
+        """Run every source's :meth:`~twin.source.Source.check` (no data read), nested source specs too.
+
+        A layer's ``source`` is checked as the layer holds it; a source spec among a layer's own
+        parameters (e.g. a flood layer's ``stations: {type: file, ...}``) is built the way the layer
+        builds it. Raises :class:`SceneFileError` naming the scene file, line and key of the first
+        failure, e.g. ``scene.yaml:12: layers[2].source.path: file 'x.geojson' not found (looked in /abs/dir)``.
+        """
+        origin = self._origin
+        for index, layer in enumerate(self._layers):
+            checks: list[tuple[KeyPath, Source]] = []
+            if layer.source is not None:
+                checks.append((("layers", index, "source"), layer.source))
+            for key, spec in _nested_source_specs(layer.params.model_dump()):
+                path: KeyPath = ("layers", index, key)
+                source = _source(spec, path, file=origin.file, lines=origin.lines, base_dir=None)
+                if source is not None:
+                    checks.append((path, source))
+            for path, source in checks:
+                try:
+                    source.check()
+                except SourceCheckError as exc:
+                    full = path + (exc.key,)
+                    raise SceneFileError(str(exc), file=origin.file, line=line_of(origin.lines, full), key=dotted_path(full)) from None
+                except SourceError as exc:
+                    raise SceneFileError(str(exc), file=origin.file, line=line_of(origin.lines, path), key=dotted_path(path)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """Scene-file data (defaults left out), the inverse of :meth:`from_dict`."""
@@ -256,6 +280,20 @@ class Scene:
         return f"<Scene {self.name!r}: {len(self._layers)} layers>"
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """Where a scene was read from, for located errors after loading: the file name and the line of each key."""
+
+    file: str | None = None
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+
+def _nested_source_specs(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(parameter, spec) for each layer parameter that is a source spec: a mapping whose ``type`` is a source type."""
+    names = set(source_types().names())
+    return [(key, dict(value)) for key, value in params.items() if isinstance(value, Mapping) and str(value.get("type")) in names]
+
+
 def _source(
     spec: dict[str, Any] | None, path: KeyPath, *, file: str | None, lines: dict[KeyPath, int], base_dir: Path | None
 ) -> Source | None:
@@ -283,8 +321,4 @@ def _source(
 def _rule_dict(rule: ThresholdRule | StaleRule) -> dict[str, Any]:
     data = rule.model_dump(mode="python", by_alias=True, exclude_defaults=True)
     data["kind"] = rule.kind
-    return {k: (f"{v.total_seconds():g}s" if isinstance(v, dt.timedelta) else v) for k, v in data.items()}
-
-
-# YAML: let datetimes with time zones round-trip through safe_dump as ISO strings.
-yaml.SafeDumper.add_representer(dt.datetime, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat()))
+    return {k: (format_duration(v) if isinstance(v, dt.timedelta) else v) for k, v in data.items()}
