@@ -126,7 +126,7 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     query = [(k, "***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*,:/"), ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*,:/$'()"), ""))
 
 
 def _host_limit(url: str, limit: int) -> threading.BoundedSemaphore:
