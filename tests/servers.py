@@ -369,7 +369,9 @@ class ScriptedServer:
     ['/x']
     """
 
-    def __init__(self, route: Callable[[Seen], Reply]) -> None:
+    def __init__(self, route: Callable[[Seen], Reply], *, keep_alive: bool = False) -> None:
+        """``keep_alive``: answer HTTP/1.1 keep-alive (connections stay open between requests, as
+        real services' do), instead of closing each connection after its answer."""
         self.route = route
         self.requests: list[Seen] = []
         outer = self
@@ -397,12 +399,17 @@ class ScriptedServer:
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(reply.content_length if reply.content_length is not None else len(body)))
-                self.send_header("Connection", "close")
+                if not keep_alive:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 with contextlib.suppress(OSError):
                     self.wfile.write(body)
                     self.wfile.flush()
-                self.close_connection = True
+                self.close_connection = not keep_alive
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle wait between header and body
 
             def _send_stream(self, reply: Reply) -> None:
                 self.send_response(reply.status)
@@ -440,9 +447,9 @@ class ScriptedServer:
 
 
 @contextlib.contextmanager
-def scripted(route: Callable[[Seen], Reply]) -> Iterator[ScriptedServer]:
+def scripted(route: Callable[[Seen], Reply], *, keep_alive: bool = False) -> Iterator[ScriptedServer]:
     """``with scripted(route) as server:`` — a :class:`ScriptedServer` stopped on exit."""
-    server = ScriptedServer(route)
+    server = ScriptedServer(route, keep_alive=keep_alive)
     try:
         yield server
     finally:
