@@ -343,6 +343,8 @@ def warn_schema(where: str, bad: Mapping[str, int], schema: Mapping[str, str]) -
 # -- GeoJSON features ------------------------------------------------------------------------
 _GEOJSON_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"})
 _MAX_DEPTH = 64
+_TOO_DEEP: Mapping[str, Any] = {"type": "Feature"}
+"""Stands in for a feature too deep for the JSON parser (skipped as ``nesting_too_deep``)."""
 """Deepest nesting of containers accepted in a feature's properties (deeper: skipped)."""
 _SKIP_REASONS = {
     "no_geometry": "without geometry",
@@ -385,6 +387,8 @@ def _too_deep(value: Any, limit: int) -> bool:
 
 def _feature_geometry(feature: Any) -> tuple[Any, str | None]:
     """A feature's shapely geometry, or (None, the reason to skip it)."""
+    if feature is _TOO_DEEP:
+        return None, "nesting_too_deep"
     if not isinstance(feature, Mapping):
         return None, "bad_geometry"
     geometry = feature.get("geometry")
@@ -508,7 +512,7 @@ def warn_skipped(where: str, skipped: Mapping[str, int]) -> None:
     total = sum(skipped.values())
     if not total:
         return
-    parts = [f"{n} {_SKIP_REASONS.get(reason, reason)}" for reason, n in skipped.items() if n]
+    parts = [f"{skipped[reason]} {text}" for reason, text in _SKIP_REASONS.items() if skipped.get(reason)]
     message = f"{where}: skipped {total} feature{'s' if total != 1 else ''} ({', '.join(parts)})"
     log.warning(message)
     warnings.warn(message, TwinWarning, stacklevel=4)
@@ -529,16 +533,17 @@ def parse_json(result: HttpResult, where: str) -> Any:
         raise SourceError(f"{where}: GET {result.url}: malformed JSON ({exc}){hint}") from None
 
 
-def parse_feature_collection(result: HttpResult, where: str, stats: FeatureStats) -> tuple[Mapping[str, Any], list[Any]]:
+def parse_feature_collection(result: HttpResult, where: str) -> tuple[Mapping[str, Any], list[Any]]:
     """A GeoJSON FeatureCollection response → (document, its features). A feature nested too deep
-    for the JSON parser is skipped and counted (``nesting_too_deep``), the rest are read; anything
-    else that is not a FeatureCollection is a SourceError naming the URL."""
+    for the JSON parser is replaced by a stand-in that :func:`features_to_frame` skips and counts
+    (``nesting_too_deep``), so the list keeps the length the server sent; anything else that is
+    not a FeatureCollection is a SourceError naming the URL."""
     try:
         doc = parse_json(result, where)
     except SourceError:
         if not _deep_json(result.body):
             raise
-        doc = _parse_deep_collection(result, where, stats)
+        doc = _parse_deep_collection(result, where)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("features"), list):
         raise SourceError(f"{where}: GET {result.url}: not a GeoJSON FeatureCollection")
     return doc, doc["features"]
@@ -557,10 +562,10 @@ def _deep_json(body: bytes) -> bool:
 _STRUCTURAL = np.frombuffer(b'"{}[],', dtype=np.uint8)
 
 
-def _parse_deep_collection(result: HttpResult, where: str, stats: FeatureStats) -> dict[str, Any]:
+def _parse_deep_collection(result: HttpResult, where: str) -> dict[str, Any]:
     """Read a FeatureCollection that the JSON parser finds nested too deep: split its top-level
-    ``features`` array at its commas (outside strings), parse each feature alone, skip the ones
-    still too deep. Raises SourceError when the depth is elsewhere or the JSON is malformed."""
+    ``features`` array at its commas (outside strings), parse each feature alone, put a stand-in
+    for the ones still too deep. Raises SourceError when the depth is elsewhere or the JSON is malformed."""
     body = result.body
     plain = re.sub(rb"\\.", b"__", body, flags=re.DOTALL)  # escapes out of the way: every quote left is real
     chars = np.frombuffer(plain, dtype=np.uint8)
@@ -585,7 +590,7 @@ def _parse_deep_collection(result: HttpResult, where: str, stats: FeatureStats) 
             try:
                 features.append(json.loads(body[lo : hi - 1]))
             except RecursionError:
-                stats.skip("nesting_too_deep")
+                features.append(_TOO_DEEP)
             except ValueError as exc:
                 raise SourceError(f"{where}: GET {result.url}: malformed JSON in feature {len(features) + 1} ({exc})") from None
         rest = body[: int(where_special[k]) + 1] + body[int(where_special[end]) :]
@@ -801,7 +806,7 @@ class OgcApiFeaturesSource(Source):
             result = self.client.get(url, accept="application/geo+json, application/json;q=0.9")
             self.pages_read += 1
             all_cached &= result.not_modified
-            doc, features = parse_feature_collection(result, where, stats)
+            doc, features = parse_feature_collection(result, where)
             digest = hashlib.sha1(json.dumps(features, sort_keys=True, default=str).encode()).hexdigest()
             if features and digest == previous:
                 raise SourceError(f"{where}: page loop: page {len(seen)} ({result.url}) has the same features as the page before; the server ignores paging")

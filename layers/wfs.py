@@ -216,7 +216,7 @@ class WfsSource(Source):
             result = self.client.get(_full_url(p.url, query), accept="application/geo+json, application/json;q=0.9, */*;q=0.1")
             self.pages_read += 1
             read += 1
-            doc, features = parse_feature_collection(result, where, stats)
+            doc, features = parse_feature_collection(result, where)
             returned = len(features)
             digest = hashlib.sha1(result.body).hexdigest()
             if features and digest == previous:
