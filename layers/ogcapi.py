@@ -24,14 +24,15 @@ missing and are counted). The helpers here are shared with the WFS source.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import geopandas as gpd
 import numpy as np
@@ -43,18 +44,22 @@ from pydantic import Field, field_validator
 
 from twin.errors import CRSError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, GeoCRS, geometries_to_wgs84, parse_crs
-from twin.httpclient import HttpClient, HttpParams, HttpResult, redact_url
+from twin.httpclient import HttpClient, HttpResult, PagedParams, redact_url
 from twin.source import BBox, Source
 
 __all__ = [
     "AttributeType",
     "FeatureParams",
+    "FeatureStats",
     "OgcApiFeaturesSource",
     "OgcApiParams",
     "apply_schema",
+    "check_same_resource",
     "crs_from_name",
     "crs_uri",
     "features_to_frame",
+    "geometries_in_wgs84",
+    "parse_feature_collection",
     "parse_interval",
 ]
 
@@ -62,7 +67,6 @@ log = logging.getLogger(__name__)
 
 AttributeType = Literal["int", "float", "str", "bool", "datetime"]
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-_MAX_PAGES = 100_000
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
 
@@ -138,43 +142,44 @@ class CoordSpace:
         return cls(geo, _is_uri(name) and _lat_first(geo), f"{label} {name.strip().strip('<>')}")
 
 
-def _in_lonlat_range(geoms: np.ndarray) -> bool:
+def _lonlat_ok(geoms: np.ndarray) -> np.ndarray:
+    """Per geometry: whether all its coordinates lie within lon −180..180, lat −90..90 (NaN: no)."""
     if len(geoms) == 0:
-        return True
-    with warnings.catch_warnings():
+        return np.zeros(0, dtype=bool)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-    if not np.all(np.isfinite([minx, miny, maxx, maxy])):
-        return True
-    return -180.0 <= minx <= maxx <= 180.0 and -90.0 <= miny <= maxy <= 90.0
+        b = shapely.bounds(geoms)
+        return (b[:, 0] >= -180.0) & (b[:, 2] <= 180.0) & (b[:, 1] >= -90.0) & (b[:, 3] <= 90.0)
 
 
 def _swap_xy(geoms: np.ndarray) -> np.ndarray:
     return np.asarray(shapely.transform(geoms, lambda c: c[:, ::-1].copy()), dtype=object)
 
 
-def geometries_in_wgs84(geoms: np.ndarray, space: CoordSpace, *, where: str) -> np.ndarray:
-    """Shapely geometries read in ``space`` converted to WGS84 lon/lat, with a range check.
+def geometries_in_wgs84(geoms: np.ndarray, space: CoordSpace, *, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Shapely geometries read in ``space`` → (WGS84 lon/lat geometries, per-geometry ``ok`` mask).
 
-    A geographic CRS sent in the other axis order than declared (a common server slip) is
-    detected when only the swapped reading falls inside lon/lat ranges; coordinates that fit
-    neither reading are an error that suggests ``data_crs``.
+    Axis order, the same for every source: in a geographic CRS a geometry that fits lon/lat
+    ranges only when its axes are swapped (a common server or data-entry slip: lat, lon) is
+    swapped; when no geometry fits only as declared, the whole batch is read swapped (so
+    ambiguous ones follow the rest). ``ok`` is False where a geometry fits neither reading
+    (callers skip and count those as ``out_of_range``). Logs one warning naming ``where``.
     """
     geoms = np.asarray(geoms, dtype=object)
-    first = _swap_xy(geoms) if space.lat_first else geoms
-    out = geometries_to_wgs84(first, space.crs)
-    if _in_lonlat_range(out):
-        return out
-    if space.crs.is_geographic:
-        other = geometries_to_wgs84(geoms if space.lat_first else _swap_xy(geoms), space.crs)
-        if _in_lonlat_range(other):
-            log.warning("%s: coordinates came in the other axis order than %s declares; swapped them", where, space.label)
-            return other
-    minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(geoms))
-    raise SourceError(
-        f"{where}: coordinates ({minx:.6g}, {miny:.6g}) .. ({maxx:.6g}, {maxy:.6g}) are not valid in {space.label}; "
-        "the server may send projected coordinates (e.g. EPSG:3857) without saying so: set data_crs"
-    )
+    out = geometries_to_wgs84(_swap_xy(geoms) if space.lat_first else geoms, space.crs)
+    ok = _lonlat_ok(out)
+    if ok.all() or not space.crs.is_geographic:
+        return out, ok
+    other = geometries_to_wgs84(geoms if space.lat_first else _swap_xy(geoms), space.crs)
+    ok_other = _lonlat_ok(other)
+    swap = ~ok & ok_other
+    if swap.any():
+        if not (ok & ~ok_other).any():
+            swap = ok_other  # nothing fits only as declared: the whole batch came in the other order
+        out = np.where(swap, other, out)
+        ok = ok | swap
+        log.warning("%s: %d geometr%s came in the other axis order than %s declares; swapped them", where, int(swap.sum()), "y" if swap.sum() == 1 else "ies", space.label)
+    return out, ok
 
 
 # -- time ----------------------------------------------------------------------------------
@@ -336,46 +341,123 @@ def warn_schema(where: str, bad: Mapping[str, int], schema: Mapping[str, str]) -
 
 
 # -- GeoJSON features ------------------------------------------------------------------------
+_GEOJSON_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"})
+_MAX_DEPTH = 64
+_TOO_DEEP: Mapping[str, Any] = {"type": "Feature"}
+"""Stands in for a feature too deep for the JSON parser (skipped as ``nesting_too_deep``)."""
+"""Deepest nesting of containers accepted in a feature's properties (deeper: skipped)."""
+_SKIP_REASONS = {
+    "no_geometry": "without geometry",
+    "bad_geometry_type": "with a geometry type GeoJSON does not have",
+    "bad_geometry": "with unreadable geometry",
+    "non_finite_coordinates": "with non-finite coordinates",
+    "out_of_range": "with coordinates outside lon/lat ranges",
+    "nesting_too_deep": "nested too deep",
+}
+
+
 @dataclass
 class FeatureStats:
-    """What a read skipped, for one warning per read."""
+    """What a read skipped, by reason (keys of ``_SKIP_REASONS``), for one warning per read."""
 
-    no_geometry: int = 0
-    bad_geometry: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
     outside_time: int = 0
+    kept: int = 0
+    range_problem: str = ""
+    """For an error when every feature is out of range: where the coordinates lie and in which CRS."""
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` in ``value`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list)))
+    return False
+
+
+def _feature_geometry(feature: Any) -> tuple[Any, str | None]:
+    """A feature's shapely geometry, or (None, the reason to skip it)."""
+    if feature is _TOO_DEEP:
+        return None, "nesting_too_deep"
+    if not isinstance(feature, Mapping):
+        return None, "bad_geometry"
+    geometry = feature.get("geometry")
+    if not geometry:
+        return None, "no_geometry"
+    if not isinstance(geometry, Mapping) or geometry.get("type") not in _GEOJSON_TYPES:
+        return None, "bad_geometry_type"
+    props = feature.get("properties")
+    if _too_deep(props, _MAX_DEPTH):
+        return None, "nesting_too_deep"
+    try:
+        geom = shapely.geometry.shape(geometry)
+    except shapely.errors.GeometryTypeError:
+        return None, "bad_geometry_type"
+    except RecursionError:
+        return None, "nesting_too_deep"
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, shapely.errors.ShapelyError):
+        return None, "bad_geometry"
+    return (None, "no_geometry") if geom.is_empty else (geom, None)
 
 
 def features_to_frame(features: Sequence[Mapping[str, Any]], space: CoordSpace, *, where: str, stats: FeatureStats) -> gpd.GeoDataFrame:
-    """GeoJSON features → GeoDataFrame in WGS84; features without (or with unreadable) geometry
-    are skipped and counted in ``stats``. A feature ``id`` becomes column ``id`` unless a property has that name."""
+    """GeoJSON features → GeoDataFrame in WGS84. Features without geometry, with a geometry type
+    GeoJSON lacks, unreadable or non-finite coordinates, coordinates outside lon/lat ranges (after
+    the axis-order check of :func:`geometries_in_wgs84`), or properties nested deeper than 64 are
+    skipped and counted in ``stats`` by reason. A feature ``id`` becomes column ``id`` unless a
+    property has that name."""
     rows: list[Mapping[str, Any]] = []
     geoms: list[Any] = []
     ids: list[Any] = []
     for feature in features:
-        if not isinstance(feature, Mapping):
-            stats.bad_geometry += 1
-            continue
-        geometry = feature.get("geometry")
-        if not geometry:
-            stats.no_geometry += 1
-            continue
-        try:
-            geom = shapely.geometry.shape(geometry)
-        except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException):
-            stats.bad_geometry += 1
-            continue
-        if geom.is_empty:
-            stats.no_geometry += 1
+        geom, reason = _feature_geometry(feature)
+        if reason is not None:
+            stats.skip(reason)
             continue
         props = feature.get("properties") or {}
         rows.append(props if isinstance(props, Mapping) else {})
         geoms.append(geom)
         ids.append(feature.get("id"))
+    array = np.asarray(geoms, dtype=object)
+    keep = _finite(array)
+    stats.skip("non_finite_coordinates", int((~keep).sum()))
+    geometry = np.asarray([], dtype=object)
+    if keep.any():
+        geometry, ok = geometries_in_wgs84(array[keep], space, where=where)
+        if not ok.all():
+            stats.skip("out_of_range", int((~ok).sum()))
+            if not stats.range_problem:
+                minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(array[keep][~ok]))
+                stats.range_problem = f"coordinates ({minx:.6g}, {miny:.6g}) .. ({maxx:.6g}, {maxy:.6g}) are not valid in {space.label}"
+            geometry = geometry[ok]
+            keep[np.flatnonzero(keep)[~ok]] = False
+    rows = [r for r, k in zip(rows, keep) if k]
+    ids = [i for i, k in zip(ids, keep) if k]
+    stats.kept += len(rows)
     frame = pd.DataFrame(rows, index=pd.RangeIndex(len(rows)))
     if rows and any(i is not None for i in ids) and "id" not in frame.columns:
         frame.insert(0, "id", ids)
-    geometry = geometries_in_wgs84(np.asarray(geoms, dtype=object), space, where=where) if geoms else np.asarray([], dtype=object)
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, index=frame.index, crs=WGS84.proj), crs=WGS84.proj)
+
+
+def _finite(geoms: np.ndarray) -> np.ndarray:
+    """Per geometry: whether every coordinate (x, y and z) is finite."""
+    ok = np.ones(len(geoms), dtype=bool)
+    if len(geoms):
+        coords, index = shapely.get_coordinates(geoms, include_z=True, return_index=True)
+        bad = ~np.isfinite(coords).all(axis=1) & ~(np.isnan(coords[:, 2]) & np.isfinite(coords[:, :2]).all(axis=1))
+        ok[np.unique(index[bad])] = False
+    return ok
 
 
 def finish_frame(
@@ -388,7 +470,12 @@ def finish_frame(
     interval: tuple[pd.Timestamp | None, pd.Timestamp | None] | None = None,
     time_property: str | None = None,
 ) -> gpd.GeoDataFrame:
-    """Concatenate pages, type attributes, filter by time and bbox client-side, warn once."""
+    """Concatenate pages, type attributes, filter by time and bbox client-side, warn once.
+
+    Raises SourceError when every feature with coordinates was outside lon/lat ranges (the
+    server sends projected coordinates without saying so: ``data_crs`` fixes that)."""
+    if stats.kept == 0 and stats.skipped.get("out_of_range"):
+        raise SourceError(f"{where}: {stats.range_problem}; the server may send projected coordinates (e.g. EPSG:3857) without saying so: set data_crs")
     pages = [p for p in pages if len(p)]
     frame = gpd.GeoDataFrame(pd.concat(pages, ignore_index=True), crs=WGS84.proj) if pages else gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=WGS84.proj), crs=WGS84.proj)
     if params.schema:
@@ -414,15 +501,21 @@ def finish_frame(
     if bbox is not None and len(frame):
         box = shapely.box(*bbox)
         frame = frame.loc[frame.geometry.intersects(box).to_numpy()].reset_index(drop=True)
-    skipped = stats.no_geometry + stats.bad_geometry
-    if skipped:
-        parts = [f"{n} {what}" for n, what in ((stats.no_geometry, "without geometry"), (stats.bad_geometry, "with unreadable geometry")) if n]
-        message = f"{where}: skipped {skipped} feature{'s' if skipped != 1 else ''} ({', '.join(parts)})"
-        log.warning(message)
-        warnings.warn(message, TwinWarning, stacklevel=3)
+    warn_skipped(where, stats.skipped)
     if stats.outside_time:
         log.info("%s: %d features outside the datetime interval dropped client-side", where, stats.outside_time)
     return frame
+
+
+def warn_skipped(where: str, skipped: Mapping[str, int]) -> None:
+    """One warning naming the source and counting skipped features by reason."""
+    total = sum(skipped.values())
+    if not total:
+        return
+    parts = [f"{skipped[reason]} {text}" for reason, text in _SKIP_REASONS.items() if skipped.get(reason)]
+    message = f"{where}: skipped {total} feature{'s' if total != 1 else ''} ({', '.join(parts)})"
+    log.warning(message)
+    warnings.warn(message, TwinWarning, stacklevel=4)
 
 
 def parse_json(result: HttpResult, where: str) -> Any:
@@ -432,10 +525,84 @@ def parse_json(result: HttpResult, where: str) -> Any:
         raise SourceError(f"{where}: GET {result.url}: expected JSON, got {_xml_problem(body)}")
     try:
         return json.loads(body)
+    except RecursionError:
+        raise SourceError(f"{where}: GET {result.url}: JSON nested too deep to read") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         declared = result.headers.get("Content-Length")
         hint = f" (body {len(body)} bytes, Content-Length {declared}: truncated?)" if declared and declared.isdigit() and int(declared) != len(body) else ""
         raise SourceError(f"{where}: GET {result.url}: malformed JSON ({exc}){hint}") from None
+
+
+def parse_feature_collection(result: HttpResult, where: str) -> tuple[Mapping[str, Any], list[Any]]:
+    """A GeoJSON FeatureCollection response → (document, its features). A feature nested too deep
+    for the JSON parser is replaced by a stand-in that :func:`features_to_frame` skips and counts
+    (``nesting_too_deep``), so the list keeps the length the server sent; anything else that is
+    not a FeatureCollection is a SourceError naming the URL."""
+    try:
+        doc = parse_json(result, where)
+    except SourceError:
+        if not _deep_json(result.body):
+            raise
+        doc = _parse_deep_collection(result, where)
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("features"), list):
+        raise SourceError(f"{where}: GET {result.url}: not a GeoJSON FeatureCollection")
+    return doc, doc["features"]
+
+
+def _deep_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
+_STRUCTURAL = np.frombuffer(b'"{}[],', dtype=np.uint8)
+
+
+def _parse_deep_collection(result: HttpResult, where: str) -> dict[str, Any]:
+    """Read a FeatureCollection that the JSON parser finds nested too deep: split its top-level
+    ``features`` array at its commas (outside strings), parse each feature alone, put a stand-in
+    for the ones still too deep. Raises SourceError when the depth is elsewhere or the JSON is malformed."""
+    body = result.body
+    plain = re.sub(rb"\\.", b"__", body, flags=re.DOTALL)  # escapes out of the way: every quote left is real
+    chars = np.frombuffer(plain, dtype=np.uint8)
+    where_special = np.flatnonzero(np.isin(chars, _STRUCTURAL))
+    special = chars[where_special]
+    quote = special == ord('"')
+    outside = (np.cumsum(quote) % 2 == 0) & ~quote
+    step = np.where(outside & np.isin(special, (ord("{"), ord("["))), 1, 0) - np.where(outside & np.isin(special, (ord("}"), ord("]"))), 1, 0)
+    depth = np.cumsum(step)
+    for match in re.finditer(rb'"features"\s*:\s*\[', plain):
+        k = int(np.searchsorted(where_special, match.end() - 1))
+        if not (outside[k] and depth[k] == 2):
+            continue
+        ends = np.flatnonzero(depth[k:] == 1)
+        if not len(ends):
+            break
+        end = k + int(ends[0])
+        commas = k + 1 + np.flatnonzero(outside[k + 1 : end] & (special[k + 1 : end] == ord(",")) & (depth[k + 1 : end] == 2))
+        bounds = [int(where_special[k]) + 1, *(int(where_special[c]) + 1 for c in commas), int(where_special[end]) + 1]
+        features: list[Any] = []
+        for lo, hi in itertools.pairwise(bounds):
+            try:
+                features.append(json.loads(body[lo : hi - 1]))
+            except RecursionError:
+                features.append(_TOO_DEEP)
+            except ValueError as exc:
+                raise SourceError(f"{where}: GET {result.url}: malformed JSON in feature {len(features) + 1} ({exc})") from None
+        rest = body[: int(where_special[k]) + 1] + body[int(where_special[end]) :]
+        try:
+            doc = json.loads(rest)
+        except (RecursionError, ValueError):
+            break
+        if isinstance(doc, dict):
+            doc["features"] = features
+            return doc
+        break
+    raise SourceError(f"{where}: GET {result.url}: JSON nested too deep to read (outside the features)")
 
 
 def _xml_problem(body: bytes) -> str:
@@ -459,7 +626,7 @@ def check_origin(base: str, link: str, client: HttpClient, where: str) -> None:
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
 
-    class FeatureParams(HttpParams):
+    class FeatureParams(PagedParams):
         """Parameters shared by feature services (OGC API – Features, WFS)."""
 
         schema: dict[str, AttributeType] = Field({}, description="attribute types to apply: {column: int|float|str|bool|datetime}")
@@ -531,6 +698,12 @@ class OgcApiFeaturesSource(Source):
         self._collection: _Collection | None = None
         self._last: tuple[tuple[str, ...], gpd.GeoDataFrame] | None = None
         self.pages_read = 0
+        self.last_skipped: dict[str, int] = {}
+        """Features the last read skipped, by reason (no_geometry, bad_geometry_type, bad_geometry,
+        non_finite_coordinates, out_of_range, nesting_too_deep)."""
+
+    def close(self) -> None:
+        self.client.close()
 
     def describe(self) -> str:
         return f"ogcapi source {self.params.collection!r} at {redact_url(self.params.url)}"
@@ -614,10 +787,12 @@ class OgcApiFeaturesSource(Source):
         override = CoordSpace(crs_from_name(p.data_crs), False, f"data_crs {p.data_crs}") if p.data_crs else None
 
         stats = FeatureStats()
+        self.last_skipped = stats.skipped
         pages: list[gpd.GeoDataFrame] = []
         seen: dict[str, int] = {}
         all_cached = True
         count = 0
+        matched: int | None = None
         previous: str | None = None
         url: str | None = _full_url(collection.items_url, query)
         while url is not None:
@@ -625,20 +800,19 @@ class OgcApiFeaturesSource(Source):
                 raise SourceError(
                     f"{where}: page loop: the next link of page {len(seen)} points back to page {seen[url] + 1} ({redact_url(url)})"
                 )
-            if len(seen) >= _MAX_PAGES:
-                raise SourceError(f"{where}: more than {_MAX_PAGES} pages; set max_features or a larger limit")
+            if len(seen) >= p.max_pages:
+                raise SourceError(f"{where}: stopped at max_pages={p.max_pages}: the server still links a next page ({redact_url(url)}); set max_features or a larger limit, or raise max_pages")
             seen[url] = len(seen)
             result = self.client.get(url, accept="application/geo+json, application/json;q=0.9")
             self.pages_read += 1
             all_cached &= result.not_modified
-            doc = parse_json(result, where)
-            if not isinstance(doc, Mapping) or not isinstance(doc.get("features"), list):
-                raise SourceError(f"{where}: GET {result.url}: not a GeoJSON FeatureCollection")
-            features = doc["features"]
+            doc, features = parse_feature_collection(result, where)
             digest = hashlib.sha1(json.dumps(features, sort_keys=True, default=str).encode()).hexdigest()
             if features and digest == previous:
                 raise SourceError(f"{where}: page loop: page {len(seen)} ({result.url}) has the same features as the page before; the server ignores paging")
             previous = digest
+            matched = _number_matched(doc, matched)
+            returned = len(features)
             if p.max_features is not None:
                 features = features[: p.max_features - count]
             count += len(features)
@@ -653,10 +827,13 @@ class OgcApiFeaturesSource(Source):
                 log.info("%s: stopped at max_features=%d", where, p.max_features)
                 break
             nxt = _next_link(doc.get("links"))
-            if nxt is None or not doc["features"]:
+            if nxt is None or not returned:
+                if matched is not None and count < matched:
+                    _warn(f"{where}: the server reported numberMatched={matched} but its pages ended after {count} features ({'an empty page' if not returned else 'no next link'}); the rest are missing")
                 break
             url = urljoin(url, nxt)
             check_origin(self.params.url, url, self.client, where)
+            check_same_resource(collection.items_url, url, where, what="the collection's items")
         chain = tuple(seen)
         if all_cached and self._last is not None and self._last[0] == chain:
             log.debug("%s: not modified", where)
@@ -681,6 +858,29 @@ def _next_link(links: Any) -> str | None:
             return str(link["href"])
         best = best or (str(link["href"]) if "html" not in kind else None)
     return best
+
+
+def _number_matched(doc: Mapping[str, Any], before: int | None) -> int | None:
+    """``numberMatched`` when it is a whole number (not "unknown"), else what an earlier page said."""
+    value = doc.get("numberMatched")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else before
+
+
+def _resource(url: str) -> tuple[str, str | None, int | None, str]:
+    parts = urlsplit(url)
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port, unquote(parts.path).rstrip("/"))
+
+
+def check_same_resource(first: str, link: str, where: str, *, what: str) -> None:
+    """Refuse a next link that leaves the resource being paged (another host, collection or entity
+    set): its pages would be someone else's data. Raises SourceError naming both URLs."""
+    if _resource(first) != _resource(link):
+        raise SourceError(f"{where}: a next link leaves {what} ({redact_url(first)}): {redact_url(link)}; stopped, as its pages would be other data")
+
+
+def _warn(message: str) -> None:
+    log.warning(message)
+    warnings.warn(message, TwinWarning, stacklevel=3)
 
 
 def _bbox_in(bbox: BBox, space: CoordSpace) -> tuple[float, float, float, float]:

@@ -53,6 +53,9 @@ class OgcApiReadingsSource(ReadingsSource):
         super().__init__(**params)
         self._features = OgcApiFeaturesSource(**self.params.model_dump(include=set(OgcApiParams.model_fields), exclude_defaults=True))
 
+    def close(self) -> None:
+        self._features.close()
+
     def describe(self) -> str:
         return f"readings of OGC API collection {self.params.collection!r} at {self.params.url}"
 

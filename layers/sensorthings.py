@@ -24,6 +24,15 @@ a ``$top`` above their maximum. ``query: expand`` makes one ``Observations`` que
 polls (the next ``start`` is the last ``end``) never repeat an observation: besides the time
 filter, ids returned near the last boundary are remembered and skipped; pages that overlap
 are de-duplicated by ``@iot.id``.
+
+A ``@iot.nextLink`` is followed only while it stays on the resource being paged (same host,
+entity set and parent): one that leaves it (e.g. from ``Datastreams(7)/Observations`` to the
+unfiltered ``/Observations``) is not followed; paging goes on with ``$skip`` on the right
+resource, with a warning naming the link. An observation is shown only on the Datastream it
+belongs to: one that carries another Datastream (``$expand``) is dropped, and one that cannot
+be attributed is dropped, both counted in ``last_dropped`` with a warning. Locations sent with
+swapped axes (lat, lon) are corrected as in the feature sources. The source keeps one worker
+pool and one set of HTTP sessions for its life: ``close()`` (or ``with source:``) releases them.
 """
 
 from __future__ import annotations
@@ -31,33 +40,34 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
+import threading
 import time
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pandas as pd
 import shapely
 from pydantic import Field
+from twin_layers.ogcapi import CoordSpace, _full_url, _resource, crs_from_name, geometries_in_wgs84, parse_json
 
 from twin.errors import SourceError, TwinWarning
-from twin.httpclient import HttpClient, HttpParams, HttpResult, redact_url
-from twin.source import ReadingsSource
-from twin_layers.ogcapi import _full_url, check_origin, parse_json
+from twin.httpclient import HttpClient, HttpResult, PagedParams, redact_url
+from twin.source import ReadingsSource, ReadingsSourceParams
 
 __all__ = ["SensorThingsParams", "SensorThingsSource"]
 
 log = logging.getLogger(__name__)
 
-_MAX_PAGES = 100_000
 _BOUNDARY = pd.Timedelta(seconds=1)
 """Observations this close to a poll's end are remembered by id, to skip them next poll."""
 
 
-class SensorThingsParams(HttpParams):
+class SensorThingsParams(PagedParams, ReadingsSourceParams):
     datastreams: list[str] | None = Field(None, description="Datastream names or @iot.ids to read (default: all)")
     sensor_id: Literal["datastream_id", "datastream_name", "thing_id", "thing_name"] = Field(
         "datastream_id", description="what becomes each reading's sensor_id"
@@ -99,6 +109,23 @@ class SensorThingsSource(ReadingsSource):
         self._top = self.params.page_size
         self.pages_read = 0
         self.last_dropped: dict[str, int] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the worker threads and close the HTTP sessions (a later poll opens them anew)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self.client.close()
+
+    def _workers(self) -> ThreadPoolExecutor:
+        """The source's worker pool (``max_concurrent`` threads), made on first use and kept."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.params.max_concurrent, thread_name_prefix="sensorthings")
+            return self._pool
 
     def describe(self) -> str:
         return f"sensorthings source at {redact_url(self.params.url)}"
@@ -109,16 +136,17 @@ class SensorThingsSource(ReadingsSource):
         return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
 
     # -- paging ------------------------------------------------------------------------------
-    def _first_page(self, url: str, query: Mapping[str, Any]) -> tuple[str, HttpResult]:
-        """GET the first page; a server that rejects ``$top`` above its maximum with HTTP 400/422
-        (django-ogc-sensorthings does, instead of capping) is asked again with half the size."""
+    def _first_page(self, url: str, query: Mapping[str, Any]) -> tuple[str, HttpResult, dict[str, Any]]:
+        """GET the first page (its URL, the answer and the query sent); a server that rejects ``$top``
+        above its maximum with HTTP 400/422 (django-ogc-sensorthings does, instead of capping) is
+        asked again with half the size."""
         query = dict(query)
         while True:
             if "$top" in query:
                 query["$top"] = min(int(query["$top"]), self._top)
             full = _full_url(url, query)
             try:
-                return full, self.client.get(full, conditional=False)
+                return full, self.client.get(full, conditional=False), query
             except SourceError as exc:
                 rejected = exc.status in (400, 422)
                 if not (rejected and "$top" in query and query["$top"] > 1):
@@ -127,17 +155,19 @@ class SensorThingsSource(ReadingsSource):
                 log.warning("%s: the server rejected $top=%s; trying $top=%d", self.describe(), query["$top"], self._top)
 
     def _pages(self, url: str, query: Mapping[str, Any]) -> Any:
-        """Yield the ``value`` list of each page, following ``@iot.nextLink``."""
+        """Yield the ``value`` list of each page, following ``@iot.nextLink`` while it stays on
+        ``url``'s resource; past a link that leaves it, the next page is asked for with ``$skip``."""
         where = self.describe()
         seen: set[str] = set()
         first: HttpResult | None
         next_url: str | None
-        next_url, first = self._first_page(url, query)
+        next_url, first, sent = self._first_page(url, query)
+        consumed = 0
         while next_url is not None:
             if next_url in seen:
                 raise SourceError(f"{where}: page loop: @iot.nextLink points back to {redact_url(next_url)}")
-            if len(seen) >= _MAX_PAGES:
-                raise SourceError(f"{where}: more than {_MAX_PAGES} pages")
+            if len(seen) >= self.params.max_pages:
+                raise SourceError(f"{where}: stopped at max_pages={self.params.max_pages} on {redact_url(url)}: the server still links a next page; raise page_size or max_pages")
             seen.add(next_url)
             result, first = first or self.client.get(next_url, conditional=False), None
             self.pages_read += 1
@@ -145,11 +175,16 @@ class SensorThingsSource(ReadingsSource):
             if not isinstance(doc, Mapping) or not isinstance(doc.get("value"), list):
                 raise SourceError(f"{where}: GET {result.url}: not a SensorThings collection (no 'value' list)")
             yield doc["value"]
+            consumed += len(doc["value"])
             link = doc.get("@iot.nextLink")
             if not link or not doc["value"]:
                 break
             next_url = urljoin(next_url, str(link))
-            check_origin(self.params.url, next_url, self.client, where)
+            if _resource(next_url) != _resource(url):
+                message = f"{where}: @iot.nextLink {redact_url(next_url)} leaves {redact_url(url)}; not followed: reading on with $skip={consumed}"
+                log.warning(message)
+                warnings.warn(message, TwinWarning, stacklevel=2)
+                next_url = _full_url(url, {**sent, "$skip": int(sent.get("$skip", 0)) + consumed})
 
     # -- datastreams -------------------------------------------------------------------------
     def datastreams(self, *, refresh: bool = False) -> dict[str, _Datastream]:
@@ -158,7 +193,7 @@ class SensorThingsSource(ReadingsSource):
         ``$expand``, Datastream→Thing or Observation→Datastream, wrong: all rows get the first entity)."""
         if self._datastreams is None or refresh:
             query = {"$select": "@iot.id,name", "$expand": "Locations($select=location),Datastreams($select=@iot.id,name)", "$top": self.params.page_size}
-            found: dict[str, _Datastream] = {}
+            things: list[tuple[Mapping[str, Any], list[Any]]] = []
             for page in self._pages(urljoin(self._root, "Things"), query):
                 for thing in page:
                     if not isinstance(thing, Mapping) or "@iot.id" not in thing:
@@ -169,24 +204,41 @@ class SensorThingsSource(ReadingsSource):
                         path = urljoin(self._root, f"Things({_literal(thing['@iot.id'])})/Datastreams")
                         for more in self._pages(path, {"$select": "@iot.id,name", "$top": self.params.page_size}):
                             streams += more
-                    for entity in streams:
-                        ds = self._datastream(entity, thing)
-                        if ds is not None:
-                            found[str(ds.id)] = ds
+                    things.append((thing, streams))
+            found: dict[str, _Datastream] = {}
+            for (thing, streams), (lon, lat) in zip(things, self._locations([t for t, _ in things])):
+                for entity in streams:
+                    ds = self._datastream(entity, thing, lon, lat)
+                    if ds is not None:
+                        found[str(ds.id)] = ds
             self._datastreams = found
             self._datastreams_read_at = time.monotonic()
         return self._datastreams
 
-    def _datastream(self, entity: Any, thing: Mapping[str, Any]) -> _Datastream | None:
+    def _locations(self, things: list[Mapping[str, Any]]) -> list[tuple[float, float]]:
+        """Each Thing's lon/lat (its first readable Location), NaN where none is usable; locations
+        with swapped axes are corrected as in the feature sources, ones out of range are NaN."""
+        points: list[tuple[float, float]] = []
+        for thing in things:
+            found = (math.nan, math.nan)
+            for location in thing.get("Locations") or []:
+                point = _point(location.get("location") if isinstance(location, Mapping) else None)
+                if point is not None:
+                    found = point
+                    break
+            points.append(found)
+        usable = [i for i, (x, y) in enumerate(points) if math.isfinite(x) and math.isfinite(y)]
+        if usable:
+            geoms = shapely.points([points[i] for i in usable])
+            fixed, ok = geometries_in_wgs84(geoms, CoordSpace(crs_from_name("OGC:CRS84")), where=f"{self.describe()}: Thing locations")
+            for i, geom, good in zip(usable, fixed, ok):
+                points[i] = (float(geom.x), float(geom.y)) if good else (math.nan, math.nan)
+        return points
+
+    def _datastream(self, entity: Any, thing: Mapping[str, Any], lon: float, lat: float) -> _Datastream | None:
         if not isinstance(entity, Mapping) or "@iot.id" not in entity:
             return None
         ident = entity["@iot.id"]
-        lon = lat = math.nan
-        for location in thing.get("Locations") or []:
-            point = _point(location.get("location") if isinstance(location, Mapping) else None)
-            if point is not None:
-                lon, lat = point
-                break
         link = urljoin(self._root, f"Datastreams({_literal(ident)})")
         return _Datastream(ident, str(entity.get("name", "")), thing.get("@iot.id"), str(thing.get("name", "")), lon, lat, link)
 
@@ -246,8 +298,7 @@ class SensorThingsSource(ReadingsSource):
             return out
 
         if len(targets) > 1 and self.params.max_concurrent > 1:
-            with ThreadPoolExecutor(max_workers=min(self.params.max_concurrent, len(targets)), thread_name_prefix="sensorthings") as pool:
-                batches = list(pool.map(fetch, targets))
+            batches = list(self._workers().map(fetch, targets))
         else:
             batches = [fetch(t) for t in targets]
 
@@ -277,8 +328,12 @@ class SensorThingsSource(ReadingsSource):
                     drop("non_numeric_result")
                     continue
                 ds = fixed
+                carried = _carried_datastream(obs)
+                if ds is not None and carried is not None and carried != str(ds.id):
+                    drop("other_datastream")  # a page of one Datastream that holds another's observation
+                    continue
                 if ds is None:
-                    ds_id = str((obs.get("Datastream") or {}).get("@iot.id", ""))
+                    ds_id = carried or ""
                     ds = (self._datastreams or {}).get(ds_id)
                     if ds is None and not refreshed:
                         refreshed = True
@@ -308,6 +363,21 @@ class SensorThingsSource(ReadingsSource):
 
     def _sensor(self, ds: _Datastream) -> str:
         return str({"datastream_id": ds.id, "datastream_name": ds.name, "thing_id": ds.thing_id, "thing_name": ds.thing_name}[self.params.sensor_id])
+
+
+_NAVIGATION = re.compile(r"Datastreams\(([^)]*)\)")
+
+
+def _carried_datastream(obs: Mapping[str, Any]) -> str | None:
+    """The @iot.id of the Datastream an observation says it belongs to (an expanded
+    ``Datastream``, or a ``Datastream@iot.navigationLink`` naming ``Datastreams(id)``), else None."""
+    expanded = obs.get("Datastream")
+    if isinstance(expanded, Mapping) and "@iot.id" in expanded:
+        return str(expanded["@iot.id"])
+    match = _NAVIGATION.search(str(obs.get("Datastream@iot.navigationLink") or ""))
+    if match:
+        return unquote(match.group(1)).strip("'").replace("''", "'")
+    return None
 
 
 def _literal(ident: Any) -> str:
@@ -361,9 +431,12 @@ def _point(location: Any) -> tuple[float, float] | None:
             return None
     try:
         geom = shapely.geometry.shape(location)
-    except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException):
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, shapely.errors.ShapelyError):
         return None
     if geom.is_empty:
         return None
-    point = geom if geom.geom_type == "Point" else geom.representative_point()
+    try:
+        point = geom if geom.geom_type == "Point" else geom.representative_point()
+    except shapely.errors.GEOSException:
+        return None
     return float(point.x), float(point.y)

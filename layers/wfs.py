@@ -14,8 +14,12 @@ Scene file::
 The GetCapabilities document (read once) tells which GeoJSON ``outputFormat`` the server
 names (MapServer 8 lists its OUTPUTFORMAT's MIMETYPE, typically ``application/json;
 subtype=geojson``, or the format's bare name without one), whether it pages, its page cap
-(``CountDefault``) and the feature type's CRSs. Paging stops at a short page; a server that
-ignores ``startIndex`` (the same page twice) is an error, not an endless loop. ``bbox`` is sent
+(``CountDefault``) and the feature type's CRSs. Paging trusts ``numberMatched`` when it is a
+number: a short page (servers cap pages below COUNT without advertising it) is not the end
+while ``startIndex`` + returned < numberMatched; with ``numberMatched="unknown"`` it reads until
+an empty page; without one, a short page ends it. At most ``max_pages`` pages are read (more is
+an error); a server that ignores ``startIndex`` (the same page twice) is an error, not an
+endless loop. Features with bad geometry are skipped and counted (``last_skipped``). ``bbox`` is sent
 in ``srs_name``'s axis order with the CRS as a suffix. GeoJSON coordinates are read lon/lat
 unless the document's ``crs`` member names a lat/lon CRS by URN; ``data_crs`` overrides.
 """
@@ -31,10 +35,6 @@ from typing import Any
 
 import geopandas as gpd
 from pydantic import Field
-
-from twin.errors import CRSError, SourceError
-from twin.httpclient import HttpClient, redact_url
-from twin.source import BBox, Source
 from twin_layers.ogcapi import (
     CoordSpace,
     FeatureParams,
@@ -45,8 +45,12 @@ from twin_layers.ogcapi import (
     crs_from_name,
     features_to_frame,
     finish_frame,
-    parse_json,
+    parse_feature_collection,
 )
+
+from twin.errors import CRSError, SourceError
+from twin.httpclient import HttpClient, redact_url
+from twin.source import BBox, Source
 
 __all__ = ["WfsParams", "WfsSource"]
 
@@ -144,6 +148,11 @@ class WfsSource(Source):
         self.client = HttpClient(self.params, name=self.describe())
         self._caps: _Capabilities | None = None
         self.pages_read = 0
+        self.last_skipped: dict[str, int] = {}
+        """Features the last read skipped, by reason (see ``twin_layers.ogcapi.features_to_frame``)."""
+
+    def close(self) -> None:
+        self.client.close()
 
     def describe(self) -> str:
         return f"wfs source {self.params.type_name!r} at {redact_url(self.params.url)}"
@@ -193,20 +202,22 @@ class WfsSource(Source):
         page = min(p.count, caps.count_default or p.count, p.max_features or p.count)
         override = CoordSpace(crs_from_name(p.data_crs), False, f"data_crs {p.data_crs}") if p.data_crs else None
         stats = FeatureStats()
+        self.last_skipped = stats.skipped
         pages: list[gpd.GeoDataFrame] = []
-        start = 0
+        start = read = 0
         previous: str | None = None
         while True:
+            if read >= p.max_pages:
+                raise SourceError(f"{where}: stopped at max_pages={p.max_pages} (startIndex={start}): the server keeps sending features; set max_features or a larger count, or raise max_pages")
             if caps.paging:
                 query.update(COUNT=page, STARTINDEX=start)
             elif p.max_features:
                 query["COUNT"] = p.max_features
             result = self.client.get(_full_url(p.url, query), accept="application/geo+json, application/json;q=0.9, */*;q=0.1")
             self.pages_read += 1
-            doc = parse_json(result, where)
-            if not isinstance(doc, Mapping) or not isinstance(doc.get("features"), list):
-                raise SourceError(f"{where}: GET {result.url}: not a GeoJSON FeatureCollection")
-            features = doc["features"]
+            read += 1
+            doc, features = parse_feature_collection(result, where)
+            returned = len(features)
             digest = hashlib.sha1(result.body).hexdigest()
             if features and digest == previous:
                 raise SourceError(f"{where}: page loop: startIndex={start} returned the same features as the page before; the server ignores startIndex")
@@ -215,13 +226,20 @@ class WfsSource(Source):
                 features = features[: p.max_features - start]
             space = override or _document_space(doc, request_space)
             pages.append(features_to_frame(features, space, where=where, stats=stats))
-            start += len(doc["features"])
-            if not caps.paging or len(doc["features"]) < page or (p.max_features is not None and start >= p.max_features):
-                break
-            matched = doc.get("numberMatched")
-            if isinstance(matched, int) and start >= matched:
+            start += returned
+            if not caps.paging or not returned or (p.max_features is not None and start >= p.max_features) or _last_page(doc.get("numberMatched"), start, returned, page):
                 break
         return finish_frame(pages, params=p, where=where, stats=stats, bbox=bbox)
+
+
+def _last_page(matched: Any, start: int, returned: int, page: int) -> bool:
+    """Whether paging ends after a page of ``returned`` features that brought the total to ``start``:
+    a numeric ``numberMatched`` decides; ``"unknown"`` reads on (to an empty page); none: a short page ends."""
+    if isinstance(matched, int) and not isinstance(matched, bool):
+        return start >= matched
+    if isinstance(matched, str) and matched.strip().lower() == "unknown":
+        return False
+    return returned < page
 
 
 def _parses(name: str) -> bool:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
@@ -330,7 +330,9 @@ def _parse_cgi(output: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
 class Reply:
     """A scripted HTTP response. ``body`` may be bytes, str, or JSON-able; ``delay`` sleeps
     first; ``content_length`` overrides the header (to fake a truncated body); ``drop``
-    closes the connection without answering."""
+    closes the connection without answering; ``stream`` (an iterator of byte chunks, which may
+    sleep between them) is sent instead of ``body``, without Content-Length, until it ends or
+    the client goes away."""
 
     status: int = 200
     body: Any = b""
@@ -338,6 +340,7 @@ class Reply:
     delay: float = 0.0
     content_length: int | None = None
     drop: bool = False
+    stream: Iterator[bytes] | None = None
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -366,7 +369,9 @@ class ScriptedServer:
     ['/x']
     """
 
-    def __init__(self, route: Callable[[Seen], Reply]) -> None:
+    def __init__(self, route: Callable[[Seen], Reply], *, keep_alive: bool = False) -> None:
+        """``keep_alive``: answer HTTP/1.1 keep-alive (connections stay open between requests, as
+        real services' do), instead of closing each connection after its answer."""
         self.route = route
         self.requests: list[Seen] = []
         outer = self
@@ -385,18 +390,38 @@ class ScriptedServer:
                     with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if reply.stream is not None:
+                    self._send_stream(reply)
+                    return
                 body = reply.payload()
                 self.send_response(reply.status)
                 headers = {"Content-Type": "application/json", **reply.headers}
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(reply.content_length if reply.content_length is not None else len(body)))
-                self.send_header("Connection", "close")
+                if not keep_alive:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 with contextlib.suppress(OSError):
                     self.wfile.write(body)
                     self.wfile.flush()
+                self.close_connection = not keep_alive
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle wait between header and body
+
+            def _send_stream(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                for key, value in {"Content-Type": "application/json", **reply.headers}.items():
+                    self.send_header(key, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
                 self.close_connection = True
+                with contextlib.suppress(OSError):
+                    for chunk in reply.stream or ():
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -422,10 +447,91 @@ class ScriptedServer:
 
 
 @contextlib.contextmanager
-def scripted(route: Callable[[Seen], Reply]) -> Iterator[ScriptedServer]:
+def scripted(route: Callable[[Seen], Reply], *, keep_alive: bool = False) -> Iterator[ScriptedServer]:
     """``with scripted(route) as server:`` — a :class:`ScriptedServer` stopped on exit."""
-    server = ScriptedServer(route)
+    server = ScriptedServer(route, keep_alive=keep_alive)
     try:
         yield server
     finally:
         server.stop()
+
+
+# -- scripted one-map services that misbehave the way public bug reports describe ----------------
+def _query(seen: Seen) -> dict[str, str]:
+    """The request's query, keys upper-cased (WFS KVP keys are case-insensitive)."""
+    return {k.upper(): v for k, v in parse_qsl(urlsplit(seen.path).query)}
+
+
+def wfs_capped_route(capabilities: bytes, features: list[dict[str, Any]], *, cap: int, number_matched: int | str | None) -> Callable[[Seen], Reply]:
+    """A WFS 2.0 service (``capabilities`` as given) that holds ``features``, honours STARTINDEX
+    and COUNT but returns at most ``cap`` per GetFeature (advertised nowhere), as GeoJSON with
+    ``numberMatched`` (a number, ``"unknown"``, or left out when None)."""
+
+    def route(seen: Seen) -> Reply:
+        q = _query(seen)
+        if q.get("REQUEST", "").lower() == "getcapabilities":
+            return Reply(body=capabilities, headers={"Content-Type": "text/xml"})
+        if q.get("REQUEST", "").lower() != "getfeature":
+            return Reply(400, b"unknown request")
+        start = int(q.get("STARTINDEX", "0"))
+        count = min(int(q.get("COUNT", str(len(features)))), cap)
+        chunk = features[start : start + count]
+        body: dict[str, Any] = {"type": "FeatureCollection", "features": chunk, "numberReturned": len(chunk)}
+        if number_matched is not None:
+            body["numberMatched"] = number_matched
+        return Reply(body=body, headers={"Content-Type": "application/json; subtype=geojson"})
+
+    return route
+
+
+@dataclass
+class Gauge:
+    """A SensorThings Thing with one Datastream and its observations (id, ISO time, result)."""
+
+    datastream: int
+    name: str
+    lon: float
+    lat: float
+    observations: list[tuple[int, str, float]]
+
+
+def sta_route(gauges: list[Gauge], next_link: Callable[[str, int, int], str | None], *, location: Callable[[Gauge], list[float]] | None = None) -> Callable[[Seen], Reply]:
+    """A SensorThings service: ``/Things`` (with Locations and Datastreams), and Observations both
+    under ``/Datastreams(n)/Observations`` and as the whole ``/Observations`` collection, honouring
+    ``$top``/``$skip`` (not ``$filter``) and ``$expand=Datastream``. ``next_link(path, skip, top)``
+    writes each page's ``@iot.nextLink`` (None: none): the place to misbehave."""
+
+    def obs(gauge: Gauge, entry: tuple[int, str, float], expand: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"@iot.id": entry[0], "phenomenonTime": entry[1], "result": entry[2]}
+        if expand:
+            out["Datastream"] = {"@iot.id": gauge.datastream}
+        return out
+
+    def route(seen: Seen) -> Reply:
+        parts = urlsplit(seen.path)
+        path = unquote(parts.path)
+        q = dict(parse_qsl(parts.query))
+        if path.endswith("/Things"):
+            things = [
+                {
+                    "@iot.id": g.datastream * 10,
+                    "name": g.name,
+                    "Locations": [{"location": {"type": "Point", "coordinates": location(g) if location else [g.lon, g.lat]}}],
+                    "Datastreams": [{"@iot.id": g.datastream, "name": f"{g.name} depth"}],
+                }
+                for g in gauges
+            ]
+            return Reply(body={"value": things})
+        if not path.endswith("/Observations"):
+            return Reply(404, {"message": "not found"})
+        expand = "Datastream" in q.get("$expand", "")
+        rows = [(g, o) for g in gauges for o in g.observations if f"Datastreams({g.datastream})/" in path or path.endswith("/v1.1/Observations")]
+        skip, top = int(q.get("$skip", "0")), int(q.get("$top", "100"))
+        body: dict[str, Any] = {"value": [obs(g, o, expand) for g, o in rows[skip : skip + top]]}
+        if skip + top < len(rows):
+            link = next_link(path, skip, top)
+            if link:
+                body["@iot.nextLink"] = link
+        return Reply(body=body)
+
+    return route

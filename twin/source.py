@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import geopandas as gpd
 import pandas as pd
@@ -25,6 +25,9 @@ from pydantic import Field, field_validator
 
 from twin.alerts.rules import parse_duration
 from twin.params import PluginParams, validate_params
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["BBox", "ReadingsSource", "ReadingsSourceParams", "Source", "SourceParams"]
 
@@ -63,6 +66,16 @@ class Source(ABC):
     def to_dict(self) -> dict[str, Any]:
         """The scene-file form: ``{"type": ..., **non-default params}``."""
         return {"type": self.type_name, **self.params.model_dump(mode="json", exclude_defaults=True)}
+
+    def close(self) -> None:
+        """Release what the source holds (HTTP sessions, worker threads); none by default.
+        A closed source may be read again: it opens what it needs anew."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class ReadingsSourceParams(SourceParams):

@@ -89,10 +89,19 @@ class Scene:
         return layer
 
     def remove(self, layer_id: str) -> Layer:
-        """Remove and return the layer with ``layer_id``."""
+        """Remove and return the layer with ``layer_id``; its source's connections are closed
+        (a source reopens them if the layer is added and read again)."""
         layer = self[layer_id]
         self._layers.remove(layer)
+        if layer.source is not None:
+            layer.source.close()
         return layer
+
+    def close(self) -> None:
+        """Close every layer's source (HTTP sessions, worker threads); the scene can still be read after."""
+        for layer in self._layers:
+            if layer.source is not None:
+                layer.source.close()
 
     def __getitem__(self, layer_id: str) -> Layer:
         for layer in self._layers:
