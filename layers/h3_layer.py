@@ -245,6 +245,9 @@ class H3Layer(ReadingsLayer):
 
     def _cells_geometry(self, cells: np.ndarray, frame: Frame, first_row: int, first_point: int) -> _CellParts:
         """Points and triangles of ``cells`` (rows from ``first_row``, point ids from ``first_point``)."""
+        if not len(cells):  # no readings yet (or none usable): an empty mesh draws nothing
+            return _CellParts(np.zeros((0, 3), np.float32), np.zeros(0, bool), np.zeros(0, np.int32),
+                              np.zeros((0, 3), np.int64), np.zeros(0, np.int32), np.zeros((0, 2), np.float32))
         verts, counts = cells_to_boundaries(cells)
         prism = self.params.shape == "prism"
         per = counts * (2 if prism else 1) + 1  # ring(s) + centre
