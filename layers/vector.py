@@ -107,8 +107,6 @@ class _MeshBuilder:
         self.dropped: set[int] = set()  # rows with a vertex the frame cannot project
 
     def _drop_unprojectable(self, finite: np.ndarray) -> None:
-        if finite.all():
-            return
         self.dropped.update(row for idx, row in self.verts if not finite[idx])
         self.dropped.update(row for idx, row, _ in self.lines if not finite[idx].all())
         self.dropped.update(row for tri, row in self.tris if not finite[tri].all())
@@ -147,7 +145,10 @@ class _MeshBuilder:
         if self.n_points:
             xy = np.concatenate(self.coords)
             points = frame.lonlat_to_local(xy[:, 0], xy[:, 1], elevation)
-            self._drop_unprojectable(np.isfinite(points).all(axis=1))
+            finite = np.isfinite(points).all(axis=1)
+            if not finite.all():
+                self._drop_unprojectable(finite)
+                points[~finite] = points[finite][0] if finite.any() else 0.0  # now unused: kept finite so bounds stay finite
         else:
             points = np.zeros((0, 3), dtype=np.float32)
         mesh = pv.PolyData()
