@@ -106,7 +106,7 @@ def test_features_the_frame_cannot_project_are_left_out_with_a_warning() -> None
 
 
 class _RawLayer(Layer):
-    """A plugin layer drawing given local points: a 100 m red triangle, or a vertex at infinity."""
+    """A plugin layer drawing given local points: a 100 m red triangle 7 km from the origin, or a vertex at infinity."""
 
     type_name = "raw_test"
     visual_uses_data = False
@@ -129,10 +129,10 @@ class _RawLayer(Layer):
 
 
 def test_camera_is_fitted_to_finite_points_only() -> None:
-    """One layer's vertex at infinity makes VTK's scene bounds NaN; the other layers must still be framed and drawn."""
+    """A vertex at infinity makes VTK's scene bounds infinite; the camera must still frame (and so draw) the finite geometry."""
     scene = twin.Scene("nan", center=(121.47, 31.22), settings={"show_legend": False})
-    scene.add(_RawLayer("triangle", [[0, 0, 0], [100, 0, 0], [100, 100, 0]]))
-    scene.add(_RawLayer("broken", [[np.nan, np.inf, 0.0]]))
+    scene.add(_RawLayer("triangle", [[5000, 5000, 0], [5100, 5000, 0], [5100, 5100, 0]]))
+    scene.add(_RawLayer("broken", [[5000, 5000, 0], [np.inf, np.inf, 0]]))  # VTK bounds: (5000, inf, ...)
     image = render(scene)
     red = (image[:, :, 0] > 200) & (image[:, :, 1] < 60) & (image[:, :, 2] < 60)
     assert red.mean() > 0.02  # the triangle fills part of the view, not a NaN camera's empty frame
