@@ -23,7 +23,7 @@ T = "2026-07-01T10:02:00+08:00"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*TWIN, *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run([*TWIN, *args], check=False, capture_output=True, text=True, timeout=180)
 
 
 def scene_file(folder: Path, layers: str, *, extra: str = "") -> Path:
@@ -59,7 +59,7 @@ def test_missing_file_names_the_path_as_given_and_resolved(tmp_path: Path) -> No
     assert result.stderr.strip().splitlines() == [f"twin: error: {line}"]
     loaded = twin.Scene.from_file(scene)
     with pytest.raises(SourceError) as err:
-        loaded.frame
+        _ = loaded.frame
     assert str(err.value) == line
     assert f"layer 'roads': {loaded['roads'].health.error}" == line  # the app's badge says the same
 
@@ -70,9 +70,9 @@ def test_every_layer_failing_names_each_layer_and_why(tmp_path: Path) -> None:
     result = run("render", str(scene), "-o", str(tmp_path / "x.png"), "--size", "320x200")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "twin: error: no layer of scene 't' could be loaded: "
+        ("twin: error: no layer of scene 't' could be loaded: "
         f"layer 'a': file source 'a.geojson': no such file: {tmp_path / 'a.geojson'}; "
-        "layer 'b': file source 'empty.csv': cannot read CSV: No columns to parse from file"
+        "layer 'b': file source 'empty.csv': cannot read CSV: No columns to parse from file")
     ]
 
 
@@ -102,8 +102,8 @@ def test_unclosed_ring_is_closed_and_a_two_point_ring_skipped_the_rest_loads(tmp
         data = layer.data()
     assert len(data) == 3 and list(data.index) == [0, 1, 2]
     assert [str(w.message) for w in caught] == [
-        f"layer 'parcels' (file source '{path}'): skipped 2 of 5 features: "
-        "no geometry (feature 3); polygon ring of 1-3 points (feature 2); repaired 1: unclosed ring closed (feature 1)"
+        (f"layer 'parcels' (file source '{path}'): skipped 2 of 5 features: "
+        "no geometry (feature 3); polygon ring of 1-3 points (feature 2); repaired 1: unclosed ring closed (feature 1)")
     ]
     assert layer.health.last_report.accepted == 3
     assert layer.health.last_report.dropped == {"no geometry": 1, "polygon ring of 1-3 points": 1}
@@ -212,4 +212,4 @@ def test_a_layer_error_is_a_twin_error_not_a_frame_error(tmp_path: Path) -> None
     scene = twin.Scene("s")
     scene.add(layer_types().get("vector")("v", source={"type": "file", "path": str(tmp_path / "none.geojson")}))
     with pytest.raises(TwinError, match=r"^layer 'v': file source .*none\.geojson': no such file$"):
-        scene.frame
+        _ = scene.frame
