@@ -224,6 +224,7 @@ def _layers_hint(path: Path) -> str:
     return f"; layers: {', '.join(names)}"
 
 
+_GEOJSON_TYPES = ("FeatureCollection", "Feature", "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection")
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
 
 
@@ -240,6 +241,8 @@ def _geojson_problem(path: Path) -> str | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
         kind = "an object without a 'type'" if isinstance(doc, dict) else _JSON_KINDS.get(type(doc), type(doc).__name__)
         return f"not GeoJSON: the top level is {kind}, expected a FeatureCollection, Feature or geometry object"
+    if doc["type"] not in _GEOJSON_TYPES:
+        return f"not GeoJSON: unknown type {doc['type']!r} at the top level; expected one of {', '.join(_GEOJSON_TYPES)}"
     if doc["type"] == "FeatureCollection" and not isinstance(doc.get("features"), list):
         return "not GeoJSON: a FeatureCollection needs a 'features' list"
     return None
