@@ -114,7 +114,7 @@ def read_features(
     if not path.exists():
         resolved = path.resolve()
         given = f": {resolved}" if str(resolved) != params.path else ""
-        raise SourceError(f"{where}: no such file{given}")
+        raise SourceError(f"{where}: file not found{given}")
     suffix = path.suffix.lower()
     skipped: Skips = {}
     repaired: Skips = {}

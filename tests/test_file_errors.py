@@ -55,7 +55,7 @@ def test_missing_file_names_the_path_as_given_and_resolved(tmp_path: Path) -> No
     scene = scene_file(tmp_path, vector_entry("roads", "{type: file, path: data/roads.geojson}"))
     result = run("render", str(scene), "-o", str(tmp_path / "x.png"), "--size", "320x200")
     assert result.returncode == 1
-    line = f"layer 'roads': file source 'data/roads.geojson': no such file: {tmp_path / 'data' / 'roads.geojson'}"
+    line = f"layer 'roads': file source 'data/roads.geojson': file not found: {tmp_path / 'data' / 'roads.geojson'}"
     assert result.stderr.strip().splitlines() == [f"twin: error: {line}"]
     loaded = twin.Scene.from_file(scene)
     with pytest.raises(SourceError) as err:
@@ -71,7 +71,7 @@ def test_every_layer_failing_names_each_layer_and_why(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         ("twin: error: no layer of scene 't' could be loaded: "
-        f"layer 'a': file source 'a.geojson': no such file: {tmp_path / 'a.geojson'}; "
+        f"layer 'a': file source 'a.geojson': file not found: {tmp_path / 'a.geojson'}; "
         "layer 'b': file source 'empty.csv': cannot read CSV: No columns to parse from file")
     ]
 
@@ -84,7 +84,7 @@ def test_one_missing_file_does_not_stop_the_other_layers_in_the_app_view(tmp_pat
     view = SceneView(scene, size=(160, 100))  # the wall's view: not strict
     view.sync()
     view.close()
-    assert view.errors["gone"].message == f"file source 'gone.geojson': no such file: {tmp_path / 'gone.geojson'}"
+    assert view.errors["gone"].message == f"file source 'gone.geojson': file not found: {tmp_path / 'gone.geojson'}"
     assert "good" not in view.errors and view.empty_layers() == []
 
 
@@ -211,5 +211,5 @@ def test_malformed_geojson_is_one_line(tmp_path: Path, text: str, problem: str) 
 def test_a_layer_error_is_a_twin_error_not_a_frame_error(tmp_path: Path) -> None:
     scene = twin.Scene("s")
     scene.add(layer_types().get("vector")("v", source={"type": "file", "path": str(tmp_path / "none.geojson")}))
-    with pytest.raises(TwinError, match=r"^layer 'v': file source .*none\.geojson': no such file$"):
+    with pytest.raises(TwinError, match=r"^layer 'v': file source .*none\.geojson': file not found$"):
         _ = scene.frame
