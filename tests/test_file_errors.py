@@ -142,7 +142,10 @@ def test_readings_csv_without_the_latitude_column_is_one_line_in_cli_and_badge(t
     line = "file_readings source 'x.csv': no column 'latitude'; columns: lon, lat_wgs, time, value"
     result = run("render", str(scene), "-o", str(tmp_path / "x.png"), "--size", "320x200")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"twin: error: layer 'crowd': {line}"]
+    assert result.stderr.strip().splitlines() == [
+        f"twin: WARNING: twin.live_layer: layer crowd: poll failed: {line}",  # the wall's log line, once per poll
+        f"twin: error: layer 'crowd': {line}",  # an H3 layer with nothing else to show fails with its source's error
+    ]
     loaded = twin.Scene.from_file(scene)
     loaded.tick(dt.datetime.fromisoformat(T))
     assert loaded["crowd"].health.error == line

@@ -13,9 +13,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from twin.alerts.rules import parse_duration
-from twin.errors import LayerDataError, SourceError
-from twin.geo.frame import Frame
-from twin.layer import Layer, LayerParams, LayerVisual
+from twin.errors import LayerDataError
+from twin.layer import Layer, LayerParams
 from twin.live import LiveSnapshot
 from twin.readings import ReadingsBuffer
 from twin.source import ReadingsSource
@@ -59,8 +58,7 @@ class ReadingsLayer(Layer):
             where = self.source.describe()
             self.health.last_error = now
             self.health.error = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
-            if self.health.last_success is not None:  # before any data, visual() reports it as the layer's error
-                log.warning("layer %s: poll failed: %s", self.id, self.health.error)
+            log.warning("layer %s: poll failed: %s", self.id, self.health.error)
             return
         self._pulled_until = now
         self.health.last_success = now
@@ -68,12 +66,6 @@ class ReadingsLayer(Layer):
         self.health.last_report = report
         if report.total_dropped:
             log.info("layer %s: dropped %s", self.id, report.dropped)
-
-    def visual(self, frame: Frame) -> LayerVisual:
-        """As :meth:`Layer.visual`; a layer whose source has failed before delivering any data raises that failure."""
-        if self.health.last_success is None and self.health.error is not None:
-            raise SourceError(self.health.error)
-        return super().visual(frame)
 
     def set_time(self, now: dt.datetime) -> None:
         if now.tzinfo is None:
