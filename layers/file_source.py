@@ -7,27 +7,45 @@ Scene file::
 
 ``crs`` overrides what the file declares (GCJ-02 files usually claim EPSG:4326). Relative
 paths are read relative to the scene file.
+
+Errors are one line naming the source and the file as written in the scene (a missing file
+also gives the resolved path), the missing column with the columns that exist, or the CRS
+the coordinates cannot be in. Features whose geometry cannot be decoded (a ring with too few
+points, a line of one point) or converted are skipped; unclosed rings are closed. Both are
+recorded by feature index (0-based, file order) in :attr:`FileSource.last_skipped` and
+:attr:`FileSource.last_repaired`, which the layer reports in one warning.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
+import shapely
 from pydantic import Field, field_validator
 
-from twin.errors import CRSError, SourceCheckError, SourceError
-from twin.geo.crs import WGS84, geometries_to_wgs84, parse_crs
-from twin.source import BBox, ReadingsSource, Source, SourceParams
+from twin.errors import CRSError, SourceCheckError, SourceError, TwinWarning
+from twin.geo.crs import WGS84, check_plausible, finite_geometries, geometries_to_wgs84, parse_crs
+from twin.layer import format_skips
+from twin.source import BBox, ReadingsSource, ReadingsSourceParams, Source, SourceParams
 
 __all__ = ["FileReadingsSource", "FileSource"]
 
+log = logging.getLogger(__name__)
+
 _VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb"}
 _PARQUET_SUFFIXES = {".parquet", ".geoparquet"}
+
+Skips = dict[str, list[int]]
+"""Feature indices (0-based, file order) by reason."""
 
 
 class FileSourceParams(SourceParams):
@@ -58,6 +76,10 @@ class FileSource(Source):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.base_dir: Path | None = None
+        self.last_skipped: Skips = {}
+        """Features the last read left out, by reason (feature indices in file order)."""
+        self.last_repaired: Skips = {}
+        """Features the last read repaired, by repair (feature indices in file order)."""
 
     def bind_base_dir(self, base_dir: Path) -> None:
         """Resolve a relative ``path`` against ``base_dir`` (the scene file's folder)."""
@@ -71,7 +93,7 @@ class FileSource(Source):
         return path
 
     def describe(self) -> str:
-        return f"file source {str(self.resolved_path)!r}"
+        return f"file source {self.params.path!r}"
 
     def check(self) -> None:
         """The file exists (nothing is read); raises SourceCheckError naming the file and the folder looked in."""
@@ -84,53 +106,179 @@ class FileSource(Source):
             raise SourceCheckError(f"file {self.params.path!r} not found (looked in {path.parent.absolute()})", key="path")
 
     def read(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
-        path = self.resolved_path
-        if not path.exists():
-            raise SourceError(f"{self.describe()}: file not found")
-        suffix = path.suffix.lower()
-        try:
-            if suffix in _PARQUET_SUFFIXES:
-                data = gpd.read_parquet(path)
-            elif suffix == ".csv":
-                data = self._read_csv(path)
-            elif suffix in _VECTOR_SUFFIXES or path.is_dir():
-                data = gpd.read_file(path, layer=self.params.layer) if self.params.layer else gpd.read_file(path)
-            else:
-                raise SourceError(f"{self.describe()}: unsupported file type {suffix!r} (use .geojson, .gpkg, .parquet or .csv)")
-        except SourceError:
-            raise
-        except Exception as exc:
-            raise SourceError(f"{self.describe()}: cannot read: {exc}") from exc
-        data = self._to_wgs84(data)
+        """The file's features in EPSG:4326; index = feature position in the file. Raises SourceError or CRSError."""
+        data, self.last_skipped, self.last_repaired = read_features(self.params, self.resolved_path, where=self.describe())
         if bbox is not None and not data.empty:
             data = data.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
         return data
 
-    def _read_csv(self, path: Path) -> gpd.GeoDataFrame:
+
+def read_features(
+    params: FileSourceParams, path: Path, *, where: str, required: tuple[str, ...] = ()
+) -> tuple[gpd.GeoDataFrame, Skips, Skips]:
+    """Read ``path`` as WGS84 features, with the indices of skipped and repaired features.
+
+    ``required`` columns must exist (checked before any geometry work). Every failure is a
+    one-line :class:`SourceError` (or :class:`CRSError`) starting with ``where``.
+    """
+    if not path.exists():
+        resolved = path.resolve()
+        given = f": {resolved}" if str(resolved) != params.path else ""
+        raise SourceError(f"{where}: file not found{given}")
+    suffix = path.suffix.lower()
+    skipped: Skips = {}
+    repaired: Skips = {}
+    if suffix in _PARQUET_SUFFIXES:
+        data = _read_parquet(path, where)
+    elif suffix == ".csv":
+        data = _read_csv(path, params, where, skipped)
+    elif suffix in _VECTOR_SUFFIXES or path.is_dir():
+        data = _read_vector(path, params.layer, where, skipped, repaired)
+    else:
+        raise SourceError(f"{where}: unsupported file type {suffix!r} (use .geojson, .gpkg, .parquet or .csv)")
+    _require_columns(data, required, where)
+    return _to_wgs84(data, params.crs, where, skipped), skipped, repaired
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _columns(frame: pd.DataFrame) -> str:
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    return ", ".join(str(c) for c in frame.columns if c != geometry) or "(none)"
+
+
+def _require_columns(frame: pd.DataFrame, names: tuple[str, ...], where: str) -> None:
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        label = "column" if len(missing) == 1 else "columns"
+        raise SourceError(f"{where}: no {label} {', '.join(map(repr, missing))}; columns: {_columns(frame)}")
+
+
+def _read_parquet(path: Path, where: str) -> gpd.GeoDataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        return gpd.read_parquet(path)
+    except (ValueError, OSError) as exc:  # pyarrow's errors subclass these
+        problem = _one_line(exc)
+    try:
+        columns = pq.read_schema(path).names
+    except (ValueError, OSError):
+        raise SourceError(f"{where}: cannot read: {problem}") from None
+    raise SourceError(f"{where}: no geometry column (no GeoParquet 'geo' metadata); columns: {', '.join(columns) or '(none)'}")
+
+
+def _read_csv(path: Path, params: FileSourceParams, where: str, skipped: Skips) -> gpd.GeoDataFrame:
+    """Points from lon/lat columns; rows without numeric lon/lat are skipped (row index, 0-based)."""
+    try:
         frame = pd.read_csv(path)
-        missing = [c for c in (self.params.lon, self.params.lat) if c not in frame.columns]
-        if missing:
-            raise SourceError(f"{self.describe()}: CSV has no column {', '.join(map(repr, missing))}; columns: {', '.join(frame.columns)}")
-        lon = pd.to_numeric(frame[self.params.lon], errors="coerce").to_numpy()
-        lat = pd.to_numeric(frame[self.params.lat], errors="coerce").to_numpy()
-        ok = np.isfinite(lon) & np.isfinite(lat)
-        frame = frame.loc[ok].reset_index(drop=True)
-        if (~ok).any():
-            import warnings
-
-            from twin.errors import TwinWarning
-
-            warnings.warn(f"{self.describe()}: skipped {int((~ok).sum())} rows without numeric lon/lat", TwinWarning, stacklevel=3)
-        return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lon[ok], lat[ok]), crs=self.params.crs or "EPSG:4326")
-
-    def _to_wgs84(self, data: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-        crs = self.params.crs or data.crs or WGS84.proj
-        geo = parse_crs(crs)
-        geometry = geometries_to_wgs84(data.geometry.to_numpy(), geo)
-        return gpd.GeoDataFrame(data.drop(columns=data.geometry.name), geometry=geometry, crs=WGS84.proj)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise SourceError(f"{where}: cannot read CSV: {_one_line(exc)}") from None
+    _require_columns(frame, (params.lon, params.lat), where)
+    lon = pd.to_numeric(frame[params.lon], errors="coerce").to_numpy(dtype=np.float64)
+    lat = pd.to_numeric(frame[params.lat], errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not ok.all():
+        skipped[f"no numeric {params.lon}/{params.lat}"] = np.flatnonzero(~ok).tolist()
+    return gpd.GeoDataFrame(frame.loc[ok], geometry=gpd.points_from_xy(lon[ok], lat[ok]), crs=params.crs or "EPSG:4326")
 
 
-class FileReadingsParams(FileSourceParams):
+def _read_vector(path: Path, layer: str | None, where: str, skipped: Skips, repaired: Skips) -> gpd.GeoDataFrame:
+    """GDAL formats: one fast read; when a geometry cannot be decoded, features are decoded one by one."""
+    kwargs = {"layer": layer} if layer else {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Non closed ring", category=RuntimeWarning)  # repaired and counted below
+        try:
+            data = gpd.read_file(path, **kwargs)
+        except shapely.errors.GEOSException:
+            data = _read_vector_per_feature(path, kwargs, where, skipped, repaired)
+        except pyogrio.errors.DataLayerError as exc:
+            raise SourceError(f"{where}: {_one_line(exc)}{_layers_hint(path)}") from None
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.CRSError, pyogrio.errors.GeometryError, pyogrio.errors.FieldError, OSError) as exc:
+            raise SourceError(f"{where}: cannot read: {_geojson_problem(path) or _one_line(exc)}") from None
+    if not isinstance(data, gpd.GeoDataFrame):
+        raise SourceError(f"{where}: no geometry column; columns: {_columns(data)}")
+    return data
+
+
+def _read_vector_per_feature(path: Path, kwargs: dict[str, str], where: str, skipped: Skips, repaired: Skips) -> gpd.GeoDataFrame:
+    """Decode each feature's geometry on its own: unclosed rings are closed, undecodable ones skipped."""
+    try:
+        attributes = pyogrio.read_dataframe(path, read_geometry=False, **kwargs)
+        meta, _, wkb, _ = pyogrio.raw.read(path, columns=[], **kwargs)
+    except pyogrio.errors.DataSourceError as exc:
+        raise SourceError(f"{where}: cannot read: {_one_line(exc)}") from None
+    wkb = np.asarray(wkb, dtype=object)
+    if attributes.columns.empty:  # without fields GDAL gives no rows
+        attributes = pd.DataFrame(index=pd.RangeIndex(len(wkb)))
+    strict = shapely.from_wkb(wkb, on_invalid="ignore")
+    fixed = shapely.from_wkb(wkb, on_invalid="fix")
+    has_wkb = np.array([w is not None for w in wkb], dtype=bool)
+    closed = shapely.is_missing(strict) & ~shapely.is_missing(fixed)
+    broken = has_wkb & shapely.is_missing(fixed)
+    if closed.any():
+        repaired["unclosed ring closed"] = np.flatnonzero(closed).tolist()
+    if broken.any():
+        skipped["geometry cannot be decoded (too few points)"] = np.flatnonzero(broken).tolist()
+    keep = ~broken
+    return gpd.GeoDataFrame(attributes.loc[keep], geometry=fixed[keep], crs=meta.get("crs"))
+
+
+def _layers_hint(path: Path) -> str:
+    try:
+        names = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    except pyogrio.errors.DataSourceError:
+        return ""
+    return f"; layers: {', '.join(names)}"
+
+
+_GEOJSON_TYPES = ("FeatureCollection", "Feature", "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection")
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
+
+
+def _geojson_problem(path: Path) -> str | None:
+    """Why a .json/.geojson file is not GeoJSON (a clearer line than GDAL's), or None."""
+    if path.suffix.lower() not in (".json", ".geojson") or not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+        kind = "an object without a 'type'" if isinstance(doc, dict) else _JSON_KINDS.get(type(doc), type(doc).__name__)
+        return f"not GeoJSON: the top level is {kind}, expected a FeatureCollection, Feature or geometry object"
+    if doc["type"] not in _GEOJSON_TYPES:
+        return f"not GeoJSON: unknown type {doc['type']!r} at the top level; expected one of {', '.join(_GEOJSON_TYPES)}"
+    if doc["type"] == "FeatureCollection" and not isinstance(doc.get("features"), list):
+        return "not GeoJSON: a FeatureCollection needs a 'features' list"
+    return None
+
+
+def _to_wgs84(data: gpd.GeoDataFrame, crs: str | None, where: str, skipped: Skips) -> gpd.GeoDataFrame:
+    """Convert to EPSG:4326 after a plausibility check of the coordinates against the declared CRS.
+
+    Features whose finite coordinates do not convert to finite lon/lat are skipped (outside the
+    CRS's area); when none converts, a CRSError.
+    """
+    geo = parse_crs(crs or data.crs or WGS84.proj)
+    geoms = data.geometry.to_numpy()
+    coords = shapely.get_coordinates(geoms)
+    check_plausible(coords[:, 0], coords[:, 1], geo, where=where)
+    converted = geometries_to_wgs84(geoms, geo)
+    before = finite_geometries(geoms)
+    lost = before & ~finite_geometries(converted)
+    if lost.any():
+        if lost.sum() == (before & ~shapely.is_missing(geoms)).sum():
+            raise CRSError(f"{where}: no coordinate converts from {geo.name} to lon/lat: check the source's crs")
+        skipped[f"not convertible from {geo.name}"] = data.index[lost].tolist()
+    return gpd.GeoDataFrame(data.drop(columns=data.geometry.name).loc[~lost], geometry=converted[~lost], crs=WGS84.proj)
+
+
+class FileReadingsParams(FileSourceParams, ReadingsSourceParams):
     time: str = Field("time", description="column with the reading's time (ISO 8601; naive times are read in time_zone)")
     value: str | None = Field(None, description="column with the value (default: each row counts 1)")
     sensor: str | None = Field(None, description="column with the sensor id (default: one per row)")
@@ -138,7 +286,11 @@ class FileReadingsParams(FileSourceParams):
 
 
 class FileReadingsSource(ReadingsSource):
-    """Time-stamped point readings from a CSV, GeoJSON, GeoPackage or GeoParquet file."""
+    """Time-stamped point readings from a CSV, GeoJSON, GeoPackage or GeoParquet file.
+
+    The file is read again whenever it changes (size or modification time), so rows a logger
+    appends — late ones included — reach the layer on its next poll.
+    """
 
     type_name = "file_readings"
     Params = FileReadingsParams
@@ -148,32 +300,44 @@ class FileReadingsSource(ReadingsSource):
         super().__init__(**params)
         self._features = FileSource(**{k: getattr(self.params, k) for k in FileSourceParams.model_fields})
         self._table: pd.DataFrame | None = None
+        self._signature: tuple[int, int] | None = None
 
     def bind_base_dir(self, base_dir: Path) -> None:
         self._features.bind_base_dir(base_dir)
 
     def describe(self) -> str:
-        return f"file readings {str(self._features.resolved_path)!r}"
+        return f"file_readings source {self.params.path!r}"
 
     def check(self) -> None:
         """The file exists (nothing is read); raises SourceCheckError naming the file and the folder looked in."""
         self._features.check()
 
     def _all(self) -> pd.DataFrame:
+        """All readings (sensor_id, lon, lat, time in UTC, value); rows without a usable point get NaN lon/lat."""
+        try:
+            stat = self._features.resolved_path.stat()
+            signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            signature = None  # reading says what is wrong
+        if signature is None or signature != self._signature:
+            self._table, self._signature = None, signature
         if self._table is None:
-            data = self._features.read()
             p = self.params
-            missing = [c for c in (p.time, p.value, p.sensor) if c is not None and c not in data.columns]
-            if missing:
-                raise SourceError(f"{self.describe()}: no column {', '.join(map(repr, missing))}; columns: {', '.join(map(str, data.columns))}")
+            required = tuple(c for c in (p.time, p.value, p.sensor) if c is not None)
+            data, skipped, _ = read_features(p, self._features.resolved_path, where=self.describe(), required=required)
+            if skipped:
+                message = f"{self.describe()}: skipped {sum(map(len, skipped.values()))} of {len(data) + sum(map(len, skipped.values()))} rows: {format_skips(skipped)}"
+                log.warning(message)
+                warnings.warn(message, TwinWarning, stacklevel=3)
             times = pd.to_datetime(data[p.time], errors="coerce", format="mixed")
             if times.dt.tz is None:
                 times = times.dt.tz_localize(p.time_zone, ambiguous="NaT", nonexistent="NaT")
+            geoms = data.geometry.to_numpy()
             self._table = pd.DataFrame(
                 {
                     "sensor_id": data[p.sensor].astype(str).to_numpy() if p.sensor else np.arange(len(data)).astype(str),
-                    "lon": data.geometry.x.to_numpy(),
-                    "lat": data.geometry.y.to_numpy(),
+                    "lon": shapely.get_x(geoms),  # NaN for a missing or non-point geometry: dropped and counted on ingest
+                    "lat": shapely.get_y(geoms),
                     "time": times.dt.tz_convert("UTC").to_numpy(),
                     "value": pd.to_numeric(data[p.value], errors="coerce").to_numpy() if p.value else 1.0,
                 }

@@ -34,9 +34,10 @@ import pyvista as pv
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from twin.alerts.rules import parse_duration
+from twin.errors import SourceError
 from twin.geo.frame import Frame
 from twin.h3 import cell_centers, cells_to_boundaries, points_to_cells
-from twin.layer import LayerStyle
+from twin.layer import LayerStyle, LayerVisual
 from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.readings import ReadingsBuffer
@@ -221,6 +222,12 @@ class H3Layer(ReadingsLayer):
         return self._last_time
 
     # -- geometry ------------------------------------------------------------------------
+    def visual(self, frame: Frame) -> LayerVisual:
+        """As :meth:`Layer.visual`; with no cells because the source has never delivered, that failure is the layer's error."""
+        if not len(self.cells) and self.health.last_success is None and self.health.error is not None:
+            raise SourceError(self.health.error)
+        return super().visual(frame)
+
     def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
         key = (frame, self.params.shape, self.params.elevation)
         cached = self._parts
@@ -245,6 +252,9 @@ class H3Layer(ReadingsLayer):
 
     def _cells_geometry(self, cells: np.ndarray, frame: Frame, first_row: int, first_point: int) -> _CellParts:
         """Points and triangles of ``cells`` (rows from ``first_row``, point ids from ``first_point``)."""
+        if not len(cells):  # no readings yet (or none usable): an empty mesh draws nothing
+            return _CellParts(np.zeros((0, 3), np.float32), np.zeros(0, bool), np.zeros(0, np.int32),
+                              np.zeros((0, 3), np.int64), np.zeros(0, np.int32), np.zeros((0, 2), np.float32))
         verts, counts = cells_to_boundaries(cells)
         prism = self.params.shape == "prism"
         per = counts * (2 if prism else 1) + 1  # ring(s) + centre

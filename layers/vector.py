@@ -18,6 +18,8 @@ colormap, anything else through a categorical palette.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import geopandas as gpd
@@ -27,11 +29,14 @@ import pyvista as pv
 import shapely
 from pydantic import Field, field_validator
 
+from twin.errors import TwinWarning
 from twin.geo.frame import Frame
-from twin.layer import ColorByParams, Layer, LayerStyle
+from twin.layer import ColorByParams, Layer, LayerStyle, format_skips, geometry_parts
 from twin.style import to_rgba8, validate_color
 
 __all__ = ["VectorLayer"]
+
+log = logging.getLogger(__name__)
 
 
 class VectorParams(ColorByParams):
@@ -53,10 +58,7 @@ class VectorLayer(Layer):
     geometry_keys = frozenset({"fill", "elevation", "outline_color"})
 
     def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
-        geoms = data.geometry.to_numpy()
-        valid = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-        parts, owner = shapely.get_parts(geoms[valid], return_index=True)
-        owner = np.flatnonzero(valid)[owner]
+        parts, owner = geometry_parts(data.geometry.to_numpy())  # collections flattened, nested ones too
         kinds = shapely.get_type_id(parts)
         builder = _MeshBuilder()
         for part, row, kind in zip(parts, owner, kinds):
@@ -71,7 +73,13 @@ class VectorLayer(Layer):
                 if self.params.outline_color is not None:
                     for ring in rings:
                         builder.add_line(ring, row, outline=True)
-        return builder.build(frame, self.params.elevation)
+        mesh = builder.build(frame, self.params.elevation)
+        if builder.dropped:
+            message = (f"layer {self.id!r}: {len(builder.dropped)} feature(s) fall outside what the scene's frame "
+                       f"can show (too far from its centre), not drawn: {format_skips({'outside the frame': sorted(builder.dropped)})}")
+            log.warning(message)
+            warnings.warn(message, TwinWarning, stacklevel=3)
+        return mesh
 
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
         p = self.params
@@ -96,6 +104,15 @@ class _MeshBuilder:
         self.verts: list[tuple[int, int]] = []  # (point index, row)
         self.lines: list[tuple[np.ndarray, int, bool]] = []  # (point indices, row, outline?)
         self.tris: list[tuple[np.ndarray, int]] = []  # (triangles (k, 3), row)
+        self.dropped: set[int] = set()  # rows with a vertex the frame cannot project
+
+    def _drop_unprojectable(self, finite: np.ndarray) -> None:
+        self.dropped.update(row for idx, row in self.verts if not finite[idx])
+        self.dropped.update(row for idx, row, _ in self.lines if not finite[idx].all())
+        self.dropped.update(row for tri, row in self.tris if not finite[tri].all())
+        self.verts = [v for v in self.verts if v[1] not in self.dropped]
+        self.lines = [line for line in self.lines if line[1] not in self.dropped]
+        self.tris = [t for t in self.tris if t[1] not in self.dropped]
 
     def _push(self, xy: np.ndarray) -> int:
         start = self.n_points
@@ -113,9 +130,9 @@ class _MeshBuilder:
 
     def add_polygon(self, rings: list[np.ndarray], row: int) -> None:
         rings = [r[:-1] if len(r) > 1 and np.array_equal(r[0], r[-1]) else r for r in rings]
-        rings = [r for r in rings if len(r) >= 3]
-        if not rings:
+        if len(rings[0]) < 3:  # no area; its holes must not become an outline of their own
             return
+        rings = [r for r in rings if len(r) >= 3]
         xy = np.concatenate(rings)
         ends = np.cumsum([len(r) for r in rings]).astype(np.uint32)
         local = xy - xy.mean(axis=0)  # conditions earcut on lon/lat
@@ -124,9 +141,14 @@ class _MeshBuilder:
             self.tris.append((tri + self._push(xy), row))
 
     def build(self, frame: Frame, elevation: float) -> pv.PolyData:
+        """One mesh in the frame; primitives with a vertex the frame cannot project are left out (rows in ``dropped``)."""
         if self.n_points:
             xy = np.concatenate(self.coords)
             points = frame.lonlat_to_local(xy[:, 0], xy[:, 1], elevation)
+            finite = np.isfinite(points).all(axis=1)
+            if not finite.all():
+                self._drop_unprojectable(finite)
+                points[~finite] = points[finite][0] if finite.any() else 0.0  # now unused: kept finite so bounds stay finite
         else:
             points = np.zeros((0, 3), dtype=np.float32)
         mesh = pv.PolyData()

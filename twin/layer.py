@@ -19,29 +19,42 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from numpy.typing import NDArray
+from pydantic import Field, field_validator
 
-from twin.errors import LayerDataError, SourceError
-from twin.geo.crs import WGS84
+from twin.errors import LayerDataError, SourceError, TwinWarning
+from twin.geo.crs import WGS84, finite_geometries
 from twin.geo.frame import Frame
 from twin.live import SourceHealth
 from twin.params import PluginParams, validate_params
+from twin.readings import IngestReport
 from twin.source import BBox, Source
-from pydantic import Field, field_validator
-
 from twin.style import Legend, attribute_colors, validate_color, validate_colormap
 
 if TYPE_CHECKING:
     import pyvista as pv
 
-__all__ = ["ColorByParams", "Label", "Layer", "LayerParams", "LayerStyle", "LayerVisual", "source_from_spec"]
+__all__ = [
+    "ColorByParams",
+    "Label",
+    "Layer",
+    "LayerParams",
+    "LayerStyle",
+    "LayerVisual",
+    "format_skips",
+    "geometry_parts",
+    "screen_features",
+    "source_from_spec",
+]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +158,76 @@ class _MemorySource(Source):
         raise SourceError("this layer holds in-memory data, which a scene file cannot store; give it a file source to save it")
 
 
+def geometry_parts(geometries: NDArray[np.object_]) -> tuple[NDArray[np.object_], NDArray[np.intp]]:
+    """Single-part geometries (points, lines, rings, polygons) of each geometry, collections flattened at any depth.
+
+    Returns the parts and, for each, the position of the geometry it came from. Missing and
+    empty geometries give no parts.
+    """
+    parts = np.asarray(geometries, dtype=object)
+    owner = np.arange(len(parts))
+    while True:
+        multi = shapely.get_type_id(parts) >= shapely.GeometryType.MULTIPOINT
+        if not multi.any():
+            keep = ~(shapely.is_missing(parts) | shapely.is_empty(parts))
+            return parts[keep], owner[keep]
+        sub, index = shapely.get_parts(parts, return_index=True)
+        parts, owner = np.asarray(sub, dtype=object), owner[index]
+
+
+def _short_rings(geometries: NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Per geometry: True when a polygon ring has 1 to 3 coordinates (an empty ring is harmless)."""
+    parts, owner = geometry_parts(geometries)
+    polygons = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
+    rings, index = shapely.get_rings(parts[polygons], return_index=True)
+    counts = shapely.get_num_coordinates(rings)
+    short = np.zeros(len(geometries), dtype=bool)
+    short[owner[polygons][index[(counts > 0) & (counts < 4)]]] = True
+    return short
+
+
+def _outside_lonlat(geometries: NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Per geometry: True when a finite coordinate is outside ±180° longitude or ±90° latitude."""
+    coords, owner = shapely.get_coordinates(geometries, return_index=True)
+    with np.errstate(invalid="ignore"):
+        out = (np.abs(coords[:, 0]) > 180.0) | (np.abs(coords[:, 1]) > 90.0)
+    outside = np.zeros(len(geometries), dtype=bool)
+    outside[owner[out]] = True
+    return outside
+
+
+def screen_features(data: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, list[Any]]]:
+    """WGS84 features a layer can draw, and the index labels of the others by reason (first reason wins).
+
+    Reasons: ``no geometry`` (missing or empty), ``non-finite coordinates`` (NaN, ±Infinity),
+    ``outside lon/lat range`` (beyond ±180°/±90°), ``polygon ring of 1-3 points``.
+    """
+    geoms = data.geometry.to_numpy()
+    checks = (
+        ("no geometry", lambda g: shapely.is_missing(g) | shapely.is_empty(g)),
+        ("non-finite coordinates", lambda g: ~finite_geometries(g)),
+        ("outside lon/lat range", _outside_lonlat),
+        ("polygon ring of 1-3 points", _short_rings),
+    )
+    bad = np.zeros(len(geoms), dtype=bool)
+    skips: dict[str, list[Any]] = {}
+    for reason, check in checks:
+        hit = check(geoms) & ~bad
+        if hit.any():
+            skips[reason] = data.index[hit].tolist()
+            bad |= hit
+    return (data.loc[~bad] if bad.any() else data), skips
+
+
+def format_skips(skips: Mapping[str, Sequence[Any]], *, shown: int = 5) -> str:
+    """``reason (feature 3); other reason (features 1, 2, ... 40 in all)`` for a warning line."""
+    parts = []
+    for reason, index in skips.items():
+        listed = ", ".join(str(i) for i in index[:shown]) + (f", ... {len(index)} in all" if len(index) > shown else "")
+        parts.append(f"{reason} ({'feature' if len(index) == 1 else 'features'} {listed})")
+    return "; ".join(parts)
+
+
 def source_from_spec(spec: Source | Mapping[str, Any]) -> Source:
     """A source from an instance or a ``{"type": ..., **params}`` mapping."""
     if isinstance(spec, Source):
@@ -194,6 +277,8 @@ class Layer(ABC):
         self.source: Source | None = _MemorySource(data) if data is not None else (source_from_spec(source) if source is not None else None)
         self.params = validate_params(self.Params, params, where=f"layer {id!r} ({self.type_name})")
         self._data: gpd.GeoDataFrame | None = None
+        self.skipped: dict[str, list[Any]] = {}
+        """Features the last read left out, by reason: their index in the source (file order for files)."""
         self.health = SourceHealth()
         """How the layer's source is doing (last success, last error): the app's stale badge."""
         self._geometry: tuple[Frame, int, pv.PolyData] | None = None
@@ -203,16 +288,58 @@ class Layer(ABC):
 
     # -- data ----------------------------------------------------------------------------
     def data(self) -> gpd.GeoDataFrame:
-        """The source's features in WGS84 (read once, then cached until :meth:`reload`)."""
+        """The source's drawable features in WGS84 (read once, then cached until :meth:`reload`).
+
+        Features that cannot be drawn (no geometry, non-finite or out-of-range coordinates, a
+        polygon ring of 1-3 points) are skipped, counted in ``health.last_report`` and
+        :attr:`skipped`, and reported in one :class:`TwinWarning` naming the layer. A failed read
+        is recorded in ``health.error`` (the app's badge) and re-raised.
+        """
         if self._data is None:
             if self.source is None:
                 raise SourceError(f"layer {self.id!r} has no source")
+            self._read(dt.datetime.now(dt.timezone.utc))
+            assert self._data is not None
+        return self._data
+
+    def _read(self, now: dt.datetime) -> None:
+        """Read the source into ``_data`` (screened); record success or failure in :attr:`health`."""
+        assert self.source is not None
+        try:
             data = self.source.read()
-            self.health.last_success = dt.datetime.now(dt.timezone.utc)
             if data.crs is not None and not data.crs.equals(WGS84.proj, ignore_axis_order=True):
                 raise SourceError(f"{self.source.describe()} returned data in {data.crs.name}, not EPSG:4326")
-            self._data = data
-        return self._data
+        except Exception as exc:
+            self.health.last_error = now
+            self.health.error = str(exc)
+            raise
+        self._data = self._screen(data)
+        self.health.last_success = now
+        self.health.error = None
+
+    def _screen(self, data: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Drop undrawable features; warn once, naming the layer, what the source and the screen left out."""
+        assert self.source is not None
+        source_skips: dict[str, list[Any]] = dict(getattr(self.source, "last_skipped", None) or {})
+        repaired: dict[str, list[Any]] = dict(getattr(self.source, "last_repaired", None) or {})
+        clean, own = screen_features(data)
+        self.skipped = {**source_skips, **own}
+        dropped = {i for index in own.values() for i in index}
+        repaired = {k: kept for k, v in repaired.items() if (kept := [i for i in v if i not in dropped])}
+        total = len(data) + sum(len(v) for v in source_skips.values())
+        self.health.last_report = IngestReport(accepted=len(clean), dropped={k: len(v) for k, v in self.skipped.items()})
+        if source_skips or own:
+            clean = clean.reset_index(drop=True)
+        parts = []
+        if self.skipped:
+            parts.append(f"skipped {sum(len(v) for v in self.skipped.values())} of {total} features: {format_skips(self.skipped)}")
+        if repaired:
+            parts.append(f"repaired {sum(len(v) for v in repaired.values())}: {format_skips(repaired)}")
+        if parts:
+            message = f"layer {self.id!r} ({self.source.describe()}): " + "; ".join(parts)
+            log.warning(message)
+            warnings.warn(message, TwinWarning, stacklevel=4)
+        return clean
 
     def reload(self) -> None:
         """Drop cached data so the next draw reads the source again (rebuilds geometry)."""
@@ -241,17 +368,11 @@ class Layer(ABC):
             return
         if self.health.last_success is not None and now - self.health.last_success < interval:
             return
-        assert self.source is not None
         try:
-            data = self.source.read()
-        except Exception as exc:  # the wall keeps what it shows
-            self.health.last_error = now
-            self.health.error = str(exc)
+            self._read(now)
+        except Exception as exc:  # noqa: BLE001  (the wall keeps what it shows; _read recorded the error)
             log.warning("layer %s: refresh failed: %s", self.id, exc)
             return
-        self._data = data
-        self.health.last_success = now
-        self.health.error = None
         self.invalidate()
 
     def set_time(self, now: dt.datetime) -> None:

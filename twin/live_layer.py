@@ -73,9 +73,10 @@ class ReadingsLayer(Layer):
         try:
             frame = source.readings(start, now)
             report = self.buffer.ingest(frame, now, late_before=late_before)
-        except Exception as exc:  # the wall keeps showing the last good data
+        except Exception as exc:  # noqa: BLE001  (the wall keeps showing the last good data)
+            where = source.describe()
             health.last_error = now
-            health.error = f"{source.describe()}: {exc}"
+            health.error = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
             log.warning("layer %s: poll failed: %s", self.id, health.error)
             return
         if sweeping:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -20,10 +22,22 @@ import pyproj
 from numpy.typing import ArrayLike, NDArray
 from pyproj.exceptions import CRSError as _ProjCRSError
 
-from twin.errors import CRSError
+from twin.errors import CRSError, TwinWarning
 from twin.geo import chinese
 
-__all__ = ["GeoCRS", "WGS84", "from_wgs84", "geometries_to_wgs84", "parse_crs", "to_wgs84", "transformer"]
+__all__ = [
+    "WGS84",
+    "GeoCRS",
+    "check_plausible",
+    "finite_geometries",
+    "from_wgs84",
+    "geometries_to_wgs84",
+    "parse_crs",
+    "to_wgs84",
+    "transformer",
+]
+
+log = logging.getLogger(__name__)
 
 Offset = Literal["gcj02", "bd09"]
 
@@ -149,3 +163,64 @@ def geometries_to_wgs84(geometries: NDArray[np.object_], crs: str | int | pyproj
         return np.column_stack([lon, lat])
 
     return np.asarray(shapely.transform(np.asarray(geometries, dtype=object), convert), dtype=object)
+
+
+def finite_geometries(geometries: NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Per geometry: True when every x and y is finite (missing and empty geometries count as finite)."""
+    import shapely
+
+    geoms = np.asarray(geometries, dtype=object)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    bad = ~np.isfinite(coords).all(axis=1)
+    finite = np.ones(len(geoms), dtype=bool)
+    finite[owner[bad]] = False
+    return finite
+
+
+@lru_cache(maxsize=64)
+def _area_of_use(wkt: str) -> tuple[float, float, float, float] | None:
+    """Bounds (min x, min y, max x, max y) of a projected CRS's area of use, in its own units; None if unknown."""
+    proj = pyproj.CRS(wkt)
+    area = proj.area_of_use
+    if area is None:
+        return None
+    try:
+        bounds = transformer(WGS84.proj, proj).transform_bounds(area.west, area.south, area.east, area.north, densify_pts=21)
+    except pyproj.exceptions.ProjError:
+        return None
+    return bounds if np.all(np.isfinite(bounds)) else None
+
+
+def check_plausible(x: ArrayLike, y: ArrayLike, crs: str | int | pyproj.CRS | GeoCRS, *, where: str) -> None:
+    """Check that coordinates can be in ``crs`` before converting them; ``where`` names the input in messages.
+
+    Non-finite values are ignored here (callers skip those features). Raises :class:`CRSError`
+    when the coordinates cannot be in ``crs``: a geographic CRS with every point outside
+    ±180°/±90° (projected metres), or a projected CRS whose values all fit ±180/±90 (lon/lat
+    degrees) and lie outside the CRS's area of use. Values that fit ±180/±90 in a projected
+    CRS without a known area of use only warn (:class:`TwinWarning`, and a log record): a small
+    site in a local engineering CRS is possible.
+    """
+    geo = parse_crs(crs)
+    xa, ya = _xy(x, y)
+    ok = np.isfinite(xa) & np.isfinite(ya)
+    if not ok.any():
+        return
+    xa, ya = xa[ok], ya[ok]
+    inside = (np.abs(xa) <= 180.0) & (np.abs(ya) <= 90.0)
+    span = f"({xa.min():.6g}, {ya.min():.6g}) .. ({xa.max():.6g}, {ya.max():.6g})"
+    if geo.is_geographic:
+        if not inside.any():
+            raise CRSError(
+                f"{where}: coordinates {span} are declared in {geo.name} (lon/lat degrees) but lie outside ±180/±90: "
+                "they look like projected metres; set the source's crs (e.g. crs: EPSG:4549)"
+            )
+        return
+    if not inside.all():
+        return
+    message = f"{where}: coordinates {span} are declared in {geo.name} (projected, metres) but look like lon/lat degrees (EPSG:4326?)"
+    area = _area_of_use(geo.proj.to_wkt())
+    if area is not None and (xa.max() < area[0] or xa.min() > area[2] or ya.max() < area[1] or ya.min() > area[3]):
+        raise CRSError(f"{message}: they lie outside the area where {geo.name} is used; set the source's crs to EPSG:4326")
+    log.warning(message)
+    warnings.warn(message, TwinWarning, stacklevel=3)

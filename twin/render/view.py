@@ -25,12 +25,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from numpy.typing import NDArray
-
-from twin.render import vtk_setup
-from twin.errors import TwinError
-from twin.layer import Layer, LayerVisual
-from twin.scene.model import Scene
-from twin.style import Legend, to_rgba8
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
@@ -47,6 +41,12 @@ from vtkmodules.vtkRenderingCore import (
     vtkTexture,
     vtkWindowToImageFilter,
 )
+
+from twin.errors import TwinError
+from twin.layer import Layer, LayerVisual
+from twin.render import vtk_setup
+from twin.scene.model import Scene
+from twin.style import Legend, to_rgba8
 
 __all__ = ["LayerError", "SceneView"]
 
@@ -296,7 +296,7 @@ class SceneView:
         for actor in self._overlay:
             self.renderer.RemoveViewProp(actor)  # type: ignore[arg-type]
         self._overlay = []
-        width, height = self.window.GetSize()
+        _width, height = self.window.GetSize()
         scale = max(height / 1080.0, 0.5)
         if self.scene.settings.title:
             title = vtkTextActor()
@@ -387,12 +387,12 @@ class SceneView:
             camera.SetViewAngle(preset.view_angle)
         else:
             self._fit_camera()
-        self.renderer.ResetCameraClippingRange()
+        self._reset_clipping()
         self._camera_set = True
 
     def _fit_camera(self) -> None:
-        bounds = self.renderer.ComputeVisiblePropBounds()
-        if bounds[0] > bounds[1]:
+        bounds = self._finite_bounds()
+        if bounds is None:
             return
         cx, cy, cz = (bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2, (bounds[4] + bounds[5]) / 2
         extent = max(bounds[1] - bounds[0], bounds[3] - bounds[2], 1.0)
@@ -402,8 +402,37 @@ class SceneView:
         camera.SetPosition(cx, cy - extent * math.cos(pitch), cz + extent * math.sin(pitch))
         camera.SetViewUp(0, 0, 1)
         camera.SetViewAngle(30)
-        self.renderer.ResetCamera()
+        self.renderer.ResetCamera(*bounds)
         camera.Dolly(1.25)
+
+    def _finite_bounds(self) -> tuple[float, float, float, float, float, float] | None:
+        """(xmin, xmax, ymin, ymax, zmin, zmax) in local metres of the visible layers' finite points; None if none.
+
+        VTK's own bounds turn NaN when one vertex is non-finite, and a NaN camera draws nothing.
+        """
+        bounds = self.renderer.ComputeVisiblePropBounds()
+        if bounds[0] <= bounds[1] and all(math.isfinite(v) for v in bounds):
+            return tuple(bounds)  # type: ignore[return-value]
+        lows, highs = [], []
+        for drawn in self._drawn.values():
+            points = drawn.polydata.GetPoints()
+            if not drawn.actor.GetVisibility() or points is None or points.GetNumberOfPoints() == 0:
+                continue
+            xyz = vtk_to_numpy(points.GetData())
+            xyz = xyz[np.isfinite(xyz).all(axis=1)]
+            if len(xyz):
+                lows.append(xyz.min(axis=0))
+                highs.append(xyz.max(axis=0))
+        if not lows:
+            return None
+        low, high = np.min(lows, axis=0), np.max(highs, axis=0)
+        return (float(low[0]), float(high[0]), float(low[1]), float(high[1]), float(low[2]), float(high[2]))
+
+    def _reset_clipping(self) -> None:
+        """Near/far planes around the finite geometry (VTK's reset turns NaN with one non-finite vertex)."""
+        bounds = self._finite_bounds()
+        if bounds is not None:
+            self.renderer.ResetCameraClippingRange(*bounds)
 
     # -- output --------------------------------------------------------------------------
     def resize(self, width: int, height: int) -> None:
@@ -411,7 +440,7 @@ class SceneView:
         self._update_overlay()
 
     def render(self) -> None:
-        self.renderer.ResetCameraClippingRange()
+        self._reset_clipping()
         self.label_renderer.ResetCameraClippingRange()
         self.window.Render()
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from twin.scene.schema import (
     validate_layer_entry,
 )
 from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
-from twin.source import Source
+from twin.source import BBox, Source
 
 __all__ = ["Scene"]
 
@@ -125,14 +126,25 @@ class Scene:
         return self._frame
 
     def _data_center(self) -> tuple[float, float]:
-        extents = []
+        """Centre of the finite lon/lat extents of the layers that load.
+
+        A layer that fails to load does not stop the others; when none has data, the layers'
+        errors are the message (they are the cause), else the scene has no data at all.
+        """
+        extents: list[BBox] = []
+        failures: list[str] = []
         for layer in self._layers:
             try:
                 extent = layer.extent()
-            except TwinError:
-                continue  # a layer that cannot load must not stop the others from showing
-            if extent is not None:
+            except TwinError as exc:
+                failures.append(f"layer {layer.id!r}: {exc}")
+                continue
+            if extent is not None and _plausible_extent(extent):
                 extents.append(extent)
+        if not extents and failures:
+            if len(failures) == 1:
+                raise SourceError(failures[0])
+            raise SourceError(f"no layer of scene {self.name!r} could be loaded: " + "; ".join(failures))
         if not extents:
             raise TwinError(f"scene {self.name!r} has no data to centre its frame on: set frame.center (lon, lat)")
         return (
@@ -301,6 +313,12 @@ def _nested_source_specs(params: Mapping[str, Any]) -> list[tuple[str, dict[str,
     """(parameter, spec) for each layer parameter that is a source spec: a mapping whose ``type`` is a source type."""
     names = set(source_types().names())
     return [(key, dict(value)) for key, value in params.items() if isinstance(value, Mapping) and str(value.get("type")) in names]
+
+
+def _plausible_extent(extent: BBox) -> bool:
+    """A lon/lat extent that a frame can be centred on: finite and within ±180°/±90°."""
+    west, south, east, north = extent
+    return all(math.isfinite(v) for v in extent) and -180.0 <= west <= east <= 180.0 and -90.0 <= south <= north <= 90.0
 
 
 def _source(
