@@ -65,3 +65,24 @@ def test_sensorthings_observations_posted_late_reach_the_layer(sta: tuple[Server
     layer.refresh(T + dt.timedelta(minutes=16))  # the default sweep: every 15 minutes
     assert sorted(layer.buffer.data["value"]) == [1.0, 2.0, 10.0, 20.0, 25.0, 30.0]
     assert layer.health.late == 1 and not layer.health.dropped
+
+
+def test_rows_a_logger_appends_late_to_a_csv_reach_the_layer(tmp_path) -> None:
+    csv = tmp_path / "gauges.csv"
+    header = "sensor,lon,lat,time,depth\n"
+
+    def row(sensor: str, minutes_before: int, depth: float) -> str:
+        return f"{sensor},121.49,31.24,{(T - dt.timedelta(minutes=minutes_before)).isoformat()},{depth}\n"
+
+    csv.write_text(header + row("east", 10, 1.0) + row("west", 10, 30.0), encoding="utf-8")
+    layer = layer_types().get("flood_points")(
+        "gauges", source={"type": "file_readings", "path": str(csv), "sensor": "sensor", "value": "depth"}
+    )
+    layer.refresh(T)
+    assert len(layer.buffer) == 2
+    with csv.open("a", encoding="utf-8") as f:  # the logger catches up: one reading from before the last poll, one new
+        f.write(row("east", 3, 2.0) + row("west", -1, 31.0))
+    layer.refresh(T + dt.timedelta(minutes=1))
+    assert sorted(layer.buffer.data["value"]) == [1.0, 2.0, 30.0, 31.0]
+    assert layer.health.newest_reading == T + dt.timedelta(minutes=1)
+    assert not layer.health.dropped and layer.health.late == 0
