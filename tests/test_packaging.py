@@ -5,17 +5,19 @@ How the fresh environment gets twin's dependencies (numpy, VTK, geopandas, ...: 
 downloading or copying them: the test venv already holds them. The new venv is created *without*
 system site packages, the wheel is installed into it with ``--no-deps``, and a ``.pth`` file in
 it names one extra folder of symbolic links to the test venv's installed files -- only those of
-the distributions that twin's wheel metadata requires, followed recursively (with or without the
-``demo`` extra). So the installed twin sees exactly its declared dependencies: a module twin
-imports but does not declare, a file left out of the wheel or a missing entry point fails here,
-while the test venv's editable twin (its finder and ``.pth`` files), the example plugin and the
-test tools stay invisible (a ``.pth`` line only adds a folder to ``sys.path``; the ``.pth`` files
-inside that folder are not run). Measured on 2 cores: wheel build ~2 s, each venv ~3 s, the
-renders ~10 s (offline) and ~20 s (through pygeoapi), plus ~40 s to generate the demo district
-when no earlier test in the run has (it is cached in ``$TWIN_CACHE_DIR``).
+the distributions that twin's wheel metadata requires, followed recursively (the ``demo`` extra's
+are linked in later, as ``pip install 'twin[demo]'`` would add them). So the installed twin sees
+exactly its declared dependencies: a module twin imports but does not declare, a file left out
+of the wheel or a missing entry point fails here, while the test venv's editable twin (its finder
+and ``.pth`` files), the example plugin and the test tools stay invisible (a ``.pth`` line only
+adds a folder to ``sys.path``; ``.pth`` files inside that folder are not run). Installing from
+the package index instead (``--find-links``, the pip cache) would need the network or a warm
+cache and copy ~2 GB; ``--system-site-packages`` would see the editable twin.
 
-Installing from the package index instead (``pip install --find-links`` or the pip cache) would
-need network or a warm cache and copy ~2 GB; ``--system-site-packages`` would see the editable twin.
+Measured on 2 idle cores: wheel ~2 s, venv ~3 s; the install story ~1.5 min of CPU, most of it
+numba compiling twin's kernels for the new install (once, hence one venv) and the two renders,
+plus ~40 s to generate the demo district when no earlier test in the run has (it is cached in
+``$TWIN_CACHE_DIR``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sys
 import sysconfig
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,9 +84,9 @@ def _closure(requirements: Iterable[str], extras: set[str]) -> set[str]:
 
 
 def _link_dependencies(folder: Path, names: set[str]) -> None:
-    """Fill ``folder`` with links to the top-level files and folders of the installed distributions ``names``."""
+    """Add to ``folder`` links to the top-level files and folders of the installed distributions ``names``."""
     installed = _installed()
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     for name in sorted(names):
         dist = installed[name]
         assert dist.files is not None, f"{name} lists no files (no RECORD): cannot expose it"
@@ -94,8 +97,23 @@ def _link_dependencies(folder: Path, names: set[str]) -> None:
                 link.symlink_to(site / top)
 
 
-def _venv(root: Path, wheel: Path, extras: set[str]) -> Path:
-    """A fresh venv in ``root`` with the wheel installed and its dependencies (with ``extras``) visible."""
+@dataclass
+class Installation:
+    """A fresh venv with twin's wheel installed; its dependencies are links in ``deps`` (named by a ``.pth`` file)."""
+
+    venv: Path
+    deps: Path
+    requirements: list[str]
+
+    def add_extras(self, *extras: str) -> None:
+        """What ``pip install 'twin[extras]'`` adds: the distributions the extras need."""
+        _link_dependencies(self.deps, _closure(self.requirements, set(extras)))
+
+
+@pytest.fixture()
+def installed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Installation:
+    """``pip install twin`` (no extras) into a fresh venv."""
+    root = tmp_path_factory.mktemp("install")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -103,24 +121,12 @@ def _venv(root: Path, wheel: Path, extras: set[str]) -> Path:
                    check=True, capture_output=True, timeout=300)
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
-    requirements = re.findall(r"^Requires-Dist: (.+)$", metadata, flags=re.MULTILINE)
-    _link_dependencies(root / "deps", _closure(requirements, extras))
+    installation = Installation(venv, root / "deps", re.findall(r"^Requires-Dist: (.+)$", metadata, flags=re.MULTILINE))
+    installation.add_extras()
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True, timeout=60).stdout.strip()
-    (Path(purelib) / "twin-test-dependencies.pth").write_text(f"{root / 'deps'}\n", encoding="utf-8")
-    return venv
-
-
-@pytest.fixture(scope="module")
-def demo_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
-    """``pip install 'twin[demo]'``."""
-    return _venv(tmp_path_factory.mktemp("with-demo"), wheel, {"demo"})
-
-
-@pytest.fixture(scope="module")
-def core_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
-    """``pip install twin`` (no extras)."""
-    return _venv(tmp_path_factory.mktemp("core"), wheel, set())
+    (Path(purelib) / "twin-test-dependencies.pth").write_text(f"{installation.deps}\n", encoding="utf-8")
+    return installation
 
 
 def twin(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -153,39 +159,41 @@ def test_wheel_holds_every_module_and_data_file_of_the_sources(wheel: Path) -> N
     assert "twin = twin.cli:main" in entry_points
 
 
-def test_installed_twin_serves_the_demo_from_its_own_files(demo_venv: Path, tmp_path: Path) -> None:
-    where = subprocess.run([demo_venv / "bin" / "python", "-c", "import twin, twin_layers; print(twin.__file__); print(twin_layers.__file__)"],
-                           capture_output=True, text=True, timeout=60, cwd=tmp_path, check=True).stdout.split()
-    assert all(Path(p).is_relative_to(demo_venv) for p in where), where  # the installed copy, not the checkout
+def test_pip_install_then_twin_demo_from_outside_the_repository(installed: Installation, tmp_path: Path) -> None:
+    """A new user's path: ``pip install twin``; ``twin demo`` names the extra; ``pip install 'twin[demo]'``; ``twin demo`` works.
 
-    listed = twin(demo_venv, "layers", cwd=tmp_path)
+    One test, one venv: each fresh install of twin compiles its numba kernels again (~1 min on 2 cores).
+    """
+    venv = installed.venv
+    where = subprocess.run([venv / "bin" / "python", "-c", "import twin, twin_layers; print(twin.__file__); print(twin_layers.__file__)"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path, check=True).stdout.split()
+    assert all(Path(p).is_relative_to(venv) for p in where), where  # the installed copy, not the checkout
+
+    listed = twin(venv, "layers", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     for name in ("vector", "buildings", "flood_points", "h3", "basemap", "demo", "flood_sim", "crowd_sim", "ogcapi", "sensorthings", "wmts"):
         assert f"  {name}: " in listed.stdout, name
     assert "failed to load" not in listed.stdout and "example" not in listed.stdout
 
-    scene_file = twin(demo_venv, "demo", "--scene-file", cwd=tmp_path).stdout.strip()
-    assert Path(scene_file).is_relative_to(demo_venv) and Path(scene_file).name == "demo.yaml"
-    validated = twin(demo_venv, "validate", scene_file, cwd=tmp_path)
+    scene_file = twin(venv, "demo", "--scene-file", cwd=tmp_path).stdout.strip()
+    assert Path(scene_file).is_relative_to(venv) and Path(scene_file).name == "demo.yaml"
+    validated = twin(venv, "validate", scene_file, cwd=tmp_path)
     assert validated.returncode == 0, validated.stderr
     assert validated.stdout.strip() == f"{scene_file}: ok (8 layers, 3 cameras)"
 
-    out = tmp_path / "x.png"
-    shown = twin(demo_venv, "demo", "--render", str(out), cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    assert "one-map server at http://127.0.0.1:" in shown.stdout and "one-map server stopped" in shown.stdout
-    assert_demo_image(out)
-
-
-def test_without_the_demo_extra_twin_demo_names_it_and_offline_works(core_venv: Path, tmp_path: Path) -> None:
-    refused = twin(core_venv, "demo", "--render", str(tmp_path / "x.png"), cwd=tmp_path)
+    refused = twin(venv, "demo", "--render", str(tmp_path / "x.png"), cwd=tmp_path)  # no pygeoapi without the extra
     assert (refused.returncode, refused.stdout, refused.stderr.splitlines()) == (1, "", [MISSING_EXTRA])
     assert not (tmp_path / "x.png").exists()
 
-    out = tmp_path / "offline.png"
-    shown = twin(core_venv, "demo", "--offline", "--render", str(out), cwd=tmp_path)
+    offline = twin(venv, "demo", "--offline", "--render", str(tmp_path / "offline.png"), cwd=tmp_path)
+    assert offline.returncode == 0, offline.stderr
+    assert_demo_image(tmp_path / "offline.png")
+
+    installed.add_extras("demo")
+    shown = twin(venv, "demo", "--render", str(tmp_path / "x.png"), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert_demo_image(out)
+    assert "one-map server at http://127.0.0.1:" in shown.stdout and "one-map server stopped" in shown.stdout
+    assert_demo_image(tmp_path / "x.png")
 
 
 def test_starting_the_one_map_server_without_pygeoapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
