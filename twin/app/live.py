@@ -43,7 +43,7 @@ __all__ = [
     "live_layers",
     "nearby_rows",
     "oldest_reading",
-    "replay_range",
+    "replay_start",
     "resource_layer_ids",
     "shows_labels",
 ]
@@ -104,14 +104,14 @@ def oldest_reading(scene: Scene) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(min(oldest) // 1_000_000_000, dt.timezone.utc) if oldest else None
 
 
-def replay_range(scene: Scene, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """What the time bar spans: from the oldest reading kept across the live layers to ``now``.
+def replay_start(scene: Scene, now: dt.datetime) -> dt.datetime:
+    """Where the time bar starts (it ends at ``now``): the oldest reading kept across the live layers.
 
     Not the layers' ``history`` settings: a layer holds less while its feed is young, or when its
-    source serves less. ``(now, now)`` while no layer holds a reading.
+    source serves less. ``now`` while no layer holds a reading.
     """
     oldest = oldest_reading(scene)
-    return (now if oldest is None else min(oldest, now), now)
+    return now if oldest is None else min(oldest, now)
 
 
 def layer_live_info(layer: Layer, now: dt.datetime) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from twin.app.live import (
     layer_live_info,
     live_layers,
     nearby_rows,
-    replay_range,
+    replay_start,
     resource_layer_ids,
     shows_labels,
 )
@@ -472,9 +472,8 @@ class TwinApp(TrameApp):
         state.twin_live = self._live
         state.twin_time_text = fmt_datetime(self.scene.time)
         if self._live_layers:
-            oldest, _ = replay_range(self.scene, now)
             latest = math.floor(now.timestamp())
-            earliest = min(math.floor(oldest.timestamp()), latest)
+            earliest = min(math.floor(replay_start(self.scene, now).timestamp()), latest)
             state.twin_replay_max = latest
             state.twin_replay_min = earliest
             state.twin_replay_step = _replay_step(latest - earliest)
@@ -545,7 +544,7 @@ class TwinApp(TrameApp):
         if value is None or self._live:
             return
         now = now or _utcnow()
-        earliest, _ = replay_range(self.scene, now)
+        earliest = replay_start(self.scene, now)
         when = min(max(dt.datetime.fromtimestamp(value, dt.timezone.utc), earliest), now)
         try:
             self.scene.set_time(when)
