@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 from twin.errors import LayerDataError
 from twin.geo.frame import Frame
 from twin.layer import Label, LayerStyle, source_from_spec
+from twin.source import Source
 from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.mesh.prisms import regular_prisms
@@ -89,6 +90,9 @@ class FloodPointsLayer(ReadingsLayer):
         super().__init__(id, **kwargs)
         self._stations = None if self.params.stations is None else source_from_spec(self.params.stations)
         self._station_data: gpd.GeoDataFrame | None = None
+
+    def nested_sources(self) -> list[Source]:
+        return [] if self._stations is None else [self._stations]
 
     # -- data ----------------------------------------------------------------------------
     def data(self) -> gpd.GeoDataFrame:

@@ -364,7 +364,7 @@ class H3Layer(ReadingsLayer):
                 "value": self.values,
                 "level": self.level_names(),
                 "state": np.array(["active", "faded", "hidden"], dtype=object)[self.state] if len(self.state) else np.zeros(0, dtype=object),
-                "last_reading": pd.to_datetime(np.where(self.last_time == np.iinfo(np.int64).min, np.iinfo(np.int64).min + 1, self.last_time), utc=True),
+                "last_reading": pd.to_datetime(self.last_time, utc=True),  # NaT (int64 min) for a cell without a reading
             },
             geometry=gpd.points_from_xy(lon, lat),
             crs="EPSG:4326",

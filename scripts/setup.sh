@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything twin needs on a fresh Debian machine: system packages (headless OpenGL,
 # CJK fonts, Chromium for the browser tests) and a virtual environment in .venv with twin and
-# its test tools. Safe to run again: it skips what is already there.
+# its test tools (the `test` extra, which includes the `demo` extra: pygeoapi). Safe to run again:
+# it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -131,3 +131,18 @@ def test_the_command_line_prints_the_same_line(folder: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "twin.cli", "validate", str(path)], check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == f"twin: error: {path}:15: layers[2].source.path: file 'x.geojson' not found (looked in {folder})\n"
+
+
+def test_relative_stations_path_is_read_from_the_scene_folder(folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nested source's relative path means the same as a layer's own ``source:`` path: next to the scene file."""
+    stations = '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": "FP1", "name": "人民路"}, ' \
+               '"geometry": {"type": "Point", "coordinates": [121.48, 31.23]}}]}'
+    (folder / "stations.geojson").write_text(stations, encoding="utf-8")
+    path = folder / "scene.yaml"
+    path.write_text(scene_text(stations="stations.geojson"), encoding="utf-8")
+    monkeypatch.chdir(folder.parent)  # not the scene's folder
+    assert validate(capsys, path)[0] == 0
+    scene = twin.Scene.from_file(path)
+    assert scene["flood"].data()["name"].tolist() == ["人民路"]
+    path.write_text(scene_text(stations="gone.geojson"), encoding="utf-8")
+    assert validate(capsys, path) == (1, [], [f"twin: error: {path}:11: layers[1].stations.path: file 'gone.geojson' not found (looked in {folder})"])

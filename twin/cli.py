@@ -17,9 +17,6 @@ from twin.errors import TwinError
 
 __all__ = ["main"]
 
-DEMO_SCENE = Path(__file__).resolve().parent.parent / "scenes" / "demo.yaml"
-
-
 def _size(value: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in value.lower().split("x"))
@@ -125,31 +122,40 @@ def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool)
 @_view
 @_browser
 @click.option("--render", "render_to", type=click.Path(path_type=Path), default=None, help="Render the demo to this PNG instead of serving it.")
-@click.option("--offline", is_flag=True, help="Read the generated data directly instead of through the local one-map server.")
-def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | None, offline: bool) -> None:
+@click.option("--offline", is_flag=True, help="Read the generated data directly instead of through the local one-map server (needs no pygeoapi).")
+@click.option("--scene-file", "print_scene", is_flag=True, help="Print the path of the demo scene file (a start for your own scene) and exit.")
+def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | None, offline: bool, print_scene: bool) -> None:
     """Show the demo district, pulled from a local one-map server (pygeoapi on 127.0.0.1).
 
     The district is generated on first run (then cached); a simulator feeds live flood readings
     into the server, and the viewer reads everything through the production source plugins.
+    The server needs the ``demo`` extra (pip install 'twin[demo]'); --offline does not.
     """
-    import yaml
-
+    from twin.demo import demo_scene
     from twin.scene.model import Scene
 
-    if not DEMO_SCENE.exists():
-        raise TwinError(f"demo scene {DEMO_SCENE} is missing from this installation")
-    if offline:
-        scene = Scene.from_file(DEMO_SCENE)
-        _show(scene, render_to, host, port, view, open_browser)
-        return
-    from twin.demo.onemap import OneMapDemo, route_through
+    with demo_scene() as scene_file:
+        if print_scene:
+            click.echo(str(scene_file))
+        elif offline:
+            _show(Scene.from_file(scene_file), render_to, host, port, view, open_browser)
+        else:
+            _demo_onemap(scene_file, render_to, host, port, view, open_browser)
 
+
+def _demo_onemap(scene_file: Path, render_to: Path | None, host: str, port: int, view: str, open_browser: bool) -> None:
+    """``twin demo`` through the local one-map server; raises MissingDependencyError without pygeoapi."""
+    from twin.demo.onemap import OneMapDemo, pygeoapi_command, route_through
+    from twin.scene.model import Scene
+    from twin.scene.yamlfile import load_yaml, read_scene_text
+
+    pygeoapi_command()  # says which extra to install before anything starts
     click.echo("twin: starting the local one-map server (pygeoapi) ...")
     with OneMapDemo() as onemap:
         click.echo(f"twin: one-map server at {onemap.url}")
-        data = yaml.safe_load(DEMO_SCENE.read_text(encoding="utf-8"))
+        data, lines = load_yaml(read_scene_text(scene_file), scene_file)  # the scene loader's YAML rules (yes stays text)
         data.pop("time", None)  # the feeder writes readings as of now: show now
-        scene = Scene.from_dict(route_through(data, onemap.url), file=str(DEMO_SCENE), base_dir=DEMO_SCENE.parent)
+        scene = Scene.from_dict(route_through(data, onemap.url), file=str(scene_file), lines=lines, base_dir=scene_file.parent)
         _show(scene, render_to, host, port, view, open_browser)
     click.echo("twin: one-map server stopped")
 

@@ -56,6 +56,10 @@ class LayerDataError(TwinError, ValueError):
     """Data a layer cannot draw (wrong geometry type, missing column, ...)."""
 
 
+class MissingDependencyError(TwinError, ImportError):
+    """An optional dependency a feature needs is not installed; the message names the pip extra that brings it."""
+
+
 class TwinWarning(UserWarning):
     """Input that was repaired, skipped or replaced by a fallback (the message counts it and names rows)."""
 

@@ -286,6 +286,11 @@ class Layer(ABC):
         self._style_version = 0
         self._points_version = 0
 
+    def nested_sources(self) -> list[Source]:
+        """Sources the layer builds from its own parameters (e.g. a flood layer's ``stations:``);
+        a scene file binds their relative paths to its folder, as it does for ``source:``."""
+        return []
+
     # -- data ----------------------------------------------------------------------------
     def data(self) -> gpd.GeoDataFrame:
         """The source's drawable features in WGS84 (read once, then cached until :meth:`reload`).

@@ -28,6 +28,7 @@ from twin.alerts.rules import StaleRule
 from twin.errors import TwinError
 from twin.layer import Layer
 from twin.live import LiveLayer
+from twin.readings import ReadingsBuffer
 from twin.scene.model import Scene
 
 __all__ = [
@@ -38,10 +39,11 @@ __all__ = [
     "fmt_age",
     "fmt_clock",
     "fmt_datetime",
-    "history_span",
     "layer_live_info",
     "live_layers",
     "nearby_rows",
+    "oldest_reading",
+    "replay_start",
     "resource_layer_ids",
     "shows_labels",
 ]
@@ -49,7 +51,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "+08:00")
-DEFAULT_HISTORY = dt.timedelta(hours=1)
 SEVERITY_COLORS = {"critical": "#ef4444", "warning": "#f59e0b", "info": "#38bdf8"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 EVENT_COLORS = {"pending": "#f59e0b", "firing": "#ef4444", "resolved": "#22c55e", "cancelled": "#94a3b8", "acknowledged": "#38bdf8"}
@@ -93,11 +94,24 @@ def live_layers(scene: Scene) -> list[Layer]:
     return [layer for layer in scene.layers if isinstance(layer, LiveLayer)]
 
 
-def history_span(scene: Scene) -> dt.timedelta:
-    """How far back replay can go: the longest ``history`` of the live layers (default 1 h)."""
-    spans = [getattr(getattr(layer, "params", None), "history", None) for layer in live_layers(scene)]
-    spans = [s for s in spans if isinstance(s, dt.timedelta) and s.total_seconds() > 0]
-    return max(spans) if spans else DEFAULT_HISTORY
+def oldest_reading(scene: Scene) -> dt.datetime | None:
+    """Time (UTC, whole seconds, floored) of the oldest reading any live layer keeps; None while none keeps any.
+
+    Read from each live layer's readings buffer (``layer.buffer``); a live layer without one keeps no history to replay.
+    """
+    oldest = [int(times[0]) for layer in live_layers(scene)
+              if isinstance(buffer := getattr(layer, "buffer", None), ReadingsBuffer) and len(times := buffer.column("t"))]
+    return dt.datetime.fromtimestamp(min(oldest) // 1_000_000_000, dt.timezone.utc) if oldest else None
+
+
+def replay_start(scene: Scene, now: dt.datetime) -> dt.datetime:
+    """Where the time bar starts (it ends at ``now``): the oldest reading kept across the live layers.
+
+    Not the layers' ``history`` settings: a layer holds less while its feed is young, or when its
+    source serves less. ``now`` while no layer holds a reading.
+    """
+    oldest = oldest_reading(scene)
+    return now if oldest is None else min(oldest, now)
 
 
 def layer_live_info(layer: Layer, now: dt.datetime) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import pandas as pd
 from matplotlib import colormaps
 from trame.app import TrameApp, asynchronous, get_server
 from trame.decorators import change, controller
@@ -52,10 +53,10 @@ from twin.app.live import (
     fmt_age,
     fmt_datetime,
     highlight_help,
-    history_span,
     layer_live_info,
     live_layers,
     nearby_rows,
+    replay_start,
     resource_layer_ids,
     shows_labels,
 )
@@ -471,13 +472,12 @@ class TwinApp(TrameApp):
         state.twin_live = self._live
         state.twin_time_text = fmt_datetime(self.scene.time)
         if self._live_layers:
-            span = history_span(self.scene)
             latest = math.floor(now.timestamp())
-            earliest = latest - int(span.total_seconds())
+            earliest = min(math.floor(replay_start(self.scene, now).timestamp()), latest)
             state.twin_replay_max = latest
             state.twin_replay_min = earliest
-            state.twin_replay_step = _replay_step(span.total_seconds())
-            edge = "%m-%d %H:%M" if span >= dt.timedelta(hours=12) else "%H:%M"
+            state.twin_replay_step = _replay_step(latest - earliest)
+            edge = "%m-%d %H:%M" if latest - earliest >= 12 * 3600 else "%H:%M"
             state.twin_replay_start = dt.datetime.fromtimestamp(earliest, SHANGHAI).strftime(edge)
             state.twin_replay_end = now.astimezone(SHANGHAI).strftime(edge)
             if self._live or self.scene.time is None:
@@ -544,7 +544,7 @@ class TwinApp(TrameApp):
         if value is None or self._live:
             return
         now = now or _utcnow()
-        earliest = now - history_span(self.scene)
+        earliest = replay_start(self.scene, now)
         when = min(max(dt.datetime.fromtimestamp(value, dt.timezone.utc), earliest), now)
         try:
             self.scene.set_time(when)
@@ -831,8 +831,11 @@ def _legend_dict(layer_id: str, layer_title: str, legend: Legend) -> dict[str, A
 
 
 def _fmt_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A picked attribute for the card: times with a zone in the app's display zone (+08:00), as everywhere in the app."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return fmt_datetime(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     text = str(value)

@@ -13,6 +13,7 @@ minute after its time stamp (``lateness``). Stopping it stops the server.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import logging
 import os
@@ -25,17 +26,20 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from twin.demo.district import cached_district
-from twin.errors import TwinError
+from twin.errors import MissingDependencyError, TwinError
 from twin.source import ReadingsSource
 
-__all__ = ["COLLECTIONS", "OneMapDemo", "route_through"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["COLLECTIONS", "OneMapDemo", "pygeoapi_command", "route_through"]
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +58,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _console_script(name: str) -> str:
-    candidate = Path(sys.executable).with_name(name)
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        raise TwinError(f"{name} is not installed: run scripts/setup.sh (pip install pygeoapi)")
-    return found
+def pygeoapi_command() -> list[str]:
+    """The command line that runs pygeoapi's CLI with this Python (not whichever ``pygeoapi`` is on PATH).
+
+    Raises :class:`~twin.errors.MissingDependencyError` naming the ``demo`` extra when pygeoapi is not installed.
+    """
+    if importlib.util.find_spec("pygeoapi") is None:
+        raise MissingDependencyError(
+            "twin demo needs pygeoapi (the local one-map server), which is not installed: "
+            "pip install 'twin[demo]', or run twin demo --offline"
+        )
+    return [sys.executable, "-c", "import sys; from pygeoapi import cli; sys.exit(cli())"]
+
+
+def _last_line(output: bytes) -> str:
+    """The last non-empty line of a process's output (where Python puts the error)."""
+    lines = output.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "no output"
 
 
 class OneMapDemo:
@@ -201,19 +216,32 @@ class OneMapDemo:
 
     # -- process ---------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> str:
-        """Write the data, start pygeoapi and the feeder; returns the service URL."""
+        """Write the data, start pygeoapi and the feeder; returns the service URL.
+
+        Raises :class:`~twin.errors.MissingDependencyError` without pygeoapi, :class:`~twin.errors.TwinError` when it fails to start.
+        """
+        try:
+            pygeoapi = pygeoapi_command()
+        except MissingDependencyError:
+            self.stop()
+            raise
         config = self._write_config()
         self.feed(dt.datetime.now(dt.timezone.utc))
         openapi = self._workdir / "openapi.yml"
-        pygeoapi = _console_script("pygeoapi")
         env = {**os.environ, "PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
-        subprocess.run([pygeoapi, "openapi", "generate", str(config), "--output-file", str(openapi)], env=env, check=True, capture_output=True, timeout=120)
+        generated = subprocess.run([*pygeoapi, "openapi", "generate", str(config), "--output-file", str(openapi)], check=False, env=env,
+                                   capture_output=True, timeout=120)
+        if generated.returncode != 0:
+            self.stop()
+            raise TwinError(f"pygeoapi could not write its OpenAPI document: {_last_line(generated.stderr)}")
         log_file = open(self._workdir / "pygeoapi.log", "wb")  # noqa: SIM115 (kept open for the process)
-        self._process = subprocess.Popen([pygeoapi, "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        self._process = subprocess.Popen([*pygeoapi, "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise TwinError(f"pygeoapi exited: {(self._workdir / 'pygeoapi.log').read_text(errors='replace')[-2000:]}")
+                reason = _last_line((self._workdir / "pygeoapi.log").read_bytes())
+                self.stop()
+                raise TwinError(f"pygeoapi exited on start: {reason}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     break
@@ -238,7 +266,7 @@ class OneMapDemo:
         self._process = None
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def __enter__(self) -> OneMapDemo:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -238,9 +238,12 @@ class Scene:
                 raise plugin_error_located(exc, path, file=file, lines=lines) from None
             except TwinError as exc:
                 raise SceneFileError(str(exc), file=file, line=line_of(lines, path), key=f"layers[{index}]") from None
+            if base_dir is not None:
+                for nested_source in layer.nested_sources():
+                    _bind(nested_source, base_dir)
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
-        scene._origin = _Origin(file, lines)
+        scene._origin = _Origin(file, lines, base_dir)
         return scene
 
     def check(self) -> None:
@@ -258,7 +261,7 @@ class Scene:
                 checks.append((("layers", index, "source"), layer.source))
             for key, spec in _nested_source_specs(layer.params.model_dump()):
                 path: KeyPath = ("layers", index, key)
-                source = _source(spec, path, file=origin.file, lines=origin.lines, base_dir=None)
+                source = _source(spec, path, file=origin.file, lines=origin.lines, base_dir=origin.base_dir)
                 if source is not None:
                     checks.append((path, source))
             for path, source in checks:
@@ -307,6 +310,7 @@ class _Origin:
 
     file: str | None = None
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    base_dir: Path | None = None
 
 
 def _nested_source_specs(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -339,10 +343,16 @@ def _source(
         raise plugin_error_located(exc, path, file=file, lines=lines) from None
     except SourceError as exc:
         raise plugin_error_located(PluginError(str(exc)), path, file=file, lines=lines) from None
-    bind = getattr(source, "bind_base_dir", None)
-    if base_dir is not None and callable(bind):
-        bind(base_dir)
+    if base_dir is not None:
+        _bind(source, base_dir)
     return source
+
+
+def _bind(source: Source, base_dir: Path) -> None:
+    """Resolve the source's relative paths against the scene file's folder (sources with files have ``bind_base_dir``)."""
+    bind = getattr(source, "bind_base_dir", None)
+    if callable(bind):
+        bind(base_dir)
 
 
 def _rule_dict(rule: ThresholdRule | StaleRule) -> dict[str, Any]:
