@@ -805,7 +805,7 @@ def _triangulate_kernel(
         r1 = poly_off[p + 1]
         base = slot[p]
         cap = caps[p]
-        if r1 == r0:
+        if r1 == r0 or ring_off[r0 + 1] - ring_off[r0] < 3:  # no shell, or one of < 3 vertices: no roof
             counts[p] = 0
             ok[p] = True
             continue
@@ -885,18 +885,25 @@ def polygon_areas(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDAr
 
 
 def _fallback_one(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDArray[np.int64], r0: int, r1: int) -> NDArray[np.int64] | None:
-    """Triangulate one polygon by GEOS constrained Delaunay, else mapbox_earcut; None if both fail."""
+    """Triangulate one polygon by GEOS constrained Delaunay, else mapbox_earcut; None if both fail.
+
+    Rings of < 3 vertices are left out (an empty hole crashes GEOS 3.14's triangulator: a segfault), and only
+    a valid polygon goes to GEOS (it may crash or loop on invalid ones)."""
     import shapely
 
     v0, v1 = int(ring_off[r0]), int(ring_off[r1])
+    if int(ring_off[r0 + 1]) - v0 < 3:
+        return None
     x0, y0 = float(x[v0]), float(y[v0])
     lx = x[v0:v1] - x0
     ly = y[v0:v1] - y0
-    rings = [np.column_stack([lx[ring_off[r] - v0 : ring_off[r + 1] - v0], ly[ring_off[r] - v0 : ring_off[r + 1] - v0]]) for r in range(r0, r1)]
+    kept = [r for r in range(r0, r1) if ring_off[r + 1] - ring_off[r] >= 3]
+    kept_vertices = np.concatenate([np.arange(ring_off[r], ring_off[r + 1]) for r in kept])  # mapbox_earcut's indices -> ours
+    rings = [np.column_stack([x[ring_off[r] : ring_off[r + 1]] - x0, y[ring_off[r] : ring_off[r + 1]] - y0]) for r in kept]
     candidates: list[NDArray[np.int64]] = []
     with contextlib.suppress(Exception):  # GEOS may refuse a degenerate polygon: try the next method
         poly = shapely.Polygon(rings[0], rings[1:])
-        tri = shapely.constrained_delaunay_triangles(poly)
+        tri = shapely.constrained_delaunay_triangles(poly) if shapely.is_valid(poly) else shapely.GeometryCollection()
         parts = shapely.get_parts(tri)
         if len(parts):
             coords = shapely.get_coordinates(shapely.get_exterior_ring(parts)).reshape(len(parts), 4, 2)[:, :3]
@@ -915,7 +922,7 @@ def _fallback_one(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDAr
         verts = np.concatenate(rings).astype(np.float64)
         ends = np.cumsum([len(r) for r in rings]).astype(np.uint32)
         t = np.asarray(mapbox_earcut.triangulate_float64(verts, ends), dtype=np.int64).reshape(-1, 3)
-        candidates.append(t + v0)
+        candidates.append(kept_vertices[t])
     for tris in candidates:
         tris = tris.copy()
         ar = triangle_areas(x, y, tris)
