@@ -297,8 +297,8 @@ def main() -> int:
     args = ap.parse_args()
     if "numba" in sys.modules:
         raise SystemExit("numba is already loaded: run this as a script")
-    if not args.no_boundscheck:
-        os.environ["NUMBA_BOUNDSCHECK"] = "1"
+    if not args.no_boundscheck and not (os.environ.get("NUMBA_BOUNDSCHECK") == "1" and os.environ.get("NUMBA_CACHE_DIR")):
+        os.environ["NUMBA_BOUNDSCHECK"] = "1"  # a caller that set both keeps its (bounds-checked) cache
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="twin-numba-boundscheck-")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     return run(args.examples, args.seconds, args.derandomize)

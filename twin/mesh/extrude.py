@@ -44,15 +44,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyproj
 from numba import njit
 from numpy.typing import NDArray
 
 from twin.errors import LayerDataError, TwinWarning
-from twin.geo.crs import WGS84, GeoCRS, parse_crs, to_wgs84
+from twin.geo.crs import WGS84, GeoCRS, parse_crs, to_wgs84, transformer
 from twin.geo.frame import Frame, bounds_center, lon_center, unwrap_lon
 from twin.mesh import _parallel
 from twin.mesh.earcut import triangulate_into
@@ -427,7 +429,7 @@ class _Rows:
 
     null: NDArray[np.bool_]  # null, empty or malformed
     nonfinite: NDArray[np.bool_]  # a NaN or infinite coordinate
-    out_of_range: NDArray[np.bool_]  # a coordinate outside the CRS's range (lon/lat) or beyond 1e8 units
+    out_of_range: NDArray[np.bool_]  # a coordinate outside where the CRS places anything (see _out_of_range)
     degenerate: NDArray[np.bool_]  # nothing left once rings of < 3 distinct vertices are dropped
     unrepairable: NDArray[np.bool_]  # invalid, and make_valid left no area
     unprojectable: NDArray[np.bool_]  # not finite, or over 2e7 m from the origin, in the frame
@@ -439,13 +441,36 @@ class _Rows:
         return self.null | self.nonfinite | self.out_of_range | self.degenerate | self.unrepairable | self.unprojectable
 
 
-def _out_of_range(flat: FlatGeoms, geographic: bool) -> NDArray[np.bool_]:
-    """Rows with a (finite) coordinate no CRS of that kind has: |lon| > 360 or |lat| > 90; |x|, |y| > 1e8."""
+@lru_cache(maxsize=32)
+def _valid_box(proj: pyproj.CRS) -> tuple[float, float, float, float]:
+    """(xmin, xmax, ymin, ymax) where a projected CRS's coordinates can be: its area of use
+    projected, widened by its own width and height on each side (data a little outside its zone
+    is common), within +-1e8 units; +-1e8 units when the CRS declares no area of use."""
+    whole = (-_MAX_PROJECTED, _MAX_PROJECTED, -_MAX_PROJECTED, _MAX_PROJECTED)
+    aou = proj.area_of_use
+    if aou is None:
+        return whole
+    east = aou.east if aou.east >= aou.west else aou.east + 360.0
+    lon, lat = np.meshgrid(np.linspace(aou.west, east, 21), np.linspace(aou.south, aou.north, 21))
+    x, y = transformer(WGS84.proj, proj).transform(lon.ravel(), lat.ravel())
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return whole
+    x0, x1, y0, y1 = float(x[ok].min()), float(x[ok].max()), float(y[ok].min()), float(y[ok].max())
+    wx, wy = x1 - x0, y1 - y0
+    return max(x0 - wx, whole[0]), min(x1 + wx, whole[1]), max(y0 - wy, whole[2]), min(y1 + wy, whole[3])
+
+
+def _out_of_range(flat: FlatGeoms, geo: GeoCRS) -> NDArray[np.bool_]:
+    """Rows with a (finite) coordinate outside where the CRS places anything: |lon| > 360 or
+    |lat| > 90 for lon/lat; for a projected CRS, outside :func:`_valid_box` (e.g. UTM 51N:
+    x about -0.5 .. 1.5 million m). One such row would drag the automatic frame's centre away."""
     with np.errstate(invalid="ignore"):
-        if geographic:
+        if geo.is_geographic:
             bad = (np.abs(flat.x) > 360.0) | (np.abs(flat.y) > 90.0)
         else:
-            bad = (np.abs(flat.x) > _MAX_PROJECTED) | (np.abs(flat.y) > _MAX_PROJECTED)
+            x0, x1, y0, y1 = _valid_box(geo.proj)
+            bad = (flat.x < x0) | (flat.x > x1) | (flat.y < y0) | (flat.y > y1)
     return rows_with(flat, bad) if bad.any() else np.zeros(flat.n_rows, np.bool_)
 
 
@@ -502,7 +527,7 @@ def _clean(flat: FlatGeoms, geo: GeoCRS, frame: Frame | None, norm: Normalized) 
     n = flat.n_rows
     none = np.zeros(n, np.bool_)
     rows = _Rows(norm.null, norm.nonfinite, none.copy(), none.copy(), none.copy(), none.copy(), none.copy(), none.copy(), none.copy())
-    rows.out_of_range = _out_of_range(flat, geo.is_geographic) & ~rows.nonfinite
+    rows.out_of_range = _out_of_range(flat, geo) & ~rows.nonfinite
     flat, rows.ring_dropped = _drop_degenerate(flat, rows.null | rows.nonfinite | rows.out_of_range)
     rows.degenerate = ~(rows.null | rows.nonfinite | rows.out_of_range) & (np.diff(flat.geom_off) == 0)
     if geo.is_geographic and flat.x.size:
