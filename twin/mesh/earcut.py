@@ -941,6 +941,8 @@ def _check_input(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDArr
         why = bad_offsets(off, size)
         if why is not None:
             raise LayerDataError(f"triangulate: the {name} {why}")
+    if x.size and np.isfinite([x.min(), x.max(), y.min(), y.max()]).all():  # NaN and inf reach the extremes
+        return
     bad = ~(np.isfinite(x) & np.isfinite(y))
     if bad.any():
         raise LayerDataError(f"triangulate: {int(bad.sum())} vertices are not finite (first: vertex {int(np.argmax(bad))})")

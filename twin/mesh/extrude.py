@@ -349,7 +349,7 @@ class _Roofs:
 
 def _check_mesh_input(px: NDArray[np.float64], py: NDArray[np.float64], flat: FlatGeoms) -> None:
     """What the mesh kernels index by, checked before they run (vectorised): offsets in range,
-    every polygon with a shell, every ring >= 3 vertices, heights per row, finite vertices.
+    every polygon with a shell, every ring >= 3 vertices, one projected vertex per vertex.
     The clean-up guarantees all of it; a LayerDataError here means a bug, never a bad write."""
     check_layout(flat, "mesh")
     if px.shape != flat.x.shape or py.shape != flat.x.shape:
@@ -358,8 +358,7 @@ def _check_mesh_input(px: NDArray[np.float64], py: NDArray[np.float64], flat: Fl
         raise LayerDataError("mesh: a polygon without rings reached the mesh kernel")
     if flat.ring_off.size > 1 and int(np.diff(flat.ring_off).min()) < 3:
         raise LayerDataError("mesh: a ring with fewer than 3 vertices reached the mesh kernel")
-    if not (np.isfinite(px).all() and np.isfinite(py).all()):
-        raise LayerDataError("mesh: non-finite projected vertices reached the mesh kernel")
+    # finite vertices: checked by triangulate_into, which runs before the wall kernel
 
 
 def _assemble(px: NDArray[np.float64], py: NDArray[np.float64], flat: FlatGeoms, heights: _Heights, z0: float) -> tuple[pv.PolyData, _Roofs]:
@@ -465,13 +464,12 @@ def _out_of_range(flat: FlatGeoms, geo: GeoCRS) -> NDArray[np.bool_]:
     """Rows with a (finite) coordinate outside where the CRS places anything: |lon| > 360 or
     |lat| > 90 for lon/lat; for a projected CRS, outside :func:`_valid_box` (e.g. UTM 51N:
     x about -0.5 .. 1.5 million m). One such row would drag the automatic frame's centre away."""
+    x0, x1, y0, y1 = (-360.0, 360.0, -90.0, 90.0) if geo.is_geographic else _valid_box(geo.proj)
     with np.errstate(invalid="ignore"):
-        if geo.is_geographic:
-            bad = (np.abs(flat.x) > 360.0) | (np.abs(flat.y) > 90.0)
-        else:
-            x0, x1, y0, y1 = _valid_box(geo.proj)
-            bad = (flat.x < x0) | (flat.x > x1) | (flat.y < y0) | (flat.y > y1)
-    return rows_with(flat, bad) if bad.any() else np.zeros(flat.n_rows, np.bool_)
+        if not flat.x.size or (flat.x.min() >= x0 and flat.x.max() <= x1 and flat.y.min() >= y0 and flat.y.max() <= y1):
+            return np.zeros(flat.n_rows, np.bool_)  # the usual case: four reductions, no mask (NaN fails these tests)
+        bad = (flat.x < x0) | (flat.x > x1) | (flat.y < y0) | (flat.y > y1)
+    return rows_with(flat, bad)
 
 
 def _rows_of_rings(flat: FlatGeoms, ring_mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -492,13 +490,14 @@ def _drop_degenerate(flat: FlatGeoms, kill: NDArray[np.bool_]) -> tuple[FlatGeom
     return drop_rings(flat, ~short, kill), _rows_of_rings(flat, short) & ~kill
 
 
-def _unwrap(flat: FlatGeoms, center: float) -> tuple[FlatGeoms, NDArray[np.bool_]]:
+def _unwrap(flat: FlatGeoms, center: float, x0: float, x1: float) -> tuple[FlatGeoms, NDArray[np.bool_]]:
     """Longitudes unwrapped around ``center`` (degrees) so footprints cut at +-180 meet (RFC 7946 3.1.9).
 
-    Returns the arrays (``flat`` itself when every longitude is already within 180 degrees of the
-    centre) and the rows that have vertices on both sides of the line (their parts now meet)."""
+    ``x0``, ``x1``: the least and greatest longitude. Returns the arrays (``flat`` itself when every
+    longitude is already within 180 degrees of the centre) and the rows that have vertices on
+    both sides of the line (their parts now meet)."""
     x = flat.x
-    if x.size == 0 or (float(x.min()) >= center - 180.0 and float(x.max()) < center + 180.0):
+    if x0 >= center - 180.0 and x1 < center + 180.0:
         return flat, np.zeros(flat.n_rows, np.bool_)
     ux = unwrap_lon(x, center)
     moved = ux != x
@@ -531,18 +530,22 @@ def _clean(flat: FlatGeoms, geo: GeoCRS, frame: Frame | None, norm: Normalized) 
     flat, rows.ring_dropped = _drop_degenerate(flat, rows.null | rows.nonfinite | rows.out_of_range)
     rows.degenerate = ~(rows.null | rows.nonfinite | rows.out_of_range) & (np.diff(flat.geom_off) == 0)
     if geo.is_geographic and flat.x.size:
-        center = frame.center_lonlat[0] if frame is not None else lon_center(flat.x)
-        flat, rows.crossing = _unwrap(flat, center)
+        x0, x1 = float(flat.x.min()), float(flat.x.max())
+        if frame is not None:
+            flat, rows.crossing = _unwrap(flat, frame.center_lonlat[0], x0, x1)
+        elif x1 - x0 > 180.0:  # narrower data is already unwrapped around its own centre
+            flat, rows.crossing = _unwrap(flat, lon_center(flat.x), x0, x1)
     flat = _repair(flat, rows)
     return flat, rows
 
 
 def _drop_unprojectable(flat: FlatGeoms, rows: _Rows) -> FlatGeoms:
     """Rows whose projected vertices are not finite or lie over 2e7 m from the origin are dropped."""
+    lo, hi = -_MAX_LOCAL, _MAX_LOCAL
+    if not flat.x.size or (flat.x.min() >= lo and flat.x.max() <= hi and flat.y.min() >= lo and flat.y.max() <= hi):
+        return flat  # the usual case (NaN fails these tests)
     with np.errstate(invalid="ignore"):
         bad = ~((np.abs(flat.x) <= _MAX_LOCAL) & (np.abs(flat.y) <= _MAX_LOCAL))
-    if not bad.any():
-        return flat
     rows.unprojectable = rows_with(flat, bad)
     return drop_rings(flat, np.ones(flat.ring_off.size - 1, np.bool_), rows.unprojectable)
 

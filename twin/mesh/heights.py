@@ -84,7 +84,7 @@ def _count_text(text: str) -> float:
 
 
 def _parse(values: Any, text_parser: Any) -> Parsed:
-    series = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series) else values)
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
     if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
         out = series.to_numpy(dtype=np.float64, na_value=np.nan)
         return Parsed(out, np.zeros(out.size, np.bool_), ())
