@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,20 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import fuzz_kernels  # benchmarks/ is not a package
 
 CASE = REPO.parent / "shared" / "cases" / "empty-interior-ring" / "empty_ring.geojson"
-_FOLDER = Path(tempfile.mkdtemp(prefix="twin-fuzz-test-"))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(fuzz_kernels.feature_collections())
-def test_extrude_gives_a_mesh_or_a_one_line_twin_error(fc: dict) -> None:
+def test_extrude_gives_a_mesh_or_a_one_line_twin_error(folder: Path, fc: dict) -> None:
     """Random GeoJSON (empty, null, NaN, huge, nested collections, points and lines, bow-ties,
     unclosed rings, text heights) through a file and a GeoDataFrame: rows drawn + skipped = rows in,
     ids and indices in range, vertices finite; or a TwinError of one line."""
-    fuzz_kernels.check_extrude(fc, _FOLDER)
+    fuzz_kernels.check_extrude(fc, folder)
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
