@@ -34,6 +34,7 @@ from twin.errors import LayerDataError
 from twin.geo.frame import Frame
 from twin.layer import ColorByParams, Layer, LayerStyle
 from twin.mesh.extrude import extrude_footprints
+from twin.mesh.heights import parse_count, parse_length
 from twin.style import to_rgba8, validate_color
 
 __all__ = ["BuildingsLayer", "Range"]
@@ -48,7 +49,7 @@ class Range(BaseModel):
 
 
 class BuildingsParams(ColorByParams):
-    height: str | None = Field("height", description="column with the building height in metres")
+    height: str | None = Field("height", description="column with the building height in metres (numbers, or text with a unit: '12 m', '40 ft')")
     floors: str | None = Field("floors", description="column with the number of floors (used where height is missing)")
     floor_height: float = Field(3.0, gt=0, description="metres per floor")
     default_height: float = Field(10.0, gt=0, description="height where neither height nor floors is usable")
@@ -82,7 +83,7 @@ class BuildingsLayer(Layer):
                 raise LayerDataError(f"layer {self.id!r}: filter on unknown attribute {column!r}; attributes: {_attributes(data)}")
             values = data[column]
             if isinstance(rule, Range):
-                numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+                numbers = self._numbers(column, values)
                 if rule.min is not None:
                     keep &= numbers >= rule.min
                 if rule.max is not None:
@@ -90,6 +91,16 @@ class BuildingsLayer(Layer):
             else:
                 keep &= values.isin(rule).to_numpy()
         return np.flatnonzero(keep)
+
+    def _numbers(self, column: str, values: pd.Series) -> np.ndarray:
+        """A column as float64 for range filters: the height/base columns in metres (text with a unit
+        such as OSM's "12 m" read as the extrusion reads it), floors as plain numbers, others as numbers."""
+        p = self.params
+        if column in (p.height, p.base):
+            return parse_length(values).values
+        if column == p.floors:
+            return parse_count(values).values
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
 
     def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
         rows = self.selected_rows(data)
@@ -103,6 +114,7 @@ class BuildingsLayer(Layer):
             default_height=p.default_height,
             base=p.base,
             frame=frame,
+            label=f"layer {self.id!r}",
         )
         if len(rows) != len(data) and mesh.n_cells:
             mesh.cell_data["building_id"] = rows[np.asarray(mesh.cell_data["building_id"])].astype(np.int32)

@@ -31,7 +31,7 @@ from twin.geo.crs import WGS84, GeoCRS, parse_crs, to_wgs84, transformer
 if TYPE_CHECKING:
     import pyvista as pv
 
-__all__ = ["Frame", "ORIGIN_FIELD", "CRS_FIELD"]
+__all__ = ["CRS_FIELD", "ORIGIN_FIELD", "Frame", "bounds_center", "lon_center", "unwrap_lon"]
 
 ORIGIN_FIELD = "twin_origin"
 CRS_FIELD = "twin_crs"
@@ -124,6 +124,12 @@ class Frame:
         text = str(np.asarray(mesh.field_data[CRS_FIELD]).ravel()[0])
         return cls(pyproj.CRS.from_json_dict(json.loads(text)), (float(origin[0]), float(origin[1]), float(origin[2])))
 
+    @property
+    def center_lonlat(self) -> tuple[float, float]:
+        """WGS84 lon/lat of the origin (where a scene's longitudes are unwrapped around)."""
+        lon, lat, _ = self.local_to_lonlat(np.zeros(3))
+        return float(lon[0]), float(lat[0])
+
     # -- description ---------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """A small dict for logs and the app: CRS name and origin."""
@@ -136,8 +142,48 @@ class Frame:
         return hash((self.crs.to_wkt(), self.origin))
 
 
+def lon_center(lon: Sequence[float] | NDArray[np.float64]) -> float:
+    """The middle of the shortest arc of longitude that holds every finite ``lon`` (degrees).
+
+    Data that does not span more than 180 degrees gets the middle of its min and max (the
+    bounding-box centre); data across the antimeridian (RFC 7946 3.1.9: a footprint cut at
+    +-180, or points on both sides of it) gets the middle of the arc that avoids the widest empty
+    gap between its longitudes, e.g. 180 for points at 179.9 and -179.9, not 0. The result is
+    in [-180, 180); NaN when no value is finite.
+
+    >>> lon_center([121.4, 121.6]), lon_center([179.9, -179.9, 180.0]), lon_center([170.0, -150.0])
+    (121.5, -180.0, -170.0)
+    """
+    lon_a = np.asarray(lon, dtype=np.float64).ravel()
+    lon_a = lon_a[np.isfinite(lon_a)]
+    if lon_a.size == 0:
+        return float("nan")
+    lo, hi = float(lon_a.min()), float(lon_a.max())
+    if hi - lo <= 180:
+        c = (lo + hi) / 2
+    else:
+        w = np.unique(np.mod(lon_a + 180.0, 360.0) - 180.0)
+        gaps = np.diff(np.append(w, w[0] + 360.0))
+        k = int(np.argmax(gaps))
+        c = float(w[(k + 1) % w.size]) + (360.0 - float(gaps[k])) / 2
+    return float(np.mod(c + 180.0, 360.0) - 180.0)
+
+
+def unwrap_lon(lon: NDArray[np.float64], center: float) -> NDArray[np.float64]:
+    """Longitudes moved by whole turns into [center - 180, center + 180): parts cut at +-180 meet."""
+    return center + np.mod(np.asarray(lon, dtype=np.float64) - center + 180.0, 360.0) - 180.0
+
+
 def bounds_center(lon: Sequence[float] | NDArray[np.float64], lat: Sequence[float] | NDArray[np.float64]) -> tuple[float, float]:
-    """Centre of the lon/lat bounding box of some points (ignores NaN)."""
-    lon_a = np.asarray(lon, dtype=np.float64)
-    lat_a = np.asarray(lat, dtype=np.float64)
-    return float((np.nanmin(lon_a) + np.nanmax(lon_a)) / 2), float((np.nanmin(lat_a) + np.nanmax(lat_a)) / 2)
+    """Centre of the lon/lat bounds of some points, ignoring non-finite values (NaN, inf).
+
+    The longitude is :func:`lon_center` (across the antimeridian, the middle of the shortest
+    arc); the latitude the middle of the finite ones. Raises :class:`~twin.errors.CRSError` when
+    no point has finite coordinates.
+    """
+    lon_a = np.asarray(lon, dtype=np.float64).ravel()
+    lat_a = np.asarray(lat, dtype=np.float64).ravel()
+    ok = np.isfinite(lon_a) & np.isfinite(lat_a)
+    if not ok.any():
+        raise CRSError("no point with finite coordinates to centre the frame on")
+    return lon_center(lon_a[ok]), float((lat_a[ok].min() + lat_a[ok].max()) / 2)

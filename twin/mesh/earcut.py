@@ -35,7 +35,9 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from twin.errors import LayerDataError
 from twin.mesh import _parallel
+from twin.mesh.footprints import bad_offsets
 
 __all__ = ["Triangulation", "polygon_areas", "roof_capacity", "triangle_areas", "triangulate", "triangulate_into"]
 
@@ -731,39 +733,6 @@ def _fan(xs: NDArray, ys: NDArray, start: int, end: int, out: NDArray, base: int
             tcount[0] = n - 2
             return True
     return False
-    x0 = xs[start]
-    y0 = ys[start]
-    ccw = _ring_area2(xs, ys, x0, y0, start, end) > 0
-    tries = n if n <= 12 else 8
-    for a in range(tries):
-        ia = start + a if ccw else end - 1 - a
-        ax = xs[ia] - x0
-        ay = ys[ia] - y0
-        good = True
-        for j in range(1, n - 1):
-            k1 = (a + j) % n
-            k2 = (a + j + 1) % n
-            i1 = start + k1 if ccw else end - 1 - k1
-            i2 = start + k2 if ccw else end - 1 - k2
-            dx1 = xs[i1] - x0 - ax
-            dy1 = ys[i1] - y0 - ay
-            dx2 = xs[i2] - x0 - ax
-            dy2 = ys[i2] - y0 - ay
-            left = dx1 * dy2
-            right = dy1 * dx2
-            if not (left - right > 1e-12 * (abs(left) + abs(right))):
-                good = False
-                break
-        if good:
-            for j in range(1, n - 1):
-                k1 = (a + j) % n
-                k2 = (a + j + 1) % n
-                out[base + j - 1, 0] = ia
-                out[base + j - 1, 1] = start + k1 if ccw else end - 1 - k1
-                out[base + j - 1, 2] = start + k2 if ccw else end - 1 - k2
-            tcount[0] = n - 2
-            return True
-    return False
 
 
 @_inner
@@ -836,7 +805,7 @@ def _triangulate_kernel(
         r1 = poly_off[p + 1]
         base = slot[p]
         cap = caps[p]
-        if r1 == r0:
+        if r1 == r0 or ring_off[r0 + 1] - ring_off[r0] < 3:  # no shell, or one of < 3 vertices: no roof
             counts[p] = 0
             ok[p] = True
             continue
@@ -916,18 +885,25 @@ def polygon_areas(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDAr
 
 
 def _fallback_one(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDArray[np.int64], r0: int, r1: int) -> NDArray[np.int64] | None:
-    """Triangulate one polygon by GEOS constrained Delaunay, else mapbox_earcut; None if both fail."""
+    """Triangulate one polygon by GEOS constrained Delaunay, else mapbox_earcut; None if both fail.
+
+    Rings of < 3 vertices are left out (an empty hole crashes GEOS 3.14's triangulator: a segfault), and only
+    a valid polygon goes to GEOS (it may crash or loop on invalid ones)."""
     import shapely
 
     v0, v1 = int(ring_off[r0]), int(ring_off[r1])
+    if int(ring_off[r0 + 1]) - v0 < 3:
+        return None
     x0, y0 = float(x[v0]), float(y[v0])
     lx = x[v0:v1] - x0
     ly = y[v0:v1] - y0
-    rings = [np.column_stack([lx[ring_off[r] - v0 : ring_off[r + 1] - v0], ly[ring_off[r] - v0 : ring_off[r + 1] - v0]]) for r in range(r0, r1)]
+    kept = [r for r in range(r0, r1) if ring_off[r + 1] - ring_off[r] >= 3]
+    kept_vertices = np.concatenate([np.arange(ring_off[r], ring_off[r + 1]) for r in kept])  # mapbox_earcut's indices -> ours
+    rings = [np.column_stack([x[ring_off[r] : ring_off[r + 1]] - x0, y[ring_off[r] : ring_off[r + 1]] - y0]) for r in kept]
     candidates: list[NDArray[np.int64]] = []
     with contextlib.suppress(Exception):  # GEOS may refuse a degenerate polygon: try the next method
         poly = shapely.Polygon(rings[0], rings[1:])
-        tri = shapely.constrained_delaunay_triangles(poly)
+        tri = shapely.constrained_delaunay_triangles(poly) if shapely.is_valid(poly) else shapely.GeometryCollection()
         parts = shapely.get_parts(tri)
         if len(parts):
             coords = shapely.get_coordinates(shapely.get_exterior_ring(parts)).reshape(len(parts), 4, 2)[:, :3]
@@ -946,7 +922,7 @@ def _fallback_one(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDAr
         verts = np.concatenate(rings).astype(np.float64)
         ends = np.cumsum([len(r) for r in rings]).astype(np.uint32)
         t = np.asarray(mapbox_earcut.triangulate_float64(verts, ends), dtype=np.int64).reshape(-1, 3)
-        candidates.append(t + v0)
+        candidates.append(kept_vertices[t])
     for tris in candidates:
         tris = tris.copy()
         ar = triangle_areas(x, y, tris)
@@ -955,6 +931,29 @@ def _fallback_one(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDAr
         if _check_one(x, y, ring_off, r0, r1, tris):
             return tris
     return None
+
+
+def _check_input(x: NDArray[np.float64], y: NDArray[np.float64], ring_off: NDArray[np.int64], poly_off: NDArray[np.int64]) -> None:
+    """LayerDataError unless the offsets index the coordinates in range and every coordinate is finite."""
+    if x.ndim != 1 or x.shape != y.shape:
+        raise LayerDataError(f"triangulate: x and y have shapes {x.shape} and {y.shape}, not one length")
+    for name, off, size in (("ring offsets", ring_off, x.size), ("polygon offsets", poly_off, ring_off.size - 1)):
+        why = bad_offsets(off, size)
+        if why is not None:
+            raise LayerDataError(f"triangulate: the {name} {why}")
+    if x.size and np.isfinite([x.min(), x.max(), y.min(), y.max()]).all():  # NaN and inf reach the extremes
+        return
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise LayerDataError(f"triangulate: {int(bad.sum())} vertices are not finite (first: vertex {int(np.argmax(bad))})")
+
+
+def _check_slots(out: NDArray[np.int32], slot: NDArray[np.int64], cap: NDArray[np.int64], n_poly: int) -> None:
+    """LayerDataError unless every polygon's slots ``slot[p] : slot[p] + cap[p]`` lie inside ``out``."""
+    if out.ndim != 2 or out.shape[1] != 3 or slot.shape != (n_poly,) or cap.shape != (n_poly,):
+        raise LayerDataError(f"triangulate: out {out.shape}, slot {slot.shape} and cap {cap.shape} do not fit {n_poly} polygons")
+    if n_poly and (int(slot.min()) < 0 or int(cap.min()) < 0 or int((slot + cap).max()) > out.shape[0]):
+        raise LayerDataError(f"triangulate: the triangle slots reach outside the {out.shape[0]} rows of out")
 
 
 def roof_capacity(ring_off: NDArray[np.int64], poly_off: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -972,10 +971,14 @@ def triangulate_into(
     """Triangulate polygon ``p`` into ``out[slot[p] : slot[p] + counts[p]]`` (``counts[p] <= cap[p]``).
 
     Returns ``counts``, the polygons that went to the fallback and those that stayed inexact.
+    Raises :class:`~twin.errors.LayerDataError` for offsets, coordinates or slots that are out of
+    range or not finite (checked before the kernel runs; see :func:`triangulate`).
     """
+    _check_input(x, y, ring_off, poly_off)
     n_poly = poly_off.size - 1
     if x.size >= 2**31 - 1:
-        raise ValueError("too many vertices for int32 indices")
+        raise LayerDataError(f"triangulate: {x.size} vertices are too many for int32 indices")
+    _check_slots(out, slot, cap, n_poly)
     counts = np.zeros(n_poly, np.int64)
     ok = np.zeros(n_poly, np.bool_)
     if n_poly:
@@ -1000,12 +1003,15 @@ def triangulate(
 
     Holes stay open; triangles are counter-clockwise (normals +z); indices are global vertex
     indices (int32). ``fan=False`` disables the fan shortcut (every polygon goes through ear
-    clipping). See the module docstring for the exactness contract.
+    clipping). See the module docstring for the exactness contract. Rings with fewer than 3
+    vertices give no triangles (a shell) or are ignored (a hole); offsets that do not index the
+    coordinates in range, or non-finite coordinates, raise :class:`~twin.errors.LayerDataError`.
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     ring_off = np.ascontiguousarray(ring_off, dtype=np.int64)
     poly_off = np.ascontiguousarray(poly_off, dtype=np.int64)
+    _check_input(x, y, ring_off, poly_off)
     n_poly = poly_off.size - 1
     cap = roof_capacity(ring_off, poly_off)
     tri_cap_off = np.zeros(n_poly + 1, np.int64)

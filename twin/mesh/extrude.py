@@ -43,28 +43,34 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyproj
 from numba import njit
 from numpy.typing import NDArray
 
 from twin.errors import LayerDataError, TwinWarning
-from twin.geo.crs import WGS84, parse_crs, to_wgs84
-from twin.geo.frame import Frame, bounds_center
+from twin.geo.crs import WGS84, GeoCRS, parse_crs, to_wgs84, transformer
+from twin.geo.frame import Frame, bounds_center, lon_center, unwrap_lon
 from twin.mesh import _parallel
 from twin.mesh.earcut import triangulate_into
 from twin.mesh.footprints import (
     NOT_POLYGONAL,
-    OK,
     WKB_TYPE_NAMES,
     FlatGeoms,
+    Normalized,
+    check_layout,
+    drop_rings,
     normalize,
     read_footprints,
     replace_rows,
+    rows_with,
 )
+from twin.mesh.heights import Parsed, parse_count, parse_length
 from twin.mesh.project import project_xy
 from twin.mesh.validity import repair_rows, suspect_rows
 
@@ -131,22 +137,44 @@ class _Heights:
     message: str
 
 
+def _read_columns(cols: dict[str, NDArray[Any]], found: dict[str, str | None]) -> tuple[dict[str, Parsed], list[str]]:
+    """Each role's column parsed (height/base: lengths with units, floors: plain numbers), and a
+    message part per column holding text that is not a value (it counts as missing)."""
+    parsed: dict[str, Parsed] = {}
+    notes = []
+    for role, parse, what in (("height", parse_length, "a length"), ("floors", parse_count, "a number"), ("base", parse_length, "a length")):
+        name = found.get(role)
+        if name is None:
+            continue
+        parsed[role] = p = parse(cols[name])
+        k = int(p.unparsable.sum())
+        if k:
+            examples = ", ".join(repr(e) for e in p.examples)
+            notes.append(f"{k} values of column {name!r} are not {what} (e.g. {examples}) and count as missing")
+    return parsed, notes
+
+
 def _heights(
-    cols: dict[str, NDArray[np.float64]], found: dict[str, str | None], n: int, drawn: NDArray[np.bool_],
+    cols: dict[str, NDArray[Any]], found: dict[str, str | None], n: int, drawn: NDArray[np.bool_],
     floor_height: float, default_height: float, max_height: float,
 ) -> _Heights:
+    """Roof and base height per row in metres, with the rows that fell back and one message.
+
+    ``cols`` holds the raw columns (numbers, or text such as OSM's ``"12 m"``: see
+    :mod:`twin.mesh.heights`); ``found`` maps the roles height/floors/base to column names."""
+    parsed, notes = _read_columns(cols, found)
     top = np.full(n, np.nan)
     first_bad: NDArray[np.bool_] | None = None
     first_name = ""
     hcol, fcol, bcol = found.get("height"), found.get("floors"), found.get("base")
     with np.errstate(invalid="ignore"):
         if hcol is not None:
-            h = cols[hcol]
+            h = parsed["height"].values
             ok = np.isfinite(h) & (h > 0) & (h <= max_height)
             top[ok] = h[ok]
             first_bad, first_name = ~ok, f"column {hcol!r}"
         if fcol is not None:
-            f = cols[fcol] * floor_height
+            f = parsed["floors"].values * floor_height
             ok = np.isfinite(f) & (f > 0) & (f <= max_height)
             use = np.isnan(top) & ok
             top[use] = f[use]
@@ -156,7 +184,7 @@ def _heights(
         bottom = np.zeros(n)
         base_bad = np.zeros(n, np.bool_)
         if bcol is not None:
-            b = cols[bcol]
+            b = parsed["base"].values
             given = ~np.isnan(b) & (b != 0)
             ok = np.isfinite(b) & (b >= 0) & (b < top)
             bottom[given & ok] = b[given & ok]
@@ -167,12 +195,12 @@ def _heights(
     if fallback_rows.size:
         what = "floors x floor_height, else " if (hcol is not None and fcol is not None) else ""
         parts.append(
-            f"{fallback_rows.size} rows have no usable height in {first_name} (NaN, <= 0 or > {max_height:g} m) "
+            f"{fallback_rows.size} rows have no usable height in {first_name} (missing, not a number, NaN, <= 0 or > {max_height:g} m) "
             f"and use {what}the default {default_height:g} m: rows {_ids(fallback_rows)}"
         )
     if base_rows.size:
         parts.append(f"{base_rows.size} rows have a base {bcol!r} that is negative or not below the roof, set to 0: rows {_ids(base_rows)}")
-    return _Heights(top, bottom, fallback_rows, base_rows, "; ".join(parts))
+    return _Heights(top, bottom, fallback_rows, base_rows, "; ".join(parts + notes))
 
 
 # -- mesh kernel ----------------------------------------------------------------------------------
@@ -319,6 +347,20 @@ class _Roofs:
     n_triangles: int  # roofs + 2 per wall edge: what the strips draw
 
 
+def _check_mesh_input(px: NDArray[np.float64], py: NDArray[np.float64], flat: FlatGeoms) -> None:
+    """What the mesh kernels index by, checked before they run (vectorised): offsets in range,
+    every polygon with a shell, every ring >= 3 vertices, one projected vertex per vertex.
+    The clean-up guarantees all of it; a LayerDataError here means a bug, never a bad write."""
+    check_layout(flat, "mesh")
+    if px.shape != flat.x.shape or py.shape != flat.x.shape:
+        raise LayerDataError(f"mesh: {px.size} projected vertices for {flat.x.size} footprint vertices")
+    if flat.n_polygons and int(np.diff(flat.poly_off).min()) < 1:
+        raise LayerDataError("mesh: a polygon without rings reached the mesh kernel")
+    if flat.ring_off.size > 1 and int(np.diff(flat.ring_off).min()) < 3:
+        raise LayerDataError("mesh: a ring with fewer than 3 vertices reached the mesh kernel")
+    # finite vertices: checked by triangulate_into, which runs before the wall kernel
+
+
 def _assemble(px: NDArray[np.float64], py: NDArray[np.float64], flat: FlatGeoms, heights: _Heights, z0: float) -> tuple[pv.PolyData, _Roofs]:
     """Roofs triangulated straight into the mesh's connectivity, then points, wall strips, offsets, ids."""
     import pyvista as pv
@@ -326,12 +368,13 @@ def _assemble(px: NDArray[np.float64], py: NDArray[np.float64], flat: FlatGeoms,
     from vtkmodules.vtkCommonCore import vtkFloatArray, vtkPoints
     from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
+    _check_mesh_input(px, py, flat)
+    if heights.top.shape != (flat.n_rows,) or heights.bottom.shape != (flat.n_rows,):
+        raise LayerDataError(f"mesh: {heights.top.size} heights for {flat.n_rows} rows")
     ring_off, poly_off, geom_off = flat.ring_off, flat.poly_off, flat.geom_off
     nv = int(px.size)
     n_rings = int(ring_off.size - 1)
     n_poly = int(poly_off.size - 1)
-    if int(ring_off[0]) != 0 or int(ring_off[-1]) != nv:
-        raise AssertionError("rings must cover the coordinates from 0")  # normalize guarantees it
     cap_off = np.empty(n_poly + 1, np.int64)
     _roof_slots(ring_off, poly_off, cap_off)
     n_slots = int(cap_off[-1])
@@ -374,6 +417,139 @@ def _assemble(px: NDArray[np.float64], py: NDArray[np.float64], flat: FlatGeoms,
     return pv.wrap(poly), _Roofs(int(failed.size), inexact, n_roof + 2 * nv)
 
 
+# -- geometry clean-up ------------------------------------------------------------------------------
+_MAX_PROJECTED = 1e8  # |x|, |y| of a projected source (CRS units): beyond any real CRS, false eastings included
+_MAX_LOCAL = 2e7  # metres from the frame origin (half the Earth's circumference): farther is not in a local frame
+
+
+@dataclass
+class _Rows:
+    """Per-row outcome of the geometry clean-up (bool masks over the input rows)."""
+
+    null: NDArray[np.bool_]  # null, empty or malformed
+    nonfinite: NDArray[np.bool_]  # a NaN or infinite coordinate
+    out_of_range: NDArray[np.bool_]  # a coordinate outside where the CRS places anything (see _out_of_range)
+    degenerate: NDArray[np.bool_]  # nothing left once rings of < 3 distinct vertices are dropped
+    unrepairable: NDArray[np.bool_]  # invalid, and make_valid left no area
+    unprojectable: NDArray[np.bool_]  # not finite, or over 2e7 m from the origin, in the frame
+    ring_dropped: NDArray[np.bool_]  # drawn without a ring of < 3 distinct vertices (empty hole, sliver part)
+    made_valid: NDArray[np.bool_]  # invalid, fixed by make_valid
+    crossing: NDArray[np.bool_]  # straddles the antimeridian: its longitudes were unwrapped
+
+    def skipped(self) -> NDArray[np.bool_]:
+        return self.null | self.nonfinite | self.out_of_range | self.degenerate | self.unrepairable | self.unprojectable
+
+
+@lru_cache(maxsize=32)
+def _valid_box(proj: pyproj.CRS) -> tuple[float, float, float, float]:
+    """(xmin, xmax, ymin, ymax) where a projected CRS's coordinates can be: its area of use
+    projected, widened by its own width and height on each side (data a little outside its zone
+    is common), within +-1e8 units; +-1e8 units when the CRS declares no area of use."""
+    whole = (-_MAX_PROJECTED, _MAX_PROJECTED, -_MAX_PROJECTED, _MAX_PROJECTED)
+    aou = proj.area_of_use
+    if aou is None:
+        return whole
+    east = aou.east if aou.east >= aou.west else aou.east + 360.0
+    lon, lat = np.meshgrid(np.linspace(aou.west, east, 21), np.linspace(aou.south, aou.north, 21))
+    x, y = transformer(WGS84.proj, proj).transform(lon.ravel(), lat.ravel())
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return whole
+    x0, x1, y0, y1 = float(x[ok].min()), float(x[ok].max()), float(y[ok].min()), float(y[ok].max())
+    wx, wy = x1 - x0, y1 - y0
+    return max(x0 - wx, whole[0]), min(x1 + wx, whole[1]), max(y0 - wy, whole[2]), min(y1 + wy, whole[3])
+
+
+def _out_of_range(flat: FlatGeoms, geo: GeoCRS) -> NDArray[np.bool_]:
+    """Rows with a (finite) coordinate outside where the CRS places anything: |lon| > 360 or
+    |lat| > 90 for lon/lat; for a projected CRS, outside :func:`_valid_box` (e.g. UTM 51N:
+    x about -0.5 .. 1.5 million m). One such row would drag the automatic frame's centre away."""
+    x0, x1, y0, y1 = (-360.0, 360.0, -90.0, 90.0) if geo.is_geographic else _valid_box(geo.proj)
+    with np.errstate(invalid="ignore"):
+        if not flat.x.size or (flat.x.min() >= x0 and flat.x.max() <= x1 and flat.y.min() >= y0 and flat.y.max() <= y1):
+            return np.zeros(flat.n_rows, np.bool_)  # the usual case: four reductions, no mask (NaN fails these tests)
+        bad = (flat.x < x0) | (flat.x > x1) | (flat.y < y0) | (flat.y > y1)
+    return rows_with(flat, bad)
+
+
+def _rows_of_rings(flat: FlatGeoms, ring_mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Per row: does any of its rings have ``ring_mask`` set? (works for rings without vertices)"""
+    poly_row = np.repeat(np.arange(flat.n_rows), np.diff(flat.geom_off))
+    ring_row = np.repeat(poly_row, np.diff(flat.poly_off))
+    return np.bincount(ring_row[ring_mask], minlength=flat.n_rows) > 0
+
+
+def _drop_degenerate(flat: FlatGeoms, kill: NDArray[np.bool_]) -> tuple[FlatGeoms, NDArray[np.bool_]]:
+    """Drop the rows ``kill`` and every ring with < 3 vertices (normalized: distinct ones).
+
+    Returns the arrays and the other rows that lost a ring this way. Afterwards every polygon has
+    a shell and every ring >= 3 vertices: what the validity, roof and wall kernels index by."""
+    short = np.diff(flat.ring_off) < 3
+    if not short.any() and not kill.any():
+        return flat, np.zeros(flat.n_rows, np.bool_)
+    return drop_rings(flat, ~short, kill), _rows_of_rings(flat, short) & ~kill
+
+
+def _unwrap(flat: FlatGeoms, center: float, x0: float, x1: float) -> tuple[FlatGeoms, NDArray[np.bool_]]:
+    """Longitudes unwrapped around ``center`` (degrees) so footprints cut at +-180 meet (RFC 7946 3.1.9).
+
+    ``x0``, ``x1``: the least and greatest longitude. Returns the arrays (``flat`` itself when every
+    longitude is already within 180 degrees of the centre) and the rows that have vertices on
+    both sides of the line (their parts now meet)."""
+    x = flat.x
+    if x0 >= center - 180.0 and x1 < center + 180.0:
+        return flat, np.zeros(flat.n_rows, np.bool_)
+    ux = unwrap_lon(x, center)
+    moved = ux != x
+    crossing = rows_with(flat, moved) & rows_with(flat, ~moved)
+    return replace(flat, x=ux), crossing
+
+
+def _repair(flat: FlatGeoms, rows: _Rows) -> FlatGeoms:
+    """Rows the numba pre-check flags go to GEOS; invalid ones are replaced by ``make_valid``'s polygons."""
+    suspect = suspect_rows(flat)
+    if not suspect.any():
+        return flat
+    idx = np.flatnonzero(suspect)
+    rep = repair_rows(flat, idx)
+    rows.made_valid[idx[rep.repaired]] = True
+    rows.unrepairable[idx[rep.skipped]] = True
+    flat = replace_rows(flat, idx, normalize(rep.flat).flat)
+    flat, lost = _drop_degenerate(flat, np.zeros(flat.n_rows, np.bool_))  # GEOS keeps >= 3 distinct vertices; never trust it blindly
+    rows.ring_dropped |= lost
+    return flat
+
+
+def _clean(flat: FlatGeoms, geo: GeoCRS, frame: Frame | None, norm: Normalized) -> tuple[FlatGeoms, _Rows]:
+    """Normalized footprints without the rows that cannot be drawn, degenerate rings dropped,
+    longitudes unwrapped around the frame's (else the data's) centre, invalid rows repaired."""
+    n = flat.n_rows
+    none = np.zeros(n, np.bool_)
+    rows = _Rows(norm.null, norm.nonfinite, none.copy(), none.copy(), none.copy(), none.copy(), none.copy(), none.copy(), none.copy())
+    rows.out_of_range = _out_of_range(flat, geo) & ~rows.nonfinite
+    flat, rows.ring_dropped = _drop_degenerate(flat, rows.null | rows.nonfinite | rows.out_of_range)
+    rows.degenerate = ~(rows.null | rows.nonfinite | rows.out_of_range) & (np.diff(flat.geom_off) == 0)
+    if geo.is_geographic and flat.x.size:
+        x0, x1 = float(flat.x.min()), float(flat.x.max())
+        if frame is not None:
+            flat, rows.crossing = _unwrap(flat, frame.center_lonlat[0], x0, x1)
+        elif x1 - x0 > 180.0:  # narrower data is already unwrapped around its own centre
+            flat, rows.crossing = _unwrap(flat, lon_center(flat.x), x0, x1)
+    flat = _repair(flat, rows)
+    return flat, rows
+
+
+def _drop_unprojectable(flat: FlatGeoms, rows: _Rows) -> FlatGeoms:
+    """Rows whose projected vertices are not finite or lie over 2e7 m from the origin are dropped."""
+    lo, hi = -_MAX_LOCAL, _MAX_LOCAL
+    if not flat.x.size or (flat.x.min() >= lo and flat.x.max() <= hi and flat.y.min() >= lo and flat.y.max() <= hi):
+        return flat  # the usual case (NaN fails these tests)
+    with np.errstate(invalid="ignore"):
+        bad = ~((np.abs(flat.x) <= _MAX_LOCAL) & (np.abs(flat.y) <= _MAX_LOCAL))
+    rows.unprojectable = rows_with(flat, bad)
+    return drop_rings(flat, np.ones(flat.ring_off.size - 1, np.bool_), rows.unprojectable)
+
+
 # -- frame ---------------------------------------------------------------------------------------------
 def _bbox(flat: FlatGeoms) -> tuple[float, float, float, float] | None:
     """(xmin, xmax, ymin, ymax) of the (cleaned, finite) coordinates; None when there are none."""
@@ -382,11 +558,11 @@ def _bbox(flat: FlatGeoms) -> tuple[float, float, float, float] | None:
     return float(flat.x.min()), float(flat.x.max()), float(flat.y.min()), float(flat.y.max())
 
 
-def _auto_frame(bbox: tuple[float, float, float, float] | None, crs: Any) -> Frame | None:
+def _auto_frame(bbox: tuple[float, float, float, float] | None, geo: GeoCRS) -> Frame | None:
+    """``Frame.auto`` at the centre of the data's lon/lat bounds (longitudes already unwrapped)."""
     if bbox is None:
         return None
     x0, x1, y0, y1 = bbox
-    geo = parse_crs(crs)
     if geo.is_geographic and geo.offset is None and geo.proj.equals(WGS84.proj, ignore_axis_order=True):
         lon, lat = np.array([x0, x1]), np.array([y0, y1])
     else:
@@ -395,6 +571,8 @@ def _auto_frame(bbox: tuple[float, float, float, float] | None, crs: Any) -> Fra
         bx = np.concatenate([gx, gx, np.full(5, x0), np.full(5, x1)])
         by = np.concatenate([np.full(5, y0), np.full(5, y1), gy, gy])
         lon, lat = to_wgs84(bx, by, geo)
+        if geo.is_geographic:  # unwrapped longitudes may pass 180: keep the arc, not its wrap
+            lon = unwrap_lon(np.asarray(lon), float(np.asarray(lon)[0]))
     return Frame.auto(*bounds_center(lon, lat))
 
 
@@ -411,6 +589,16 @@ def _empty_mesh(frame: Frame | None, stats: dict[str, int]) -> pv.PolyData:
     return mesh
 
 
+def _wrong_types(flat: FlatGeoms, label: str) -> None:
+    """Points and lines are a layer error, not something to skip."""
+    wrong = np.flatnonzero(flat.status == NOT_POLYGONAL)
+    if wrong.size:
+        kinds = sorted({WKB_TYPE_NAMES.get(int(t), f"type {int(t)}") for t in flat.type_id[wrong]})
+        raise LayerDataError(
+            f"{label}: footprints must be Polygon/MultiPolygon, but {wrong.size} of {flat.n_rows} rows are {', '.join(kinds)}: rows {_ids(wrong)}"
+        )
+
+
 def extrude_footprints(
     footprints: Any,
     *,
@@ -421,6 +609,7 @@ def extrude_footprints(
     base: str | None = None,
     frame: Frame | None = None,
     max_height: float = 1000.0,
+    label: str | None = None,
 ) -> pv.PolyData:
     """Extrude building footprints into one mesh of triangle strips (roofs + outward walls).
 
@@ -429,17 +618,26 @@ def extrude_footprints(
     (None disables one; the default names are optional and matched case-insensitively, with
     ``floor``/``levels`` accepted for floors; any other name must exist). A building's roof is at
     its height column value, else floors x ``floor_height``, else ``default_height``; values that
-    are NaN, <= 0 or > ``max_height`` fall back and are counted. Walls run from the ``base``
-    column (0 when absent) to the roof.
+    are missing, NaN, <= 0 or > ``max_height`` fall back and are counted. Heights and bases may be
+    text with a unit as OpenStreetMap writes them (``"12 m"``, ``"40 ft"``, ``10'6"``, ``"8,5"``;
+    OSM Key:height, see :mod:`twin.mesh.heights`), floors text holding a number; other text
+    (``"tall"``, ``""``) counts as missing and is named in the warning. Walls run from the
+    ``base`` column (0 when absent) to the roof.
 
     Returns a PolyData of triangle strips (each roof triangle a strip of its own, then one wall
     strip per ring; ``.triangulate()`` turns them into triangles): float32 points relative to
-    ``frame``'s origin (default ``Frame.auto`` at the centre of the data's lon/lat bounds;
-    attached as field data), cell data ``building_id`` (int32 input row of each cell) and the
-    counts :data:`STAT_FIELDS` as field data (``n_triangles``: the triangles the strips draw;
-    ``n_cells`` counts strips). Polygons with holes and MultiPolygons are supported; invalid geometries are
-    repaired with ``make_valid`` or skipped, with one :class:`~twin.errors.TwinWarning`
-    naming the rows. Points or lines raise :class:`~twin.errors.LayerDataError`.
+    ``frame``'s origin (default ``Frame.auto`` at the centre of the data's lon/lat bounds, across
+    the antimeridian the centre of the shortest arc; attached as field data), cell data
+    ``building_id`` (int32 input row of each cell) and the counts :data:`STAT_FIELDS` as field
+    data (``n_triangles``: the triangles the strips draw; ``n_cells`` counts strips). Polygons
+    with holes and MultiPolygons are supported; lon/lat footprints cut at +-180 (RFC 7946 3.1.9)
+    or crossing it are unwrapped around the frame's centre so their parts meet. Rows that are
+    null, empty, non-finite, outside their CRS's range, degenerate (rings of < 3 distinct
+    vertices), not repairable or not placeable in the frame are skipped; invalid geometries are
+    repaired with ``make_valid``; rings of < 3 distinct vertices (an empty hole) are dropped; one
+    :class:`~twin.errors.TwinWarning` names the rows, prefixed by ``label`` (default: the file
+    name, or "GeoDataFrame"). Points or lines raise :class:`~twin.errors.LayerDataError`, as do
+    inconsistent GeoArrow offsets.
     """
     if not (floor_height > 0 and np.isfinite(floor_height)):
         raise LayerDataError(f"floor_height must be a positive number of metres, not {floor_height!r}")
@@ -449,45 +647,26 @@ def extrude_footprints(
     if hasattr(footprints, "geometry") and not hasattr(footprints, "columns"):  # a GeoSeries
         footprints = footprints.to_frame()
     table = read_footprints(footprints, columns)
-    label = table.source if not isinstance(footprints, (str, Path)) else Path(table.source).name
-    flat = table.geoms
-    n = flat.n_rows
-    crs = table.crs if table.crs is not None else WGS84.proj
+    if label is None:
+        label = table.source if not isinstance(footprints, (str, Path)) else Path(table.source).name
+    check_layout(table.geoms, label)
+    n = table.geoms.n_rows
+    geo = parse_crs(table.crs if table.crs is not None else WGS84.proj)
+    _wrong_types(table.geoms, label)
 
-    # points / lines are a layer error, not something to skip
-    wrong = np.flatnonzero(flat.status == NOT_POLYGONAL)
-    if wrong.size:
-        kinds = sorted({WKB_TYPE_NAMES.get(int(t), f"type {int(t)}") for t in flat.type_id[wrong]})
-        raise LayerDataError(
-            f"{label}: footprints must be Polygon/MultiPolygon, but {wrong.size} of {n} rows are {', '.join(kinds)}: rows {_ids(wrong)}"
-        )
-
-    # geometry clean-up
-    norm = normalize(flat)
-    flat = norm.flat
-    skip = norm.null | norm.nonfinite
-    suspect = ~skip & (suspect_rows(flat) | norm.degenerate)
-    made_valid = np.zeros(n, np.bool_)
-    if suspect.any() or norm.nonfinite.any():
-        rows = np.flatnonzero(suspect)
-        rep = repair_rows(flat, rows)
-        made_valid[rows[rep.repaired]] = True
-        skip[rows[rep.skipped]] = True
-        sub = normalize(rep.flat).flat
-        kill = np.flatnonzero(skip & ~suspect & (np.diff(flat.geom_off) > 0))
-        replace = np.concatenate([rows, kill])
-        subs = [sub, FlatGeoms.empty(kill.size, status=OK)]
-        merged = _concat_rows(subs)
-        flat = replace_rows(flat, replace, merged)
-    drawn = ~skip & (np.diff(flat.geom_off) > 0)
-    skip |= ~drawn
-    repaired = ~skip & (made_valid | norm.unclosed | norm.duplicates)
-
-    heights = _heights(table.columns, columns.found, n, drawn, floor_height, default_height, max_height)
-
+    norm = normalize(table.geoms)
+    flat, rows = _clean(norm.flat, geo, frame, norm)
     bbox = _bbox(flat)
     if frame is None:
-        frame = _auto_frame(bbox, crs)
+        frame = _auto_frame(bbox, geo)
+    if frame is not None and flat.n_polygons:
+        # flat.x/flat.y are this call's own arrays (normalize copies): project in place
+        px, py = project_xy(frame, flat.x, flat.y, geo, bbox=bbox, out=(flat.x, flat.y))
+        flat = _drop_unprojectable(replace(flat, x=px, y=py), rows)
+    skip = rows.skipped() | (np.diff(flat.geom_off) == 0)
+    drawn = ~skip
+    repaired = drawn & ((rows.made_valid & ~rows.crossing) | norm.unclosed | norm.duplicates | rows.ring_dropped)
+    heights = _heights(table.columns, columns.found, n, drawn, floor_height, default_height, max_height)
     stats = {
         "n_rows": n,
         "n_buildings": int(drawn.sum()),
@@ -500,22 +679,20 @@ def extrude_footprints(
         "n_roof_inexact": 0,
         "n_triangles": 0,
     }
-    _warn_geometry(label, n, skip, norm, made_valid, repaired)
+    _warn_geometry(label, n, skip, rows, norm, repaired)
     if heights.message:
         warnings.warn(f"{label}: {heights.message}", TwinWarning, stacklevel=2)
     if frame is None or flat.n_polygons == 0:
         return _empty_mesh(frame, stats)
 
-    # flat.x/flat.y are this call's own arrays (normalize copies): project in place
-    px, py = project_xy(frame, flat.x, flat.y, crs, bbox=bbox, out=(flat.x, flat.y))
-    mesh, roofs = _assemble(px, py, flat, heights, frame.origin[2])
+    mesh, roofs = _assemble(flat.x, flat.y, flat, heights, frame.origin[2])
     stats["n_roof_fallback"] = roofs.n_fallback
     stats["n_roof_inexact"] = int(roofs.inexact_polygons.size)
     stats["n_triangles"] = roofs.n_triangles
     if roofs.inexact_polygons.size:
-        rows = np.unique(flat.poly_row()[roofs.inexact_polygons])
+        inexact = np.unique(flat.poly_row()[roofs.inexact_polygons])
         warnings.warn(
-            f"{label}: the roofs of {rows.size} rows could not be triangulated exactly (degenerate geometry): rows {_ids(rows)}",
+            f"{label}: the roofs of {inexact.size} rows could not be triangulated exactly (degenerate geometry): rows {_ids(inexact)}",
             TwinWarning,
             stacklevel=2,
         )
@@ -525,45 +702,34 @@ def extrude_footprints(
     return mesh
 
 
-def _concat_rows(parts: list[FlatGeoms]) -> FlatGeoms:
-    """Rows of several FlatGeoms, one after the other."""
-    parts = [p for p in parts if p.n_rows]
-    if not parts:
-        return FlatGeoms.empty(0)
-    xs, ys, rings, polys, geoms, st, ty = [], [], [np.zeros(1, np.int64)], [np.zeros(1, np.int64)], [np.zeros(1, np.int64)], [], []
-    c0 = r0 = p0 = 0
-    for p in parts:
-        # rebase each part to start at 0 on every level
-        g = p.geom_off - p.geom_off[0]
-        q = p.poly_off[p.geom_off[0] : p.geom_off[-1] + 1]
-        r = p.ring_off[q[0] : q[-1] + 1]
-        xs.append(p.x[r[0] : r[-1]])
-        ys.append(p.y[r[0] : r[-1]])
-        rings.append(r[1:] - r[0] + c0)
-        polys.append(q[1:] - q[0] + r0)
-        geoms.append(g[1:] + p0)
-        st.append(p.status)
-        ty.append(p.type_id)
-        c0 += int(r[-1] - r[0])
-        r0 += int(q[-1] - q[0])
-        p0 += int(g[-1])
-    return FlatGeoms(
-        np.concatenate(xs), np.concatenate(ys), np.concatenate(rings), np.concatenate(polys), np.concatenate(geoms),
-        np.concatenate(st), np.concatenate(ty),
-    )
-
-
-def _warn_geometry(label: str, n: int, skip: NDArray[np.bool_], norm: Any, made_valid: NDArray[np.bool_], repaired: NDArray[np.bool_]) -> None:
+def _warn_geometry(label: str, n: int, skip: NDArray[np.bool_], rows: _Rows, norm: Normalized, repaired: NDArray[np.bool_]) -> None:
+    """One warning: the rows skipped (by reason) and the rows repaired (by repair)."""
     parts = []
     if skip.any():
-        rows = np.flatnonzero(skip)
-        parts.append(f"{rows.size} of {n} rows skipped (null, empty, non-finite or not repairable): rows {_ids(rows)}")
+        reasons = []
+        for name, mask in (
+            ("null or empty", rows.null | (skip & ~rows.skipped())),
+            ("non-finite coordinates", rows.nonfinite),
+            ("coordinates outside the CRS's range", rows.out_of_range),
+            ("no ring of 3 distinct vertices", rows.degenerate),
+            ("invalid, no area left after make_valid", rows.unrepairable),
+            (f"not placeable in the frame (over {_MAX_LOCAL:g} m away)", rows.unprojectable),
+        ):
+            hit = np.flatnonzero(mask & skip)
+            if hit.size:
+                reasons.append(f"{name}: {_ids(hit)}")
+        parts.append(f"{int(skip.sum())} of {n} rows skipped: rows {_ids(np.flatnonzero(skip))} ({'; '.join(reasons)})")
     if repaired.any():
         detail = []
-        for name, mask in (("invalid, fixed by make_valid", made_valid), ("unclosed rings closed", norm.unclosed), ("duplicate vertices removed", norm.duplicates)):
-            rows = np.flatnonzero(mask & repaired)
-            if rows.size:
-                detail.append(f"{name}: {rows.size} rows {_ids(rows)}")
+        for name, mask in (
+            ("invalid, fixed by make_valid", rows.made_valid & ~rows.crossing),
+            ("unclosed rings closed", norm.unclosed),
+            ("duplicate vertices removed", norm.duplicates),
+            ("rings of < 3 distinct vertices dropped", rows.ring_dropped),
+        ):
+            hit = np.flatnonzero(mask & repaired)
+            if hit.size:
+                detail.append(f"{name}: {hit.size} rows {_ids(hit)}")
         parts.append(f"{int(repaired.sum())} rows repaired ({'; '.join(detail)})")
     if parts:
         warnings.warn(f"{label}: " + "; ".join(parts), TwinWarning, stacklevel=3)

@@ -48,11 +48,15 @@ __all__ = [
     "FlatGeoms",
     "FootprintTable",
     "Normalized",
+    "bad_offsets",
+    "check_layout",
+    "drop_rings",
     "from_shapely",
     "from_wkb",
     "normalize",
     "read_footprints",
     "replace_rows",
+    "rows_with",
 ]
 
 _LITTLE_ENDIAN_HOST = sys.byteorder == "little"
@@ -127,6 +131,79 @@ class FlatGeoms:
     def poly_row(self) -> NDArray[np.int64]:
         """The row of each polygon."""
         return np.repeat(np.arange(self.n_rows, dtype=np.int64), np.diff(self.geom_off))
+
+
+# -- layout checks and row/ring removal (vectorised; run before any kernel indexes) --------------
+def bad_offsets(off: NDArray[np.integer], size: int) -> str | None:
+    """Why ``off`` is not a valid offset array into ``size`` items (None when it is)."""
+    if off.ndim != 1 or off.size == 0:
+        return "is empty" if off.ndim == 1 else f"has shape {off.shape}"
+    if int(off[0]) != 0:
+        return f"starts at {int(off[0])}, not 0"
+    if int(off[-1]) != size:
+        return f"ends at {int(off[-1])}, not at the {size} items it indexes"
+    step = np.diff(off)
+    if step.size and int(step.min()) < 0:
+        return f"decreases at position {int(np.argmax(step < 0)) + 1}"
+    return None
+
+
+def check_layout(flat: FlatGeoms, where: str = "footprints") -> None:
+    """Raise :class:`~twin.errors.LayerDataError` unless ``flat``'s arrays index each other in range.
+
+    Checked (vectorised, O(rows + polygons + rings)): ``x``/``y`` are 1-D of one length; every
+    offset array starts at 0, never decreases and ends at the size of the level it indexes;
+    ``status``/``type_id`` have one entry per row. The kernels index only within these bounds.
+    """
+    x, y = np.asarray(flat.x), np.asarray(flat.y)
+    if x.ndim != 1 or y.ndim != 1 or x.size != y.size:
+        raise LayerDataError(f"{where}: x and y coordinates have shapes {x.shape} and {y.shape}, not one length")
+    for name, off, size in (
+        ("ring offsets", flat.ring_off, x.size),
+        ("polygon offsets", flat.poly_off, flat.ring_off.size - 1),
+        ("row offsets", flat.geom_off, flat.poly_off.size - 1),
+    ):
+        why = bad_offsets(np.asarray(off), size)
+        if why is not None:
+            raise LayerDataError(f"{where}: the {name} {why}")
+    if flat.status.shape != (flat.n_rows,) or flat.type_id.shape != (flat.n_rows,):
+        raise LayerDataError(f"{where}: {flat.n_rows} rows but {flat.status.size} status and {flat.type_id.size} type entries")
+
+
+def rows_with(flat: FlatGeoms, vertex_mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Per row: does any of its vertices have ``vertex_mask`` set? (rows own contiguous vertices)"""
+    cum = np.zeros(vertex_mask.size + 1, np.int64)
+    np.cumsum(vertex_mask, out=cum[1:])
+    bounds = flat.ring_off[flat.poly_off[flat.geom_off]]
+    return (cum[bounds[1:]] - cum[bounds[:-1]]) > 0
+
+
+def drop_rings(flat: FlatGeoms, keep_ring: NDArray[np.bool_], drop_rows: NDArray[np.bool_]) -> FlatGeoms:
+    """``flat`` without the rings not in ``keep_ring`` and without every polygon of ``drop_rows``.
+
+    A polygon whose shell (first ring) goes loses its holes too; rows keep their place (a row
+    may end with no polygons). Vectorised; returns ``flat`` itself when nothing goes.
+    """
+    n_poly = flat.n_polygons
+    rings_per_poly = np.diff(flat.poly_off)
+    polys_per_row = np.diff(flat.geom_off)
+    poly_row = np.repeat(np.arange(flat.n_rows), polys_per_row)
+    shell = flat.poly_off[:-1]
+    keep_poly = (rings_per_poly > 0) & ~drop_rows[poly_row]
+    keep_poly[keep_poly] = keep_ring[shell[keep_poly]]
+    ring_poly = np.repeat(np.arange(n_poly), rings_per_poly)
+    keep_ring = keep_ring & keep_poly[ring_poly]
+    if keep_ring.all() and keep_poly.all():
+        return flat
+    ring_len = np.diff(flat.ring_off)
+    keep_vertex = np.repeat(keep_ring, ring_len)
+    ring_off = np.zeros(int(keep_ring.sum()) + 1, np.int64)
+    np.cumsum(ring_len[keep_ring], out=ring_off[1:])
+    poly_off = np.zeros(int(keep_poly.sum()) + 1, np.int64)
+    np.cumsum(np.bincount(ring_poly, weights=keep_ring, minlength=n_poly).astype(np.int64)[keep_poly], out=poly_off[1:])
+    geom_off = np.zeros(flat.n_rows + 1, np.int64)
+    np.cumsum(np.bincount(poly_row, weights=keep_poly, minlength=flat.n_rows).astype(np.int64), out=geom_off[1:])
+    return FlatGeoms(flat.x[keep_vertex], flat.y[keep_vertex], ring_off, poly_off, geom_off, flat.status, flat.type_id)
 
 
 # -- WKB ---------------------------------------------------------------------------------------
@@ -639,7 +716,13 @@ def _readonly(a: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def normalize(flat: FlatGeoms) -> Normalized:
-    """Drop closing and consecutive duplicate vertices; flag unclosed/degenerate/non-finite rows."""
+    """Drop closing and consecutive duplicate vertices; flag unclosed/degenerate/non-finite rows.
+
+    Raises :class:`~twin.errors.LayerDataError` when the arrays do not index each other in range
+    (:func:`check_layout`). Rings may be empty or degenerate (flagged ``degenerate``, kept with
+    the vertices they have; :func:`drop_rings` removes them).
+    """
+    check_layout(flat)
     n = flat.n_rows
     flat = FlatGeoms(_readonly(flat.x), _readonly(flat.y), flat.ring_off, flat.poly_off, flat.geom_off, flat.status, flat.type_id)
     nr = flat.ring_off.size - 1
@@ -647,7 +730,7 @@ def normalize(flat: FlatGeoms) -> Normalized:
         # optimistic single pass; falls back to count + fill when any row needs more
         new_ring_off = flat.ring_off - np.arange(nr + 1)
         new_ring_off -= new_ring_off[0]
-        if flat.ring_off[0] == 0 and flat.ring_off[-1] == flat.x.size:
+        if int(np.diff(flat.ring_off).min()) >= 4:  # the one-pass layout needs >= 3 vertices + closing one per ring
             xs = np.empty(int(new_ring_off[-1]))
             ys = np.empty(int(new_ring_off[-1]))
             bad = np.zeros(n, np.bool_)
@@ -686,21 +769,20 @@ def normalize(flat: FlatGeoms) -> Normalized:
 # -- sources ------------------------------------------------------------------------------------------
 @dataclass
 class FootprintTable:
-    """What a reader returns: geometries, their CRS (None: unknown), attribute columns as float64."""
+    """What a reader returns: geometries, their CRS (None: unknown), attribute columns (numbers or text)."""
 
     geoms: FlatGeoms
     crs: pyproj.CRS | None
-    columns: dict[str, NDArray[np.float64]]
+    columns: dict[str, NDArray[Any]]
     source: str
 
 
 Resolver = Callable[[Sequence[str]], list[str]]
 
 
-def _numeric(values: Any) -> NDArray[np.float64]:
-    import pandas as pd
-
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+def _values(values: Any) -> NDArray[Any]:
+    """A column as numpy: numbers as they are, text as objects (read by :mod:`twin.mesh.heights`)."""
+    return np.asarray(values)
 
 
 @lru_cache(maxsize=64)
@@ -747,7 +829,7 @@ def read_geoparquet(path: str | Path, resolve: Resolver) -> FootprintTable:
             f"{path}: footprints must be polygons, but the geometry column is GeoArrow {names.get(encoding, encoding)} "
             f"(all {n} rows, e.g. rows {list(range(min(n, 10)))})"
         )
-    cols = {c: _numeric(table.column(c).to_numpy()) for c in wanted}
+    cols = {c: _values(table.column(c).to_numpy()) for c in wanted}
     return FootprintTable(geoms, _crs_from_geo_meta(col_meta), cols, str(path))
 
 
@@ -771,7 +853,7 @@ def read_ogr(path: str | Path, resolve: Resolver) -> FootprintTable:
         geom_name = table.column_names[-1]
     geoms = from_wkb(table.column(geom_name))
     crs = _crs(meta["crs"]) if meta.get("crs") else None
-    cols = {c: _numeric(table.column(c).to_numpy(zero_copy_only=False)) for c in wanted}
+    cols = {c: _values(table.column(c).to_numpy(zero_copy_only=False)) for c in wanted}
     return FootprintTable(geoms, crs, cols, str(path))
 
 
@@ -781,7 +863,7 @@ def read_geodataframe(gdf: Any, resolve: Resolver) -> FootprintTable:
     available = [str(c) for c in gdf.columns if c != geom_name]
     wanted = resolve(available)
     geoms = from_shapely(np.asarray(gdf.geometry.values, dtype=object))
-    cols = {c: _numeric(gdf[c].to_numpy()) for c in wanted}
+    cols = {c: _values(gdf[c].to_numpy()) for c in wanted}
     return FootprintTable(geoms, gdf.crs, cols, "GeoDataFrame")
 
 

@@ -28,7 +28,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from twin.mesh import _parallel
-from twin.mesh.footprints import FlatGeoms, from_shapely
+from twin.mesh.footprints import FlatGeoms, check_layout, from_shapely
 
 _inner = njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)  # helpers called only from jitted code
 
@@ -204,6 +204,9 @@ def _row_suspect(
     r1 = poly_off[q1]
     if r1 - r0 > _MAX_RINGS:
         return True
+    for q in range(q0, q1):
+        if poly_off[q + 1] == poly_off[q]:
+            return True  # a polygon without rings: let GEOS decide
     if r1 - r0 == 1 and ring_off[r0 + 1] - ring_off[r0] >= 3 and _star_simple(xs, ys, ring_off[r0], ring_off[r0 + 1]):
         return False
     if q1 - q0 == 1:
@@ -278,7 +281,11 @@ def _suspect_kernel(i0: int, i1: int, xs: NDArray, ys: NDArray, ring_off: NDArra
 
 
 def suspect_rows(flat: FlatGeoms) -> NDArray[np.bool_]:
-    """Rows that might be invalid (normalized rings: no closing vertex, no consecutive duplicates)."""
+    """Rows that might be invalid (normalized rings: no closing vertex, no consecutive duplicates).
+
+    Raises :class:`~twin.errors.LayerDataError` when the arrays do not index each other in range.
+    """
+    check_layout(flat, "validity check")
     n = flat.n_rows
     out = np.zeros(n, np.bool_)
     if n == 0:
