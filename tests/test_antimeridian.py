@@ -117,3 +117,37 @@ def test_cut_building_from_geojson_text_matches_the_single_polygon(tmp_path: Pat
     a, b, c = p[conn[roof, 0]], p[conn[roof, 1]], p[conn[roof, 2]]
     area = np.bincount(bid[roof], weights=0.5 * np.cross(b - a, c - a)[:, 2], minlength=2)
     assert area[0] == pytest.approx(area[1], rel=1e-6) and area[0] == pytest.approx(32.0 * 22.1, rel=0.01)
+
+
+def test_a_scene_file_centres_its_auto_frame_on_the_dateline_building(dateline: Path, tmp_path: Path) -> None:
+    """Through the scene file as a user writes it: the layer's extent crosses ±180 (west > east, RFC 7946 §5.2)
+    and the automatic frame is centred on the building, not on lon 0 (the antipode)."""
+    import twin
+
+    scene_path = tmp_path / "dateline.yaml"
+    scene_path.write_text(
+        f"version: 1\nname: dateline\nframe: {{crs: auto}}\nlayers:\n  - id: b\n    type: buildings\n    source: {{type: file, path: '{dateline}'}}\n",
+        encoding="utf-8",
+    )
+    scene = twin.Scene.from_file(scene_path)
+    west, south, east, north = scene["b"].extent()
+    assert west > 179.99 and east < -179.99 and west > east
+    lon, lat = scene.frame.center_lonlat
+    assert abs(abs(lon) - 180.0) < 0.01 and lat == pytest.approx(-16.8, abs=0.01)
+    mesh = scene["b"].visual(scene.frame).mesh
+    points = np.asarray(mesh.points)
+    assert np.abs(points[:, :2]).max() < 100.0
+    extent = points[:, :2].max(axis=0) - points[:, :2].min(axis=0)
+    assert sorted(np.round(extent, 0)) == [22.0, 32.0]
+
+
+def test_extents_on_one_side_of_the_line_keep_west_below_east(tmp_path: Path) -> None:
+    from twin.plugins import layer_types
+
+    Vector = layer_types().get("vector")
+    layer = Vector("v", data=gpd.GeoDataFrame(geometry=[shapely.Point(121.4, 31.2), shapely.Point(121.6, 31.3)], crs="EPSG:4326"))
+    assert layer.extent() == (121.4, 31.2, 121.6, 31.3)
+    wide = Vector("w", data=gpd.GeoDataFrame(geometry=[shapely.Point(lon, 0.0) for lon in (-100.0, -20.0, 60.0, 100.0)], crs="EPSG:4326"))
+    assert wide.extent() == (-100.0, 0.0, 100.0, 0.0)  # spread over 200°, but the widest gap is the one across ±180
+    around = Vector("a", data=gpd.GeoDataFrame(geometry=[shapely.Point(lon, 0.0) for lon in (-170.0, -60.0, 50.0, 160.0)], crs="EPSG:4326"))
+    assert around.extent() == (-60.0, 0.0, -170.0, 0.0)  # the shortest arc holding them (250°) crosses ±180

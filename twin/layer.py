@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from twin.errors import LayerDataError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, finite_geometries
-from twin.geo.frame import Frame
+from twin.geo.frame import Frame, lon_center, unwrap_lon
 from twin.live import SourceHealth
 from twin.params import PluginParams, validate_params
 from twin.readings import IngestReport
@@ -384,13 +384,24 @@ class Layer(ABC):
         """Show the scene at time ``now`` (live layers pick their window; static layers ignore it)."""
 
     def extent(self) -> BBox | None:
-        """WGS84 bounds of the layer's data, or None when it has none."""
+        """WGS84 bounds (west, south, east, north) of the layer's data, or None when it has none.
+
+        Data across the antimeridian (a footprint cut at ±180, points on both sides) gets
+        ``west > east``, as RFC 7946 §5.2 writes such a bounding box: the box is the shortest
+        arc of longitude that holds the data (see :func:`twin.geo.frame.lon_center`).
+        """
         data = self.data()
         if data.empty or data.geometry.is_empty.all():
             return None
         minx, miny, maxx, maxy = (float(v) for v in data.total_bounds)
         if not np.all(np.isfinite([minx, miny, maxx, maxy])):
             return None
+        if maxx - minx > 180.0:  # maybe across ±180: the shortest arc that holds every longitude
+            lon = shapely.get_coordinates(data.geometry.to_numpy())[:, 0]
+            unwrapped = unwrap_lon(lon, lon_center(lon))
+            west, east = float(unwrapped.min()), float(unwrapped.max())
+            if east - west < maxx - minx:  # the data crosses ±180: west > east once wrapped
+                minx, maxx = (float(np.mod(v + 180.0, 360.0) - 180.0) for v in (west, east))
         return (minx, miny, maxx, maxy)
 
     # -- changes -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 from twin.alerts.engine import AlertEngine, AlertEvent
 from twin.alerts.rules import StaleRule, ThresholdRule, format_duration
 from twin.errors import PluginError, SceneFileError, SourceCheckError, SourceError, TwinError
-from twin.geo.frame import Frame
+from twin.geo.frame import Frame, lon_center
 from twin.layer import Layer
 from twin.live import LiveLayer, LiveSnapshot
 from twin.params import ParamError, dotted_path
@@ -147,8 +147,10 @@ class Scene:
             raise SourceError(f"no layer of scene {self.name!r} could be loaded: " + "; ".join(failures))
         if not extents:
             raise TwinError(f"scene {self.name!r} has no data to centre its frame on: set frame.center (lon, lat)")
+        # longitude: the middle of the shortest arc holding every extent (extents across ±180 have west > east)
+        lons = [v for w, _, e, _ in extents for v in ((w, e) if w > e else (w, (w + e) / 2, e))]
         return (
-            (min(e[0] for e in extents) + max(e[2] for e in extents)) / 2,
+            lon_center(lons),
             (min(e[1] for e in extents) + max(e[3] for e in extents)) / 2,
         )
 
@@ -322,7 +324,7 @@ def _nested_source_specs(params: Mapping[str, Any]) -> list[tuple[str, dict[str,
 def _plausible_extent(extent: BBox) -> bool:
     """A lon/lat extent that a frame can be centred on: finite and within ±180°/±90°."""
     west, south, east, north = extent
-    return all(math.isfinite(v) for v in extent) and -180.0 <= west <= east <= 180.0 and -90.0 <= south <= north <= 90.0
+    return all(math.isfinite(v) for v in extent) and -180.0 <= min(west, east) and max(west, east) <= 180.0 and -90.0 <= south <= north <= 90.0
 
 
 def _source(
