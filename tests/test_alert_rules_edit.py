@@ -99,6 +99,9 @@ def test_duplicate_ids_in_an_edit_are_refused_and_the_old_rules_stay() -> None:
     with pytest.raises(TwinError, match="^duplicate alert rule ids: deep$"):
         engine.set_rules(rules(DEEP, {**DEEP, "above": 30}))
     assert [r.id for r in engine.rules] == ["deep"] and len(engine.active()) == 1
+    with pytest.raises(TwinError, match=r"^rule change time 2026-07-01T18:00:00 needs a time zone, e.g. \+08:00$"):
+        engine.set_rules([], at=dt.datetime(2026, 7, 1, 18))
+    assert len(engine.active()) == 1
 
 
 def test_scene_keeps_its_engine_when_the_rules_change() -> None:

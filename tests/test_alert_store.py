@@ -48,8 +48,8 @@ def test_restart_shows_open_acknowledged_alerts_and_history(tmp_path: Path) -> N
     rules = [parse_rule(DEEP), parse_rule(FEED)]
     first = AlertEngine(rules, store=path)
     first.evaluate(snapshot({"FP1": 25.0, "FP2": 22.0, "FP3": 30.0}, minutes(0)), minutes(0))
-    first.evaluate(snapshot({"FP1": 25.0, "FP2": 10.0, "FP3": 10.0}, minutes(6)), minutes(6))  # FP2, FP3 start clearing
-    first.evaluate(snapshot({"FP1": 25.0, "FP2": 10.0, "FP3": 10.0}, minutes(11)), minutes(11))  # ... and resolve
+    first.evaluate(snapshot({"FP1": 28.0, "FP2": 10.0, "FP3": 10.0}, minutes(6)), minutes(6))  # FP2, FP3 start clearing
+    first.evaluate(snapshot({"FP1": 26.0, "FP2": 10.0, "FP3": 10.0}, minutes(11)), minutes(11))  # ... and resolve; FP1 only changes value
     first.evaluate(snapshot({"FP1": 15.0, "FP3": 26.0}, minutes(12)), minutes(12))  # FP1 starts clearing; FP3 floods again
     fp1 = next(a for a in first.active() if a.key == "FP1")
     first.acknowledge(fp1.id, by="值班员", note="泵车已派", at=minutes(13))
@@ -64,7 +64,7 @@ def test_restart_shows_open_acknowledged_alerts_and_history(tmp_path: Path) -> N
     assert state(second) == before
     restored = scene.alert_engine.get(fp1.id)
     assert (restored.acknowledged, restored.acknowledged_by, restored.note, restored.acknowledged_at) == (True, "值班员", "泵车已派", minutes(13))
-    assert restored.clearing_since == minutes(12) and restored.acknowledged_at.utcoffset() == dt.timedelta(hours=8)
+    assert (restored.value, restored.peak) == (15.0, 28.0) and restored.clearing_since == minutes(12) and restored.acknowledged_at.utcoffset() == dt.timedelta(hours=8)
 
     # FP1 keeps clearing since before the restart: resolved 5 minutes after minute 12; FP2 floods again with a new id
     events = second.evaluate(snapshot({"FP1": 15.0, "FP2": 24.0, "FP3": 26.0}, minutes(17)), minutes(17))

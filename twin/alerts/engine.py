@@ -177,6 +177,8 @@ class AlertEngine:
         retargeted) rules close as ``cancelled`` at ``at`` (default: the clock); returns (and
         emits) those events. Raises TwinError for duplicate rule ids (the old rules then stay).
         """
+        if at is not None and at.tzinfo is None:
+            raise TwinError(f"rule change time {at.isoformat()} needs a time zone, e.g. +08:00")
         checked = _checked(rules)
         with self._lock:
             old = {rule.id: rule for rule in self._rules}
@@ -323,15 +325,30 @@ class AlertEngine:
         clear_hold: dt.timedelta,
         events: list[AlertEvent],
     ) -> None:
-        slot = (rule.id, key)
-        alert = self._open.get(slot)
+        alert = self._open.get((rule.id, key))
+        before = None if alert is None else _observed(alert)
         if alert is None:
             if not breached:
                 return
             alert = self._new(rule, key, when)
             events.append(AlertEvent("pending", alert.to_dict(), now))
         self._observe(alert, value, row)
-        self._touch(alert)
+        self._judge(alert, breached, cleared, when, now, hold, clear_hold, events)
+        if alert.is_open and _observed(alert) != before:  # closed ones are written by _close; unchanged ones not at all
+            self._touch(alert)
+
+    def _judge(
+        self,
+        alert: Alert,
+        breached: bool,
+        cleared: bool,
+        when: dt.datetime,
+        now: dt.datetime,
+        hold: dt.timedelta,
+        clear_hold: dt.timedelta,
+        events: list[AlertEvent],
+    ) -> None:
+        """Move an open alert on: pending → firing after ``hold``, or cancelled; firing → resolved after ``clear_hold`` cleared."""
         if alert.state is AlertState.PENDING:
             if not breached:
                 self._close(alert, AlertState.CANCELLED, now, events)
@@ -453,6 +470,11 @@ def _checked(rules: Iterable[ThresholdRule | StaleRule]) -> tuple[ThresholdRule 
     if duplicates:
         raise TwinError(f"duplicate alert rule ids: {', '.join(duplicates)}")
     return rules
+
+
+def _observed(alert: Alert) -> tuple[Any, ...]:
+    """What evaluating can change in an open alert: a change means a store write."""
+    return (alert.state, alert.value, alert.peak, alert.lon, alert.lat, alert.name, alert.clearing_since)
 
 
 def _layer_wide(rule: ThresholdRule | StaleRule) -> bool:
