@@ -73,3 +73,7 @@ class SourceCheckError(SourceError):
     def __init__(self, message: str, *, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class StateStoreError(TwinError, RuntimeError):
+    """A state file (the alert store) that cannot be opened or written, or was written by a newer twin; the message names the file."""

@@ -2,7 +2,14 @@
 
 Hysteresis (``clear``) and minimum durations (``for``, ``clear_for``) keep a value wobbling at
 a threshold from flapping. Alerts can be acknowledged; every transition is an event that the
-app and notebooks can subscribe to, and closed alerts are kept in the history.
+app and notebooks can subscribe to, and closed alerts are kept in a bounded history (count and
+age). Rules can be edited in place (:meth:`AlertEngine.set_rules`). With a ``store`` file the
+open alerts and the history survive a restart (:mod:`twin.alerts.store`)::
+
+    engine = AlertEngine(scene.alerts, store=state_dir / "alerts.sqlite")  # state_dir: e.g. default_state_dir(scene.name)
+    scene.alert_engine = engine  # the scene hands it rule edits from then on
+    ...
+    engine.close()
 
 >>> import datetime as dt, pandas as pd
 >>> from twin.alerts.rules import parse_rule
@@ -21,17 +28,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from twin.alerts.rules import StaleRule, ThresholdRule
-from twin.errors import TwinError
+from twin.alerts.store import AlertStore, StoredAlert
+from twin.errors import StateStoreError, TwinError
 from twin.live import LiveSnapshot
 
 __all__ = ["Alert", "AlertEngine", "AlertEvent", "AlertState"]
@@ -101,43 +111,117 @@ Subscriber = Callable[[AlertEvent], None]
 
 
 class AlertEngine:
-    """Evaluates rules over live-layer snapshots at a given time (scene time)."""
+    """Evaluates rules over live-layer snapshots at a given time (scene time).
 
-    def __init__(self, rules: Iterable[ThresholdRule | StaleRule], *, history_limit: int = 10_000) -> None:
-        """``history_limit``: closed alerts (and events) kept; memory stays bounded by it plus the open alerts."""
-        self.rules = tuple(rules)
-        ids = [rule.id for rule in self.rules]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise TwinError(f"duplicate alert rule ids: {', '.join(duplicates)}")
+    Memory stays bounded: closed alerts leave the live maps for the history, which keeps at most
+    ``history_limit`` alerts (and events), none closed longer than ``history_max_age`` before
+    the latest evaluation time. With ``store`` (a SQLite file, see :mod:`twin.alerts.store`),
+    open alerts (with their state and acknowledgement) and the history are loaded at
+    construction and written on every transition, and ids never repeat across restarts.
+    Rules can be replaced with :meth:`set_rules` without losing acknowledgements, history or
+    subscribers. All methods are thread-safe (one lock); subscribers run in the calling thread
+    while it holds the lock, so they must not wait for another thread that uses the engine.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[ThresholdRule | StaleRule],
+        *,
+        history_limit: int = 10_000,
+        history_max_age: dt.timedelta | None = dt.timedelta(days=30),
+        store: str | Path | None = None,
+    ) -> None:
+        """``history_limit``: closed alerts (and events) kept; ``history_max_age``: how long a closed alert
+        stays in the history (None: no age limit); ``store``: the SQLite file to load from and write to.
+
+        Raises TwinError for duplicate rule ids or bad limits, :class:`~twin.errors.StateStoreError`
+        for a store that cannot be opened or was written by a newer twin (a corrupt one is moved
+        aside with a warning and an empty one started).
+        """
+        if history_limit < 1:
+            raise TwinError(f"alert history_limit must be at least 1, got {history_limit}")
+        if history_max_age is not None and history_max_age <= dt.timedelta(0):
+            raise TwinError(f"alert history_max_age must be positive, got {history_max_age}")
+        self._rules = _checked(rules)
+        self.history_limit = history_limit
+        self.history_max_age = history_max_age
+        self._lock = threading.RLock()
         self._open: dict[tuple[str, str], Alert] = {}
         self._by_id: dict[str, Alert] = {}
-        self.history: deque[Alert] = deque(maxlen=history_limit)
+        self.history: deque[Alert] = deque()
+        """Closed alerts, oldest closed first (at most ``history_limit``)."""
         self.events: deque[AlertEvent] = deque(maxlen=history_limit)
         self._subscribers: list[Subscriber] = []
         self._serial = 0
         self.future_readings = 0
         """Readings ignored because their time was after the evaluation time (clock skew)."""
+        self._dirty: dict[str, Alert] = {}  # changed since the last store write, closed ones in closing order
+        self._removed: set[str] = set()  # left the history since the last store write
+        self.store_write_failures = 0
+        """Store writes that failed (logged; the changes stay in memory and are retried at the next change)."""
+        self._store = None if store is None else AlertStore(store)
+        if self._store is not None:
+            self._restore(self._store)
+
+    @property
+    def rules(self) -> tuple[ThresholdRule | StaleRule, ...]:
+        """The rules evaluated (replace them with :meth:`set_rules`)."""
+        return self._rules
+
+    def set_rules(self, rules: Iterable[ThresholdRule | StaleRule], *, at: dt.datetime | None = None) -> list[AlertEvent]:
+        """Evaluate ``rules`` from now on, keeping subscribers, history and acknowledgements.
+
+        Open alerts whose rule id remains (watching the same layer, with the same kind, value
+        field and per-feature setting) stay open, taking the new severity and title; the new
+        thresholds judge them at the next :meth:`evaluate`. Open alerts of removed (or
+        retargeted) rules close as ``cancelled`` at ``at`` (default: the clock); returns (and
+        emits) those events. Raises TwinError for duplicate rule ids (the old rules then stay).
+        """
+        if at is not None and at.tzinfo is None:
+            raise TwinError(f"rule change time {at.isoformat()} needs a time zone, e.g. +08:00")
+        checked = _checked(rules)
+        with self._lock:
+            old = {rule.id: rule for rule in self._rules}
+            self._rules = checked
+            events: list[AlertEvent] = []
+            self._reconcile(old, at or dt.datetime.now(dt.timezone.utc), events)
+            self._flush()
+            self._emit(events)
+            return events
+
+    def _reconcile(self, old: Mapping[str, ThresholdRule | StaleRule], now: dt.datetime, events: list[AlertEvent]) -> None:
+        """Cancel open alerts that no rule (of the same target) watches any more; refresh severity and title of the others."""
+        rules = {rule.id: rule for rule in self._rules}
+        for alert in list(self._open.values()):
+            rule = rules.get(alert.rule_id)
+            if rule is None or not _same_target(alert, old.get(alert.rule_id), rule):
+                self._close(alert, AlertState.CANCELLED, now, events)
+            elif (alert.severity, alert.title) != (rule.severity, rule.title or rule.id):
+                alert.severity, alert.title = rule.severity, rule.title or rule.id
+                self._touch(alert)
 
     # -- queries -------------------------------------------------------------------------
     def active(self) -> list[Alert]:
         """Open alerts (pending and firing), oldest first."""
-        return sorted(self._open.values(), key=lambda a: (a.since, a.id))
+        with self._lock:
+            return sorted(self._open.values(), key=lambda a: (a.since, a.id))
 
     def firing(self) -> list[Alert]:
         return [a for a in self.active() if a.state is AlertState.FIRING]
 
     def get(self, alert_id: str) -> Alert:
         """An open alert or one still in the history, by id; raises TwinError for others."""
-        try:
-            return self._by_id[alert_id]
-        except KeyError:
-            raise TwinError(f"no alert {alert_id!r}") from None
+        with self._lock:
+            try:
+                return self._by_id[alert_id]
+            except KeyError:
+                raise TwinError(f"no alert {alert_id!r}") from None
 
     # -- subscriptions -------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` on every transition; returns a function that unsubscribes."""
-        self._subscribers.append(callback)
+        with self._lock:
+            self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
     def _emit(self, events: list[AlertEvent]) -> None:
@@ -152,32 +236,40 @@ class AlertEngine:
     # -- acknowledging -------------------------------------------------------------------
     def acknowledge(self, alert_id: str, *, by: str | None = None, note: str | None = None, at: dt.datetime | None = None) -> AlertEvent:
         """Mark an open alert as seen by an operator; it stays open until it resolves."""
-        alert = self.get(alert_id)
-        if not alert.is_open:
-            raise TwinError(f"alert {alert_id!r} is {alert.state.value}; only open alerts can be acknowledged")
-        alert.acknowledged = True
-        alert.acknowledged_by = by
-        alert.acknowledged_at = at or dt.datetime.now(dt.timezone.utc)
-        alert.note = note
-        event = AlertEvent("acknowledged", alert.to_dict(), alert.acknowledged_at)
-        self._emit([event])
-        return event
+        with self._lock:
+            alert = self.get(alert_id)
+            if not alert.is_open:
+                raise TwinError(f"alert {alert_id!r} is {alert.state.value}; only open alerts can be acknowledged")
+            alert.acknowledged = True
+            alert.acknowledged_by = by
+            alert.acknowledged_at = at or dt.datetime.now(dt.timezone.utc)
+            alert.note = note
+            self._touch(alert)
+            self._flush()
+            event = AlertEvent("acknowledged", alert.to_dict(), alert.acknowledged_at)
+            self._emit([event])
+            return event
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, snapshots: Mapping[str, LiveSnapshot], now: dt.datetime) -> list[AlertEvent]:
         """Apply every rule to the snapshots at time ``now``; returns (and emits) the transitions."""
         if now.tzinfo is None:
             raise TwinError("alert evaluation time must be timezone-aware")
-        events: list[AlertEvent] = []
-        for rule in self.rules:
-            snapshot = snapshots.get(rule.layer)
-            if isinstance(rule, ThresholdRule):
-                if snapshot is not None:
-                    self._threshold(rule, snapshot, now, events)
-            else:
-                self._stale(rule, snapshot, now, events)
-        self._emit(events)
-        return events
+        with self._lock:
+            events: list[AlertEvent] = []
+            try:
+                for rule in self._rules:
+                    snapshot = snapshots.get(rule.layer)
+                    if isinstance(rule, ThresholdRule):
+                        if snapshot is not None:
+                            self._threshold(rule, snapshot, now, events)
+                    else:
+                        self._stale(rule, snapshot, now, events)
+                self._prune(now)
+            finally:
+                self._flush()  # what changed before an error is written too
+            self._emit(events)
+            return events
 
     def _threshold(self, rule: ThresholdRule, snapshot: LiveSnapshot, now: dt.datetime, events: list[AlertEvent]) -> None:
         table = snapshot.table
@@ -233,14 +325,30 @@ class AlertEngine:
         clear_hold: dt.timedelta,
         events: list[AlertEvent],
     ) -> None:
-        slot = (rule.id, key)
-        alert = self._open.get(slot)
+        alert = self._open.get((rule.id, key))
+        before = None if alert is None else _observed(alert)
         if alert is None:
             if not breached:
                 return
             alert = self._new(rule, key, when)
             events.append(AlertEvent("pending", alert.to_dict(), now))
         self._observe(alert, value, row)
+        self._judge(alert, breached, cleared, when, now, hold, clear_hold, events)
+        if alert.is_open and _observed(alert) != before:  # closed ones are written by _close; unchanged ones not at all
+            self._touch(alert)
+
+    def _judge(
+        self,
+        alert: Alert,
+        breached: bool,
+        cleared: bool,
+        when: dt.datetime,
+        now: dt.datetime,
+        hold: dt.timedelta,
+        clear_hold: dt.timedelta,
+        events: list[AlertEvent],
+    ) -> None:
+        """Move an open alert on: pending → firing after ``hold``, or cancelled; firing → resolved after ``clear_hold`` cleared."""
         if alert.state is AlertState.PENDING:
             if not breached:
                 self._close(alert, AlertState.CANCELLED, now, events)
@@ -286,10 +394,128 @@ class AlertEngine:
         alert.state = state
         alert.resolved_at = now
         self._open.pop((alert.rule_id, alert.key), None)
-        if len(self.history) == self.history.maxlen:  # the oldest closed alert leaves the history: forget it
-            self._by_id.pop(self.history[0].id, None)
+        self._dirty.pop(alert.id, None)
+        self._touch(alert)  # at the end: the store gives closed alerts their history place in writing order
         self.history.append(alert)
         events.append(AlertEvent(state.value, alert.to_dict(), now))
+        self._prune(now)
+
+    def _prune(self, now: dt.datetime) -> None:
+        """Forget the oldest closed alerts beyond ``history_limit`` or closed before ``now - history_max_age``; drop old events."""
+        cutoff = None if self.history_max_age is None else now - self.history_max_age
+        history = self.history
+        while history and (len(history) > self.history_limit or (cutoff is not None and history[0].resolved_at is not None and history[0].resolved_at < cutoff)):
+            gone = history.popleft()
+            self._by_id.pop(gone.id, None)
+            self._dirty.pop(gone.id, None)
+            self._removed.add(gone.id)
+        while cutoff is not None and self.events and self.events[0].at < cutoff:
+            self.events.popleft()
+
+    # -- the store -----------------------------------------------------------------------
+    def _touch(self, alert: Alert) -> None:
+        """Mark an alert as changed since the last store write."""
+        if self._store is not None:
+            self._dirty[alert.id] = alert
+
+    def _flush(self) -> None:
+        """Write the changed and forgotten alerts to the store in one transaction; on failure log, count and keep them for the next try."""
+        if self._store is None or not (self._dirty or self._removed):
+            return
+        records = [StoredAlert(alert.id, alert.is_open, _encode(alert)) for alert in self._dirty.values()]
+        try:
+            self._store.save(records, removed=sorted(self._removed), serial=self._serial)
+        except StateStoreError as exc:
+            if not self.store_write_failures:
+                log.warning("%s; alerts stay in memory and the write is retried at the next change", exc)
+            self.store_write_failures += 1
+            return
+        if self.store_write_failures:
+            log.warning("alert store %s is written again after %d failed writes", self._store.path, self.store_write_failures)
+            self.store_write_failures = 0
+        self._dirty.clear()
+        self._removed.clear()
+
+    def _restore(self, store: AlertStore) -> None:
+        """Load the open alerts and history from ``store``; cancel open alerts that no current rule watches."""
+        self._serial, alerts = store.load(_decode)
+        for alert in alerts:
+            if alert.is_open:
+                self._open[(alert.rule_id, alert.key)] = alert
+            else:
+                self.history.append(alert)
+            self._by_id[alert.id] = alert
+        while len(self.history) > self.history_limit:
+            gone = self.history.popleft()
+            self._by_id.pop(gone.id, None)
+            self._removed.add(gone.id)
+        events: list[AlertEvent] = []
+        self._reconcile({}, dt.datetime.now(dt.timezone.utc), events)
+        self._flush()
+        self.events.extend(events)
+
+    def close(self) -> None:
+        """Write what is pending and close the store (the engine keeps working in memory only)."""
+        with self._lock:
+            if self._store is not None:
+                self._flush()
+                self._store.close()
+                self._store = None
+
+def _checked(rules: Iterable[ThresholdRule | StaleRule]) -> tuple[ThresholdRule | StaleRule, ...]:
+    """The rules as a tuple; raises TwinError naming duplicate ids."""
+    rules = tuple(rules)
+    ids = [rule.id for rule in rules]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise TwinError(f"duplicate alert rule ids: {', '.join(duplicates)}")
+    return rules
+
+
+def _observed(alert: Alert) -> tuple[Any, ...]:
+    """What evaluating can change in an open alert: a change means a store write."""
+    return (alert.state, alert.value, alert.peak, alert.lon, alert.lat, alert.name, alert.clearing_since)
+
+
+def _layer_wide(rule: ThresholdRule | StaleRule) -> bool:
+    """Whether the rule's alerts are about the whole layer (one alert keyed ``(layer)``) rather than features."""
+    return isinstance(rule, StaleRule) and not rule.per_feature
+
+
+def _same_target(alert: Alert, old: ThresholdRule | StaleRule | None, new: ThresholdRule | StaleRule) -> bool:
+    """Whether ``new`` still judges ``alert`` (raised under ``old``, unknown after a restart): same layer, kind and quantity."""
+    if alert.layer_id != new.layer or (alert.key == LAYER_KEY) != _layer_wide(new):
+        return False
+    return old is None or _quantity(old) == _quantity(new)
+
+
+def _quantity(rule: ThresholdRule | StaleRule) -> tuple[str, str | bool]:
+    """What a rule measures: its kind and, for thresholds, the value field, for stale rules, per feature or not."""
+    return (rule.kind, rule.field) if isinstance(rule, ThresholdRule) else (rule.kind, rule.per_feature)
+
+
+_TIMES = ("since", "fired_at", "resolved_at", "acknowledged_at", "clearing_since")
+"""The Alert fields that hold times."""
+
+
+def _encode(alert: Alert) -> dict[str, Any]:
+    """An alert with every field, ``clearing_since`` too, as JSON-ready data (times as ISO 8601 with offset)."""
+    data = alert.to_dict()
+    data["clearing_since"] = None if alert.clearing_since is None else alert.clearing_since.isoformat()
+    return data
+
+
+def _decode(record: StoredAlert) -> Alert:
+    """The alert written by :func:`_encode`; raises ValueError, KeyError or TypeError for a record that is not one."""
+    data = dict(record.data)
+    data["state"] = AlertState(data["state"])
+    for name in _TIMES:
+        if data.get(name) is not None:
+            data[name] = dt.datetime.fromisoformat(data[name])
+    alert = Alert(**data)
+    if alert.id != record.id or alert.is_open != record.open or alert.since.tzinfo is None:
+        raise ValueError(f"alert record {record.id!r} does not match its row")
+    return alert
 
 
 def _number(value: Any) -> float | None:

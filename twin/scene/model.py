@@ -180,10 +180,24 @@ class Scene:
 
     @property
     def alert_engine(self) -> AlertEngine:
-        """The engine evaluating ``alerts`` (rebuilt when the rules change; history is per engine)."""
-        if self._engine is None or self._engine.rules != tuple(self.alerts):
+        """The engine evaluating ``alerts``: built at first use, then given the rules again whenever
+        ``alerts`` changes (:meth:`AlertEngine.set_rules`: acknowledgements, history and subscribers stay).
+
+        Assign an engine to keep alerts across restarts, before anyone subscribes, e.g.
+        ``scene.alert_engine = AlertEngine(scene.alerts, store=state_dir / "alerts.sqlite")``;
+        whoever builds it closes it (``engine.close()``).
+        """
+        if self._engine is None:
             self._engine = AlertEngine(self.alerts)
+        elif self._engine.rules != tuple(self.alerts):
+            self._engine.set_rules(self.alerts)
         return self._engine
+
+    @alert_engine.setter
+    def alert_engine(self, engine: AlertEngine) -> None:
+        if not isinstance(engine, AlertEngine):
+            raise TwinError(f"scene.alert_engine takes an AlertEngine, got {type(engine).__name__}")
+        self._engine = engine
 
     # -- output --------------------------------------------------------------------------
     def screenshot(self, path: str | Path, size: tuple[int, int] = (1920, 1080), *, camera: str | None = None) -> Path:
