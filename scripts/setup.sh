@@ -36,4 +36,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps -e examples/twin-plugin-example
   echo "$want" > "$stamp"
 fi
+# compile the numba kernels now (cached; about 40 s once, a few seconds after), so no command waits on a compile
+.venv/bin/twin warmup | tail -1
 echo "setup: ready"

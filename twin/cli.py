@@ -1,4 +1,4 @@
-"""The ``twin`` command line: render, validate, layers, serve, demo.
+"""The ``twin`` command line: render, validate, layers, serve, demo, warmup.
 
 Errors print one line (``twin: error: ...``) and exit 1; ``--debug`` shows the traceback.
 """
@@ -170,6 +170,18 @@ def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, o
     app = TwinApp(scene, view_mode=view)
     click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ (Ctrl+C stops)")
     app.start(host=host, port=port, open_browser=open_browser)
+
+
+@cli.command()
+def warmup() -> None:
+    """Compile twin's kernels now (setup runs this), so no later command waits on a compile."""
+    import time
+
+    from twin.warmup import warm_up
+
+    start = time.perf_counter()
+    warm_up(lambda step, seconds: click.echo(f"twin: warmup: {step}: {seconds:.1f} s"))
+    click.echo(f"twin: warmup: done in {time.perf_counter() - start:.1f} s (compiled kernels cached)")
 
 
 def main(argv: list[str] | None = None) -> int:

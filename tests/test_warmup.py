@@ -1,0 +1,76 @@
+"""A new install's first ``twin render`` waits on no compile: ``twin warmup`` (run by setup) compiled it all.
+
+Runs with an empty numba cache of its own (``NUMBA_CACHE_DIR``), as a new machine has, and
+numba's cache log (``NUMBA_DEBUG_CACHE=1``): ``twin warmup`` compiles and saves the kernels, and a
+following ``twin render`` of a scene with every kind of input (buildings from GeoArrow
+GeoParquet and from GeoJSON with text heights and holes, live H3 and flood layers from CSV
+readings, GCJ-02 districts) only loads them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+DISTRICTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "shanghai_districts_gcj02.geojson"
+SCENE = """\
+version: 1
+name: warm
+time: 2026-07-01T10:00:00+08:00
+frame: {{crs: auto}}
+layers:
+  - {{id: parquet, type: buildings, source: {{type: file, path: b.parquet}}, color_by: height}}
+  - {{id: geojson, type: buildings, source: {{type: file, path: b.geojson}}}}
+  - {{id: crowd, type: h3, source: {{type: file_readings, path: pings.csv}}, resolution: 10, window: 1h}}
+  - {{id: flood, type: flood_points, source: {{type: file_readings, path: gauges.csv, sensor: sensor, value: depth}}}}
+  - {{id: districts, type: vector, source: {{type: file, path: "{districts}", crs: GCJ02}}}}
+"""
+
+
+def write_inputs(folder: Path) -> Path:
+    rng = np.random.default_rng(1)
+    polys = []
+    for i in range(300):
+        x, y = 121.47 + rng.random() * 0.03, 31.22 + rng.random() * 0.03
+        footprint = shapely.box(x, y, x + 0.0004, y + 0.0003)
+        if i % 7 == 0:
+            footprint = shapely.Polygon(footprint.exterior.coords, [shapely.box(x + 0.0001, y + 0.0001, x + 0.0002, y + 0.0002).exterior.coords])
+        polys.append(footprint)
+    buildings = gpd.GeoDataFrame({"height": rng.random(300) * 60 + 5, "floors": rng.integers(1, 20, 300)}, geometry=polys, crs="EPSG:4326")
+    buildings.to_parquet(folder / "b.parquet", geometry_encoding="geoarrow")
+    buildings.assign(height=[f"{h:.0f} m" for h in buildings["height"]]).to_file(folder / "b.geojson")
+    n = 30_000  # enough for the parallel H3 path
+    t = pd.Timestamp("2026-07-01T10:00:00+08:00") - pd.to_timedelta(rng.random(n) * 3000, unit="s")
+    pd.DataFrame({"lon": 121.47 + rng.random(n) * 0.03, "lat": 31.22 + rng.random(n) * 0.03, "time": t, "value": 1.0}).to_csv(folder / "pings.csv", index=False)
+    gauges = pd.DataFrame({"sensor": [f"g{i}" for i in range(20)] * 3, "lon": list(121.47 + rng.random(20) * 0.03) * 3,
+                           "lat": list(31.22 + rng.random(20) * 0.03) * 3, "depth": rng.random(60) * 30,
+                           "time": [f"2026-07-01T09:{m}:00+08:00" for m in ("50", "55", "59") for _ in range(20)]})
+    gauges.to_csv(folder / "gauges.csv", index=False)
+    scene = folder / "scene.yaml"
+    scene.write_text(SCENE.format(districts=DISTRICTS.as_posix()), encoding="utf-8")
+    return scene
+
+
+def test_first_render_after_warmup_compiles_nothing(tmp_path: Path) -> None:
+    scene = write_inputs(tmp_path)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "NUMBA_DEBUG_CACHE": "1"}
+    twin = [sys.executable, "-m", "twin.cli"]
+    warm = subprocess.run([*twin, "warmup"], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    assert "data saved to" in warm.stdout + warm.stderr  # the new machine's cache was empty: warmup compiled
+    assert "twin: warmup: done in" in warm.stdout
+    render = subprocess.run([*twin, "render", str(scene), "-o", str(tmp_path / "x.png"), "--size", "640x360"],
+                            capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    log = render.stdout + render.stderr
+    assert render.returncode == 0, log[-2000:]
+    compiled = [line for line in log.splitlines() if "data saved to" in line]
+    assert compiled == []  # nothing compiled on the first render...
+    assert "data loaded from" in log  # ... and the kernels came from the cache warmup filled
+    assert (tmp_path / "x.png").stat().st_size > 10_000
