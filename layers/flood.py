@@ -28,11 +28,12 @@ from pydantic import Field, field_validator, model_validator
 
 from twin.errors import LayerDataError
 from twin.geo.frame import Frame
-from twin.layer import Label, LayerStyle, source_from_spec
-from twin.source import Source
+from twin.layer import Label, LayerStyle
 from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.mesh.prisms import regular_prisms
+from twin.plugins import build_source
+from twin.source import Source
 from twin.style import Legend, LegendEntry, to_rgba8, validate_color
 
 __all__ = ["FloodPointsLayer"]
@@ -88,7 +89,7 @@ class FloodPointsLayer(ReadingsLayer):
 
     def __init__(self, id: str, **kwargs: Any) -> None:
         super().__init__(id, **kwargs)
-        self._stations = None if self.params.stations is None else source_from_spec(self.params.stations)
+        self._stations = None if self.params.stations is None else build_source(self.params.stations)
         self._station_data: gpd.GeoDataFrame | None = None
 
     def nested_sources(self) -> list[Source]:

@@ -358,11 +358,11 @@ def test_scene_file_snippets_in_the_docstrings_are_valid(module: str) -> None:
 
     import yaml
 
-    from twin.layer import source_from_spec
+    from twin.plugins import build_source
 
     doc = importlib.import_module(module).__doc__ or ""
     snippet = textwrap.dedent(doc.split("Scene file::", 1)[1].split("\n\n", 2)[1])
     data = yaml.safe_load(snippet)
     spec = data[0]["source"] if isinstance(data, list) else data["source"]
-    source = source_from_spec(spec)
+    source = build_source(spec)
     assert source.to_dict()["type"] == spec["type"]

@@ -5,6 +5,8 @@ The CLI prints ``str(error)`` as one line; a traceback appears only with ``--deb
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -77,3 +79,27 @@ class SourceCheckError(SourceError):
 
 class StateStoreError(TwinError, RuntimeError):
     """A state file (the alert store) that cannot be opened or written, or was written by a newer twin; the message names the file."""
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'color'?)`` for the one of ``known`` closest to ``name``, or ``""`` when none is close.
+
+    Close means a :func:`difflib.get_close_matches` ratio of at least 0.6. Every "did you mean"
+    in twin's messages comes from here.
+
+    >>> did_you_mean("colour", ["color", "opacity"]), did_you_mean("xyz", ["color"])
+    (" (did you mean 'color'?)", '')
+    """
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_name(what: str, name: object, known: Sequence[str], *, listed: str, none: str = "none") -> str:
+    """The message for a name that is not one of ``known``: what it is, a suggestion, and the choices.
+
+    >>> unknown_name("key", "colour", ["color", "opacity"], listed="known keys")
+    "unknown key 'colour' (did you mean 'color'?); known keys: color, opacity"
+    >>> unknown_name("camera", "top", [], listed="cameras", none="none defined")
+    "unknown camera 'top'; cameras: none defined"
+    """
+    return f"unknown {what} {name!r}{did_you_mean(name, known)}; {listed}: {', '.join(known) or none}"

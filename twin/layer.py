@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -35,8 +34,9 @@ from twin.errors import LayerDataError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, finite_geometries
 from twin.geo.frame import Frame, lon_center, unwrap_lon
 from twin.live import SourceHealth
-from twin.params import PluginParams, validate_params
+from twin.params import ID_RULE, PluginParams, is_id, validate_params
 from twin.readings import IngestReport
+from twin.registry import build_source
 from twin.source import BBox, Source
 from twin.style import Legend, attribute_colors, validate_color, validate_colormap
 
@@ -53,12 +53,9 @@ __all__ = [
     "format_skips",
     "geometry_parts",
     "screen_features",
-    "source_from_spec",
 ]
 
 log = logging.getLogger(__name__)
-
-_LAYER_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 class LayerParams(PluginParams):
@@ -228,19 +225,6 @@ def format_skips(skips: Mapping[str, Sequence[Any]], *, shown: int = 5) -> str:
     return "; ".join(parts)
 
 
-def source_from_spec(spec: Source | Mapping[str, Any]) -> Source:
-    """A source from an instance or a ``{"type": ..., **params}`` mapping."""
-    if isinstance(spec, Source):
-        return spec
-    from twin.plugins import source_types
-
-    params = dict(spec)
-    type_name = params.pop("type", None)
-    if type_name is None:
-        raise SourceError(f"source needs a 'type'; known types: {', '.join(source_types().names())}")
-    return source_types().get(str(type_name))(**params)
-
-
 class Layer(ABC):
     """A layer plugin. Subclasses set ``type_name``, ``Params``, ``geometry_keys`` and the two builders."""
 
@@ -264,8 +248,8 @@ class Layer(ABC):
         opacity: float = 1.0,
         **params: Any,
     ) -> None:
-        if not isinstance(id, str) or not _LAYER_ID.match(id):
-            raise LayerDataError(f"layer id {id!r} is invalid: use letters, digits, '_', '-' or '.'")
+        if not is_id(id):
+            raise LayerDataError(f"layer id {id!r} is invalid: {ID_RULE}")
         if source is not None and data is not None:
             raise LayerDataError(f"layer {id!r}: give either source= or data=, not both")
         if not 0.0 <= float(opacity) <= 1.0:
@@ -274,7 +258,7 @@ class Layer(ABC):
         self.title = title or id
         self.visible = bool(visible)
         self.opacity = float(opacity)
-        self.source: Source | None = _MemorySource(data) if data is not None else (source_from_spec(source) if source is not None else None)
+        self.source: Source | None = _MemorySource(data) if data is not None else (build_source(source) if source is not None else None)
         self.params = validate_params(self.Params, params, where=f"layer {id!r} ({self.type_name})")
         self._data: gpd.GeoDataFrame | None = None
         self.skipped: dict[str, list[Any]] = {}

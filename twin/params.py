@@ -17,15 +17,42 @@ Python API all read the same model.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
+import re
 from collections.abc import Mapping
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, SerializationInfo, SerializerFunctionWrapHandler, ValidationError, model_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, SerializationInfo, SerializerFunctionWrapHandler, ValidationError, model_serializer
+from pydantic_core import PydanticCustomError
 
-from twin.errors import TwinError
+from twin.errors import TwinError, unknown_name
 
-__all__ = ["ParamError", "PluginParams", "describe_params", "dotted_path", "problems_of", "validate_params"]
+__all__ = ["ID_PATTERN", "ID_RULE", "Id", "ParamError", "PluginParams", "describe_params", "dotted_path", "is_id", "problems_of", "validate_params"]
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+"""The one pattern of every id a scene names things by: layer ids, alert rule ids, camera preset names.
+
+Matched whole (:func:`re.fullmatch`): ``"roads\\n"`` is not an id."""
+ID_RULE = "use letters, digits, '_', '-' or '.' (not '-' or '.' first)"
+"""What :data:`ID_PATTERN` allows, in the words of the error messages."""
+
+
+def is_id(value: object) -> bool:
+    """True when ``value`` is a string matching :data:`ID_PATTERN` whole.
+
+    >>> is_id("bus_71.a-b"), is_id("-x"), is_id("a b"), is_id("roads\\n"), is_id(7)
+    (True, False, False, False, False)
+    """
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
+def _check_id(value: str) -> str:
+    if not is_id(value):
+        raise PydanticCustomError("invalid_id", f"not a valid id: {ID_RULE}")
+    return value
+
+
+Id = Annotated[str, AfterValidator(_check_id)]
+"""A pydantic field type for ids (:data:`ID_PATTERN`); a bad one reads ``not a valid id: use letters, ...``."""
 
 
 class PluginParams(BaseModel):
@@ -113,10 +140,7 @@ def problems_of(model: type[BaseModel], exc: ValidationError) -> list[tuple[tupl
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]")))
         if err["type"] == "extra_forbidden":
             key = str(loc[-1]) if loc else "?"
-            known = _known_keys(model, loc)
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append((loc, f"unknown key {key!r}{hint}; known keys: {', '.join(known)}"))
+            problems.append((loc, unknown_name("key", key, _known_keys(model, loc), listed="known keys")))
         elif err["type"] == "missing":
             problems.append((loc, "required key is missing"))
         else:

@@ -1,9 +1,11 @@
-"""Plugin registry for layer types (``twin.layers``) and source types (``twin.sources``).
+"""Plugin registry for layer types (``twin.layers``) and source types (``twin.sources``), and the
+factories that build layers and sources from scene-file specs.
 
 Plugins are found through entry points, listed without being imported, and loaded on first
 use. ``register_layer`` / ``register_source`` add one in-process (notebooks, tests). Built-in
 types register through the same entry points as third-party ones: the core never imports a
-plugin by name.
+plugin by name. :func:`build_layer` and :func:`build_source` are the one way a spec becomes a
+layer or a source (scene files, ``Layer(source={...})``, a layer's nested ``stations:``).
 
 >>> from twin.source import Source
 >>> class Echo(Source):
@@ -18,12 +20,25 @@ True
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from twin.errors import PluginError
+from twin.errors import PluginError, unknown_name
+from twin.registry import (
+    SOURCE_GROUP,
+    Locator,
+    Registry,
+    at_key,
+    bind_base_dir,
+    build_source,
+    create,
+    nested_source_specs,
+    register_source,
+    source_types,
+    within,
+)
 
 if TYPE_CHECKING:
     from twin.layer import Layer
@@ -32,7 +47,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LAYER_GROUP",
     "SOURCE_GROUP",
+    "Locator",
     "Registry",
+    "build_layer",
+    "build_source",
     "layer_types",
     "register_layer",
     "register_source",
@@ -40,72 +58,6 @@ __all__ = [
 ]
 
 LAYER_GROUP = "twin.layers"
-SOURCE_GROUP = "twin.sources"
-
-T = TypeVar("T")
-
-
-class Registry(Generic[T]):
-    """Named plugin classes of one kind: explicit registrations plus one entry-point group."""
-
-    def __init__(self, group: str, kind: str, base: Callable[[], type]) -> None:
-        self.group = group
-        self.kind = kind
-        self._base = base
-        self._registered: dict[str, type[T]] = {}
-        self._entry_points: dict[str, EntryPoint] | None = None
-
-    def _discovered(self) -> dict[str, EntryPoint]:
-        if self._entry_points is None:
-            self._entry_points = {ep.name: ep for ep in entry_points(group=self.group)}
-        return self._entry_points
-
-    def register(self, cls: type[T], name: str | None = None) -> type[T]:
-        """Register ``cls`` under ``name`` (default: its ``type_name``); replaces an earlier one."""
-        base = self._base()
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(f"cannot register {cls!r} as a {self.kind} type: it is not a subclass of {base.__name__}")
-        key = name or getattr(cls, "type_name", None)
-        if not key:
-            raise PluginError(f"{self.kind} plugin {cls.__name__} needs a name (pass name= or set type_name)")
-        cls.type_name = key  # type: ignore[attr-defined]  (scene files name it so)
-        self._registered[key] = cls
-        return cls
-
-    def unregister(self, name: str) -> None:
-        """Remove an in-process registration (entry points stay discoverable)."""
-        self._registered.pop(name, None)
-
-    def names(self) -> list[str]:
-        """All known type names, sorted, without importing any plugin."""
-        return sorted(set(self._registered) | set(self._discovered()))
-
-    def get(self, name: str) -> type[T]:
-        """The plugin class for ``name``, loading its entry point on first use."""
-        if name in self._registered:
-            return self._registered[name]
-        ep = self._discovered().get(name)
-        if ep is None:
-            raise PluginError(self.unknown_message(name))
-        try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin must not take the app down with a traceback
-            raise PluginError(f"{self.kind} type {name!r} failed to load from {ep.value}: {exc}") from exc
-        base = self._base()
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(f"{self.kind} type {name!r} ({ep.value}) is not a subclass of {base.__name__}")
-        cls.type_name = name
-        self._registered[name] = cls
-        return cls
-
-    def unknown_message(self, name: object) -> str:
-        known = self.names()
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown {self.kind} type {name!r}{hint}; known types: {', '.join(known) or 'none installed'}"
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self._registered or name in self._discovered())
 
 
 def _layer_base() -> type:
@@ -114,14 +66,7 @@ def _layer_base() -> type:
     return Layer
 
 
-def _source_base() -> type:
-    from twin.source import Source
-
-    return Source
-
-
 _LAYERS: Registry[Layer] = Registry(LAYER_GROUP, "layer", _layer_base)
-_SOURCES: Registry[Source] = Registry(SOURCE_GROUP, "source", _source_base)
 
 
 def layer_types() -> Registry[Layer]:
@@ -129,13 +74,7 @@ def layer_types() -> Registry[Layer]:
     return _LAYERS
 
 
-def source_types() -> Registry[Source]:
-    """The registry of source types."""
-    return _SOURCES
-
-
 LayerT = TypeVar("LayerT", bound="Layer")
-SourceT = TypeVar("SourceT", bound="Source")
 
 
 def register_layer(cls: type[LayerT], name: str | None = None) -> type[LayerT]:
@@ -143,9 +82,37 @@ def register_layer(cls: type[LayerT], name: str | None = None) -> type[LayerT]:
     return _LAYERS.register(cls, name)  # type: ignore[return-value]
 
 
-def register_source(cls: type[SourceT], name: str | None = None) -> type[SourceT]:
-    """Register a source type in-process; usable as a decorator."""
-    return _SOURCES.register(cls, name)  # type: ignore[return-value]
+def build_layer(
+    type_name: str,
+    layer_id: str,
+    *,
+    source: Source | Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    where: Locator | None = None,
+    base_dir: Path | None = None,
+) -> Layer:
+    """The layer a scene file's layer entry describes: type, id, source spec and the other keys in ``params``
+    (``title``, ``visible``, ``opacity`` and the type's own parameters).
+
+    The source, and every parameter that is itself a source spec (a flood layer's ``stations:``),
+    are built by :func:`build_source`; ``base_dir`` (the scene file's folder) resolves their
+    relative paths. Raises :class:`PluginError` (unknown ``type``, a plugin failing on its
+    parameters), :class:`~twin.params.ParamError` and the other :class:`~twin.errors.TwinError`
+    that :func:`build_source` and the layer raise; with ``where``, each is passed with its key
+    path in the entry (``("type",)``, ``("source", ...)``, ``("stations", ...)`` or ``()``).
+    """
+    params = dict(params or {})
+    with at_key(where, ("type",)):
+        cls = _LAYERS.get(type_name)
+    built = None if source is None else build_source(source, where=within(where, ("source",)), base_dir=base_dir)
+    for key, spec in nested_source_specs(params):
+        build_source(spec, where=within(where, (key,))).close()  # located errors now; the layer builds its own
+    with at_key(where, ()):
+        layer = create("layer", type_name, lambda: cls(layer_id, source=built, **params))
+    if base_dir is not None:
+        for nested in layer.nested_sources():
+            bind_base_dir(nested, base_dir)
+    return layer
 
 
 RENDERER_GROUP = "twin.renderers"
@@ -165,6 +132,6 @@ def renderer(name: str = "vtk") -> Callable[..., object]:
     if name not in _RENDERERS:
         found = {ep.name: ep for ep in entry_points(group=RENDERER_GROUP)}
         if name not in found:
-            raise PluginError(f"unknown renderer {name!r}; installed: {', '.join(sorted(found)) or 'none'}")
+            raise PluginError(unknown_name("renderer", name, sorted(found), listed="installed"))
         _RENDERERS[name] = found[name].load()
     return _RENDERERS[name]

@@ -20,18 +20,20 @@ from typing import Any
 
 from twin.alerts.engine import AlertEngine, AlertEvent
 from twin.alerts.rules import StaleRule, ThresholdRule, format_duration
-from twin.errors import PluginError, SceneFileError, SourceCheckError, SourceError, TwinError
+from twin.errors import SceneFileError, SourceError, TwinError, unknown_name
 from twin.geo.frame import Frame, lon_center
 from twin.layer import Layer
 from twin.live import LiveLayer, LiveSnapshot
-from twin.params import ParamError, dotted_path
-from twin.plugins import layer_types, renderer, source_types
+from twin.params import ID_RULE, is_id
+from twin.plugins import build_layer, build_source, renderer
+from twin.registry import nested_source_specs
 from twin.scene.camera import CameraPreset
 from twin.scene.schema import (
     SCHEMA_VERSION,
     FrameSpec,
     SceneSettings,
-    plugin_error_located,
+    locate_error,
+    locator,
     validate_alerts,
     validate_doc,
     validate_layer_entry,
@@ -61,8 +63,11 @@ class Scene:
         self.cameras: dict[str, CameraPreset] = {
             k: v if isinstance(v, CameraPreset) else CameraPreset.model_validate(dict(v)) for k, v in (cameras or {}).items()
         }
+        for preset in self.cameras:
+            if not is_id(preset):
+                raise TwinError(f"camera name {preset!r} is invalid: {ID_RULE}")
         if camera is not None and camera not in self.cameras:
-            raise TwinError(f"unknown camera {camera!r}; cameras: {', '.join(self.cameras) or 'none defined'}")
+            raise TwinError(unknown_name("camera", camera, list(self.cameras), listed="cameras", none="none defined"))
         self.camera = camera
         self.time = time
         self.settings = settings if isinstance(settings, SceneSettings) else SceneSettings.model_validate(dict(settings or {}))
@@ -241,22 +246,8 @@ class Scene:
             path: KeyPath = ("layers", index)
             if any(layer.id == spec.id for layer in scene._layers):
                 raise SceneFileError(f"duplicate layer id {spec.id!r}", file=file, line=line_of(lines, path + ("id",)), key=f"layers[{index}].id")
-            try:
-                layer_cls = layer_types().get(spec.type)
-            except PluginError as exc:
-                raise plugin_error_located(exc, path + ("type",), file=file, lines=lines) from None
-            source = _source(spec.source, path + ("source",), file=file, lines=lines, base_dir=base_dir)
-            for key, nested in _nested_source_specs(own):
-                _source(nested, path + (key,), file=file, lines=lines, base_dir=None)  # located errors, before the layer builds it
-            try:
-                layer = layer_cls(spec.id, source=source, title=spec.title, visible=spec.visible, opacity=spec.opacity, **own)
-            except ParamError as exc:
-                raise plugin_error_located(exc, path, file=file, lines=lines) from None
-            except TwinError as exc:
-                raise SceneFileError(str(exc), file=file, line=line_of(lines, path), key=f"layers[{index}]") from None
-            if base_dir is not None:
-                for nested_source in layer.nested_sources():
-                    _bind(nested_source, base_dir)
+            params = {"title": spec.title, "visible": spec.visible, "opacity": spec.opacity, **own}
+            layer = build_layer(spec.type, spec.id, source=spec.source, params=params, where=locator(path, file=file, lines=lines), base_dir=base_dir)
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
         scene._origin = _Origin(file, lines, base_dir)
@@ -275,19 +266,14 @@ class Scene:
             checks: list[tuple[KeyPath, Source]] = []
             if layer.source is not None:
                 checks.append((("layers", index, "source"), layer.source))
-            for key, spec in _nested_source_specs(layer.params.model_dump()):
+            for key, spec in nested_source_specs(layer.params.model_dump()):
                 path: KeyPath = ("layers", index, key)
-                source = _source(spec, path, file=origin.file, lines=origin.lines, base_dir=origin.base_dir)
-                if source is not None:
-                    checks.append((path, source))
+                checks.append((path, build_source(spec, where=locator(path, file=origin.file, lines=origin.lines), base_dir=origin.base_dir)))
             for path, source in checks:
                 try:
                     source.check()
-                except SourceCheckError as exc:
-                    full = path + (exc.key,)
-                    raise SceneFileError(str(exc), file=origin.file, line=line_of(origin.lines, full), key=dotted_path(full)) from None
                 except SourceError as exc:
-                    raise SceneFileError(str(exc), file=origin.file, line=line_of(origin.lines, path), key=dotted_path(path)) from None
+                    raise locate_error(exc, path, file=origin.file, lines=origin.lines) from None
 
     def to_dict(self) -> dict[str, Any]:
         """Scene-file data (defaults left out), the inverse of :meth:`from_dict`."""
@@ -329,46 +315,10 @@ class _Origin:
     base_dir: Path | None = None
 
 
-def _nested_source_specs(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(parameter, spec) for each layer parameter that is a source spec: a mapping whose ``type`` is a source type."""
-    names = set(source_types().names())
-    return [(key, dict(value)) for key, value in params.items() if isinstance(value, Mapping) and str(value.get("type")) in names]
-
-
 def _plausible_extent(extent: BBox) -> bool:
     """A lon/lat extent that a frame can be centred on: finite and within ±180°/±90°."""
     west, south, east, north = extent
     return all(math.isfinite(v) for v in extent) and -180.0 <= min(west, east) and max(west, east) <= 180.0 and -90.0 <= south <= north <= 90.0
-
-
-def _source(
-    spec: dict[str, Any] | None, path: KeyPath, *, file: str | None, lines: dict[KeyPath, int], base_dir: Path | None
-) -> Source | None:
-    if spec is None:
-        return None
-    params = dict(spec)
-    type_name = params.pop("type", None)
-    if type_name is None:
-        known = ", ".join(source_types().names())
-        raise SceneFileError(f"source needs a 'type'; known types: {known}", file=file, line=line_of(lines, path), key=".".join(map(str, path)))
-    try:
-        source = source_types().get(str(type_name))(**params)
-    except PluginError as exc:
-        raise plugin_error_located(exc, path + ("type",), file=file, lines=lines) from None
-    except ParamError as exc:
-        raise plugin_error_located(exc, path, file=file, lines=lines) from None
-    except SourceError as exc:
-        raise plugin_error_located(PluginError(str(exc)), path, file=file, lines=lines) from None
-    if base_dir is not None:
-        _bind(source, base_dir)
-    return source
-
-
-def _bind(source: Source, base_dir: Path) -> None:
-    """Resolve the source's relative paths against the scene file's folder (sources with files have ``bind_base_dir``)."""
-    bind = getattr(source, "bind_base_dir", None)
-    if callable(bind):
-        bind(base_dir)
 
 
 def _rule_dict(rule: ThresholdRule | StaleRule) -> dict[str, Any]:

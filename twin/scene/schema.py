@@ -18,19 +18,19 @@ A scene file::
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from twin.errors import CRSError, PluginError, SceneFileError
+from twin.errors import CRSError, SceneFileError, SourceCheckError, TwinError, unknown_name
 from twin.geo.crs import parse_crs
-from twin.params import ParamError, dotted_path, problems_of
+from twin.params import Id, ParamError, dotted_path, problems_of
+from twin.registry import Locator
 from twin.scene.camera import CameraPreset
 from twin.scene.yamlfile import KeyPath, line_of
 from twin.style import validate_color
 
-__all__ = ["SCHEMA_VERSION", "FrameSpec", "LayerCommon", "SceneDoc", "SceneSettings", "raise_located"]
+__all__ = ["SCHEMA_VERSION", "FrameSpec", "LayerCommon", "SceneDoc", "SceneSettings", "locate_error", "locator", "raise_located"]
 
 SCHEMA_VERSION = 1
 
@@ -83,7 +83,7 @@ class LayerCommon(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="stable id, unique in the scene")
+    id: Id = Field(description="stable id, unique in the scene")
     type: str = Field(description="layer type (see `twin layers`)")
     title: str | None = Field(None, description="name shown in legends and the layer list")
     visible: bool = True
@@ -104,7 +104,7 @@ class SceneDoc(BaseModel):
     frame: FrameSpec = FrameSpec()
     time: dt.datetime | None = Field(None, description="scene time (ISO 8601); drives live layers and replay")
     settings: SceneSettings = SceneSettings()
-    cameras: dict[str, CameraPreset] = {}
+    cameras: dict[Id, CameraPreset] = {}
     camera: str | None = Field(None, description="name of the camera preset used by default")
     layers: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = Field([], description="alert rules over live layers (see twin.alerts)")
@@ -138,8 +138,8 @@ def validate_doc(data: Any, *, file: str | None, lines: dict[KeyPath, int]) -> S
     except ValidationError as exc:
         raise_located(problems_of(SceneDoc, exc), file=file, lines=lines)
     if doc.camera is not None and doc.camera not in doc.cameras:
-        known = ", ".join(doc.cameras) or "none defined"
-        raise SceneFileError(f"unknown camera {doc.camera!r}; cameras: {known}", file=file, line=line_of(lines, ("camera",)), key="camera")
+        message = unknown_name("camera", doc.camera, list(doc.cameras), listed="cameras", none="none defined")
+        raise SceneFileError(message, file=file, line=line_of(lines, ("camera",)), key="camera")
     return doc
 
 
@@ -157,14 +157,25 @@ def validate_layer_entry(entry: Any, index: int, *, file: str | None, lines: dic
     return spec, own
 
 
-def plugin_error_located(exc: PluginError | ParamError, path: KeyPath, *, file: str | None, lines: dict[KeyPath, int]) -> SceneFileError:
-    """A plugin or parameter problem as a located scene-file error."""
+def locate_error(exc: TwinError, path: KeyPath, *, file: str | None, lines: dict[KeyPath, int]) -> SceneFileError:
+    """A plugin, parameter or source problem found at ``path`` of a scene file, as a located error.
+
+    A :class:`ParamError` points at its first problem's key below ``path``, a
+    :class:`SourceCheckError` at its parameter; any other error at ``path`` itself.
+    """
     if isinstance(exc, ParamError):
         loc, message = exc.problems[0]
         full = path + tuple(loc)
         more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         return SceneFileError(message + more, file=file, line=line_of(lines, full), key=dotted_path(full))
+    if isinstance(exc, SourceCheckError):
+        path = path + (exc.key,)
     return SceneFileError(str(exc), file=file, line=line_of(lines, path), key=dotted_path(path))
+
+
+def locator(path: KeyPath, *, file: str | None, lines: dict[KeyPath, int]) -> Locator:
+    """Where the spec at ``path`` of a scene file sits, for :func:`twin.plugins.build_layer` / ``build_source``."""
+    return lambda key, exc: locate_error(exc, path + key, file=file, lines=lines)
 
 
 def validate_alerts(doc: SceneDoc, layer_ids: set[str], *, file: str | None, lines: dict[KeyPath, int]) -> list[Any]:
@@ -181,7 +192,7 @@ def validate_alerts(doc: SceneDoc, layer_ids: set[str], *, file: str | None, lin
             raise_located(problems, file=file, lines=lines, prefix=path)
         if rule.layer not in layer_ids:
             raise SceneFileError(
-                f"alert rule {rule.id!r} watches unknown layer {rule.layer!r}; layers: {', '.join(sorted(layer_ids))}",
+                f"alert rule {rule.id!r} watches {unknown_name('layer', rule.layer, sorted(layer_ids), listed='layers')}",
                 file=file, line=line_of(lines, path + ("layer",)), key=dotted_path(path + ("layer",)),
             )
         rules.append(rule)
@@ -201,10 +212,7 @@ def _rule_problems(exc: ValidationError) -> list[tuple[KeyPath, str]]:
         model = ThresholdRule if loc[:1] == ("threshold",) else StaleRule
         if err["type"] == "extra_forbidden":
             known = sorted(f.alias or name for name, f in model.model_fields.items())
-            key = str(loc[-1])
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append((loc, f"unknown key {key!r}{hint}; known keys: {', '.join(known)}"))
+            problems.append((loc, unknown_name("key", str(loc[-1]), known, listed="known keys")))
         elif err["type"] == "union_tag_invalid":
             problems.append((loc + ("kind",), "unknown rule kind; known kinds: threshold, stale"))
         else:
