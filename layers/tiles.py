@@ -98,6 +98,7 @@ from twin.geo.chinese import (
     wgs84_to_gcj02,
 )
 from twin.httpclient import HttpClient, HttpParams, redact_url
+from twin.paths import cache_dir
 from twin.source import BBox, Source
 
 __all__ = [
@@ -229,9 +230,8 @@ class _CachedTile:
 
 
 def default_cache_dir() -> Path:
-    """``$TWIN_CACHE_DIR/tiles`` if set, else ``~/.cache/twin/tiles``."""
-    env = os.environ.get("TWIN_CACHE_DIR")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "twin") / "tiles"
+    """``$TWIN_CACHE_DIR/tiles`` if set, else ``~/.cache/twin/tiles`` (see :func:`twin.paths.cache_dir`)."""
+    return cache_dir("tiles")
 
 
 class _TileCache:

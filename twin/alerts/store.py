@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twin.demo.district import default_cache_dir
 from twin.errors import StateStoreError, TwinWarning
+from twin.paths import cache_dir
 
 __all__ = ["SCHEMA_VERSION", "AlertStore", "StoredAlert", "default_state_dir"]
 
@@ -241,7 +241,7 @@ def default_state_dir(scene_name: str) -> Path:
     """
     slug = re.sub(r"[^\w.-]+", "-", scene_name).strip("-.")[:60] or "scene"
     digest = hashlib.sha256(scene_name.encode("utf-8")).hexdigest()[:8]
-    return default_cache_dir() / "state" / f"{slug}-{digest}"
+    return cache_dir("state", f"{slug}-{digest}")
 
 
 def _reason(exc: BaseException) -> str:

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from shapely.geometry import LineString, Point, Polygon, box
 
 from twin.geo.frame import Frame
+from twin.paths import cache_dir
 
 __all__ = [
     "BUILDING_KINDS",
@@ -929,9 +930,8 @@ def generate_district(seed: int = 0, n_buildings: int = 30_000) -> DemoDistrict:
 
 
 def default_cache_dir() -> Path:
-    """``$TWIN_CACHE_DIR`` if set, else ``~/.cache/twin``."""
-    env = os.environ.get("TWIN_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "twin"
+    """``$TWIN_CACHE_DIR`` if set, else ``~/.cache/twin`` (see :func:`twin.paths.cache_dir`)."""
+    return cache_dir()
 
 
 def _cache_name(seed: int, n_buildings: int) -> str:
