@@ -176,6 +176,7 @@ class Session:
         with self._poll_lock:
             polls = self._fetch(now)  # network I/O: the model lock is free meanwhile
             with self.lock:
+                recovered = bool(self.tick_error)
                 now = max(now, self._now) if self._now is not None else now
                 for layer, poll in polls:
                     layer.apply(poll)
@@ -185,13 +186,13 @@ class Session:
                 self.ticks += 1
                 self.tick_error = ""
                 health = self._health_changes()
-                change = self._time_change()
+                change = self.time_state()
                 live_ids = [layer.id for layer in self.live_layers()]
         self._emit_layers({*live_ids, *(layer.id for layer, _ in polls)}, "data")
         self.time_changed.emit(change)
         for event in events:
             self.alert_event.emit(event)
-        if health.layer_ids:
+        if health.layer_ids or recovered:
             self.health_changed.emit(health)
         return events
 
@@ -228,7 +229,8 @@ class Session:
                 changed.append(layer.id)
         return HealthChange(tuple(changed), self.tick_error)
 
-    def _time_change(self) -> TimeChange:
+    def time_state(self) -> TimeChange:
+        """The shown time, the live clock and the mode, as ``time_changed`` reports them."""
         return TimeChange(self.scene.time, self._now or self.clock(), self._live)
 
     def start(self) -> None:
@@ -279,7 +281,7 @@ class Session:
             shown = min(max(when, replay_start(self.scene, now)), now)
             self._live = False
             self.scene.set_time(shown)
-            change = self._time_change()
+            change = self.time_state()
         self._emit_layers([layer.id for layer in self.live_layers()], "data")
         self.time_changed.emit(change)
         return shown
@@ -292,7 +294,7 @@ class Session:
             return
         with self.lock:
             self._live = False
-            change = self._time_change()
+            change = self.time_state()
         self.time_changed.emit(change)
         timer = threading.Timer(debounce_s, self._seek_due, (when, ))
         timer.daemon = True
@@ -318,7 +320,7 @@ class Session:
             self._live = True
             if self._now is not None:
                 self.scene.set_time(self._now)
-            change = self._time_change()
+            change = self.time_state()
         self._emit_layers([layer.id for layer in self.live_layers()], "data")
         self.time_changed.emit(change)
         self.tick_soon()
