@@ -2,9 +2,9 @@
 
 Session events arrive in the thread that made the change (the ticking thread, a replay timer,
 or the loop itself for a user's action). :meth:`LoopBridge.soon` runs a view update on the
-loop — at once when already there (or when no server runs: tests, notebooks), else scheduled
-with ``call_soon_threadsafe`` and flushed to the browsers; an update already waiting is not
-queued twice.
+loop — at once when already there (or when no server runs: tests, notebooks), else gathered,
+scheduled with ``call_soon_threadsafe`` and flushed to the browsers together; an update
+already waiting is not queued twice.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class LoopBridge:
         self.server = server
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._pending: set[Callable[[], None]] = set()
+        self._pending: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
     @property
@@ -45,22 +45,28 @@ class LoopBridge:
         self._loop_thread = None
 
     def soon(self, update: Callable[[], None]) -> None:
-        """Run ``update`` on the loop (now when on it or when no loop runs); failures are logged, never raised to the caller."""
+        """Run ``update`` on the loop (now when on it or when no loop runs); failures are logged, never raised to the caller.
+
+        Updates from other threads are gathered and run together, the state flushed once (one message per tick, not one per event).
+        """
         if not self.serving or threading.get_ident() == self._loop_thread:
             self._run(update)
             return
         with self._lock:
             if update in self._pending:
                 return
-            self._pending.add(update)
+            self._pending.append(update)
+            if len(self._pending) > 1:  # a drain is already scheduled
+                return
         assert self.loop is not None
-        self.loop.call_soon_threadsafe(self._flush, update)
+        self.loop.call_soon_threadsafe(self._drain)
 
-    def _flush(self, update: Callable[[], None]) -> None:
+    def _drain(self) -> None:
         with self._lock:
-            self._pending.discard(update)
+            updates, self._pending = self._pending, []
         with self.server.state:
-            self._run(update)
+            for update in updates:
+                self._run(update)
 
     @staticmethod
     def _run(update: Callable[[], None]) -> None:
