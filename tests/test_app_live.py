@@ -305,7 +305,7 @@ def test_a_failing_tick_is_logged_and_later_ticks_run(live_scene_file: Path, cap
     app = TwinApp(scene, view_mode="remote", tick_seconds=1)
     try:
         assert app.ticks == 1 and app.state.twin_time_text  # polled before the first picture
-        real_tick = scene.tick
+        real_tick = app.session.tick
         calls = {"n": 0}
 
         def flaky(now: dt.datetime | None = None) -> list[object]:
@@ -314,7 +314,7 @@ def test_a_failing_tick_is_logged_and_later_ticks_run(live_scene_file: Path, cap
                 raise RuntimeError("feed exploded")
             return real_tick(now)
 
-        scene.tick = flaky  # type: ignore[method-assign]
+        app.session.tick = flaky  # type: ignore[method-assign]
         with caplog.at_level(logging.ERROR, logger="twin.app.server"):
             assert app.on_timer() is False
         assert "feed exploded" in caplog.text and "feed exploded" in app.state.twin_tick_error
@@ -360,10 +360,10 @@ def test_focus_flies_800_m_keeping_the_direction_and_lists_help(tmp_path: Path) 
         now = dt.datetime.now(dt.timezone.utc)
         table = pd.DataFrame({"value": [31.0], "lon": [121.48], "lat": [31.23], "time": [now], "name": ["测试点"]}, index=["T1"])
         scene.alert_engine.evaluate({"flood": LiveSnapshot("flood", table, now)}, now)
-        app._refresh_alerts(now)
+        app.alerts.refresh(now)
         row = next(a for a in app.state.twin_alerts if a["key"] == "T1")
         assert row["value"] == "31 cm" and row["state"] == "firing" and row["since"].endswith("+08:00")
-        app.focus_alert(row["id"])
+        app.alerts.focus(row["id"])
         target = scene.frame.lonlat_to_local([121.48], [31.23])[0]
         assert np.allclose(camera.GetFocalPoint(), target, atol=1e-3)
         assert camera.GetDistance() == pytest.approx(800.0, rel=1e-6)
@@ -372,10 +372,11 @@ def test_focus_flies_800_m_keeping_the_direction_and_lists_help(tmp_path: Path) 
         focus = app.state.twin_focus
         assert focus["has_resources"] and [r["name"] for r in focus["resources"]] == ["泵车1"]
         assert focus["resources"][0]["distance"].endswith(" m")
-        help_layer = scene["help_within_reach"]  # highlighted in the scene: the 3 km circle and the pump within it
+        help_layer = app.view.overlays["help_within_reach"]  # highlighted by the view, not in the scene: the 3 km circle and the pump
+        assert "help_within_reach" not in [layer.id for layer in scene.layers]
         assert help_layer.data()["kind"].tolist() == ["reach", "pump"] and help_layer.data()["name"].tolist()[1] == "泵车1"
         assert app.view.triangle_count() > 0 and "help_within_reach" not in app.view.errors
-        app.acknowledge(row["id"])
+        app.alerts.acknowledge(row["id"])
         acked = next(a for a in app.state.twin_alerts if a["id"] == row["id"])
         assert acked["acknowledged"] and acked["acknowledged_by"] == "operator"
         assert app.state.twin_events[0]["kind"] == "acknowledged"

@@ -81,7 +81,7 @@ def test_h3_pick_card_shows_the_last_reading_in_plus8(tmp_path: Path, apps: list
     write_readings(tmp_path / "crowd.csv", [now - dt.timedelta(minutes=m) for m in (4, 3, 2, 1)])
     app, _, _ = open_app(apps, scene_file(tmp_path, CROWD))
     crowd = app.scene["crowd"]
-    app._show_pick(lambda: crowd.pick(app.scene.frame, 0))
+    app.view_panel.show_pick(lambda: crowd.pick(app.scene.frame, 0))
     card = dict(app.state.twin_pick["attributes"])
     assert card["last_reading"] == shown_at_plus8(last)
     assert card["value"] == "4"  # four pings in the 5-minute window
@@ -98,7 +98,7 @@ def test_any_time_attribute_on_a_pick_card_is_in_plus8(tmp_path: Path, apps: lis
     pumps = app.scene["pumps"]
     cards = []
     for cell in range(2):
-        app._show_pick(lambda cell=cell: pumps.pick(app.scene.frame, cell))
+        app.view_panel.show_pick(lambda cell=cell: pumps.pick(app.scene.frame, cell))
         cards.append(dict(app.state.twin_pick["attributes"]))
     assert {card["name"]: card["updated"] for card in cards} == {"泵站A": "2026-07-01 20:15:00 +08:00", "泵站B": "—"}
 
@@ -114,7 +114,7 @@ def test_time_bar_spans_the_hour_the_live_layer_holds_not_its_history(tmp_path: 
     assert state.twin_replay_start == (start + PLUS8).strftime("%H:%M")
     assert state.twin_replay_step == 5  # ~1,500 slider positions over one hour (6 h would give 15 s steps)
 
-    app.seek(start.timestamp() - 3 * 3600)  # before the oldest reading: replay stops at it
+    app.time_bar.seek(start.timestamp() - 3 * 3600)  # before the oldest reading: replay stops at it
     assert app.scene.time == start
     assert state.twin_replay_min == math.floor(start.timestamp())
 

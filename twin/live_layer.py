@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from pydantic import Field, field_validator
 
 from twin.alerts.rules import parse_duration
@@ -19,7 +21,7 @@ from twin.live import LiveSnapshot
 from twin.readings import ReadingsBuffer
 from twin.source import ReadingsSource
 
-__all__ = ["ReadingsLayer", "ReadingsParams"]
+__all__ = ["ReadingsLayer", "ReadingsParams", "ReadingsPoll"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,17 @@ class ReadingsParams(LayerParams):
     stale_after: dt.timedelta = Field(dt.timedelta(minutes=10), description="a sensor silent for longer is shown as stale (no data), not 0")
 
     _durations = field_validator("history", "stale_after", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
+
+
+@dataclass(frozen=True)
+class ReadingsPoll:
+    """One poll's result, fetched but not yet applied: the readings frame, or the error the source raised."""
+
+    now: dt.datetime
+    sweeping: bool
+    late_before: dt.datetime | None
+    frame: pd.DataFrame | None = None
+    error: BaseException | None = None
 
 
 class ReadingsLayer(Layer):
@@ -55,14 +68,23 @@ class ReadingsLayer(Layer):
         the service after its time stamp still reaches the layer; readings already held are
         not added twice. The health record gets the newest reading's time (the layer's data
         age), the poll times and the drop counts by reason.
+
+        The same as :meth:`fetch` (source I/O, may wait on the network) then :meth:`apply`
+        (changes the layer): a caller that must not wait while holding the layer runs them apart.
         """
+        poll = self.fetch(now)
+        if poll is not None:
+            self.apply(poll)
+
+    def fetch(self, now: dt.datetime) -> ReadingsPoll | None:
+        """Read the source for a poll due at ``now`` (None when not due); touches nothing but ``health.last_poll``."""
         source = self.source
         if not isinstance(source, ReadingsSource):
-            return
+            return None
         health = self.health
         interval = getattr(source.params, "poll_interval", None)
         if interval and health.last_poll is not None and dt.timedelta(0) <= now - health.last_poll < interval:
-            return
+            return None
         history_start = now - self.params.history
         first = self._pulled_until is None
         sweep = source.sweep
@@ -71,15 +93,25 @@ class ReadingsLayer(Layer):
         start = history_start if sweeping else max(history_start, late_before)  # type: ignore[type-var]
         health.last_poll = now
         try:
-            frame = source.readings(start, now)
-            report = self.buffer.ingest(frame, now, late_before=late_before)
+            return ReadingsPoll(now, sweeping, late_before, frame=source.readings(start, now))
+        except Exception as exc:  # noqa: BLE001  (the wall keeps showing the last good data)
+            return ReadingsPoll(now, sweeping, late_before, error=exc)
+
+    def apply(self, poll: ReadingsPoll) -> None:
+        """Add a fetched poll's readings to the buffer and record the poll in the health record."""
+        assert isinstance(self.source, ReadingsSource)
+        source, health, now = self.source, self.health, poll.now
+        try:
+            if poll.error is not None:
+                raise poll.error
+            report = self.buffer.ingest(poll.frame, now, late_before=poll.late_before)
         except Exception as exc:  # noqa: BLE001  (the wall keeps showing the last good data)
             where = source.describe()
             health.last_error = now
             health.error = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
             log.warning("layer %s: poll failed: %s", self.id, health.error)
             return
-        if sweeping:
+        if poll.sweeping:
             self._swept_at = now
         self._pulled_until = now
         health.last_success = now

@@ -1,6 +1,6 @@
 """What the app shows about live data: scene time, data age, alerts, events, help within reach.
 
-Pure functions from the model (scene, live layers, alert engine) to the small JSON-friendly
+Pure functions from the model (scene, live layers, alert engine, a session's focus) to the small JSON-friendly
 dicts the browser app keeps in its shared state. Times are shown in Shanghai time (+08:00;
 no daylight saving since 1991, so a fixed offset needs no tz database).
 
@@ -16,35 +16,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from twin.alerts.engine import Alert, AlertEngine, AlertEvent, AlertState
-from twin.alerts.nearby import resources_within
 from twin.alerts.rules import StaleRule
-from twin.errors import TwinError
 from twin.layer import Layer
 from twin.live import LiveLayer
-from twin.readings import ReadingsBuffer
 from twin.scene.model import Scene
+from twin.session.events import Focus
 
 __all__ = [
     "SHANGHAI",
     "alert_rows",
     "event_row",
-    "fly_to",
     "fmt_age",
     "fmt_clock",
     "fmt_datetime",
+    "focus_dict",
     "layer_live_info",
-    "live_layers",
-    "nearby_rows",
-    "oldest_reading",
-    "replay_start",
-    "resource_layer_ids",
     "shows_labels",
 ]
 
@@ -89,31 +78,6 @@ def fmt_age(age: dt.timedelta | float | None) -> str:
 
 
 # -- live layers ---------------------------------------------------------------------------------
-def live_layers(scene: Scene) -> list[Layer]:
-    """The scene's layers whose values change over time (they have a ``snapshot``)."""
-    return [layer for layer in scene.layers if isinstance(layer, LiveLayer)]
-
-
-def oldest_reading(scene: Scene) -> dt.datetime | None:
-    """Time (UTC, whole seconds, floored) of the oldest reading any live layer keeps; None while none keeps any.
-
-    Read from each live layer's readings buffer (``layer.buffer``); a live layer without one keeps no history to replay.
-    """
-    oldest = [int(times[0]) for layer in live_layers(scene)
-              if isinstance(buffer := getattr(layer, "buffer", None), ReadingsBuffer) and len(times := buffer.column("t"))]
-    return dt.datetime.fromtimestamp(min(oldest) // 1_000_000_000, dt.timezone.utc) if oldest else None
-
-
-def replay_start(scene: Scene, now: dt.datetime) -> dt.datetime:
-    """Where the time bar starts (it ends at ``now``): the oldest reading kept across the live layers.
-
-    Not the layers' ``history`` settings: a layer holds less while its feed is young, or when its
-    source serves less. ``now`` while no layer holds a reading.
-    """
-    oldest = oldest_reading(scene)
-    return now if oldest is None else min(oldest, now)
-
-
 def layer_live_info(layer: Layer, now: dt.datetime) -> dict[str, Any]:
     """Data age and stale/error flags of one live layer, for its row in the layer list."""
     health = getattr(layer, "health", None)
@@ -244,76 +208,15 @@ def event_row(event: AlertEvent, serial: int, scene: Scene | None = None) -> dic
     }
 
 
-# -- camera and help within reach -----------------------------------------------------------------
-def fly_to(camera: Any, target: Sequence[float], distance: float = 800.0) -> None:
-    """Point a VTK camera at ``target`` from ``distance`` metres, keeping its viewing direction."""
-    position = np.asarray(camera.GetPosition(), dtype=np.float64)
-    focal = np.asarray(camera.GetFocalPoint(), dtype=np.float64)
-    direction = focal - position
-    length = float(np.linalg.norm(direction))
-    if not math.isfinite(length) or length < 1e-6:
-        direction, length = np.array([0.0, 0.6, -0.8]), 1.0
-    direction /= length
-    goal = np.asarray(target, dtype=np.float64)
-    camera.SetFocalPoint(*goal)
-    camera.SetPosition(*(goal - direction * distance))
-    camera.OrthogonalizeViewUp()
-
-
-def resource_layer_ids(scene: Scene, names: Iterable[str] | None) -> list[str]:
-    """Ids of the layers named (by id or title) in ``names``, plus a layer with id ``resources``."""
-    ids: list[str] = []
-    for name in names or ():
-        match = next((layer.id for layer in scene.layers if name in (layer.id, layer.title)), None)
-        if match is None:
-            log.warning("resource layer %r is not in scene %r", name, scene.name)
-        elif match not in ids:
-            ids.append(match)
-    if "resources" not in ids and any(layer.id == "resources" for layer in scene.layers):
-        ids.append("resources")
-    return ids
-
-
-HELP_LAYER = "help_within_reach"
-
-
-def _resource_data(scene: Scene, layer_ids: Sequence[str]) -> dict[str, Any]:
-    """The features of each resource layer that can be read (the others are logged and skipped)."""
-    data = {}
-    for layer_id in layer_ids:
-        try:
-            data[layer_id] = scene[layer_id].data()
-        except (KeyError, TwinError) as exc:
-            log.warning("resource layer %s: %s", layer_id, exc)
-    return data
-
-
-def highlight_help(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0) -> None:
-    """Show the search circle and the resources within reach as a layer of the scene (replaced on each call)."""
-    from twin.alerts.nearby import reach_features
-    from twin.plugins import layer_types
-
-    data = _resource_data(scene, layer_ids)
-    found = resources_within(lon, lat, data, radius_m=radius_m) if data else pd.DataFrame(columns=["layer", "feature", "distance_m", "lon", "lat"])
-    if any(layer.id == HELP_LAYER for layer in scene.layers):
-        scene.remove(HELP_LAYER)
-    vector = layer_types().get("vector")
-    scene.add(vector(HELP_LAYER, data=reach_features(lon, lat, found, radius_m=radius_m), title="救援力量 Help within reach",
-                     color_by="kind", categories={"reach": "#00e5ff", "pump": "#ffd60a", "rescue_team": "#ff7b00", "materials": "#b5ff3b"},
-                     point_size=18, line_width=3, elevation=4))
-
-
-def nearby_rows(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, radius_m: float = 3000.0, limit: int = 12) -> list[dict[str, Any]]:
-    """Resources within ``radius_m`` of (lon, lat), nearest first (layers that fail are skipped)."""
-    data = _resource_data(scene, layer_ids)
-    if not data:
-        return []
-    found = resources_within(lon, lat, data, radius_m=radius_m)
+# -- help within reach ---------------------------------------------------------------------------
+def focus_dict(focus: Focus, scene: Scene, limit: int = 12) -> dict[str, Any] | None:
+    """The focused alert for the drawer: name, where, and the resources within reach (nearest first); None without location."""
+    if focus.lon is None or focus.lat is None:
+        return None
     titles = {layer.id: layer.title for layer in scene.layers}
     rows = []
-    for _, row in found.head(limit).iterrows():
-        name = row.get("name")
-        kind = row.get("kind")
+    for _, row in focus.resources.head(limit).iterrows():
+        name, kind = row.get("name"), row.get("kind")
         rows.append(
             {
                 "layer": titles.get(str(row["layer"]), str(row["layer"])),
@@ -322,4 +225,11 @@ def nearby_rows(scene: Scene, layer_ids: Sequence[str], lon: float, lat: float, 
                 "distance": f"{float(row['distance_m']):,.0f} m",
             }
         )
-    return rows
+    return {
+        "id": focus.alert_id,
+        "name": focus.name,
+        "lonlat": f"{focus.lon:.5f}, {focus.lat:.5f}",
+        "has_resources": bool(focus.resource_layers),
+        "resources": rows,
+        "radius": f"{focus.radius_m / 1000:g} km",
+    }

@@ -76,11 +76,30 @@ class _Drawn:
 
 
 class SceneView:
-    """VTK renderer + render window for one scene. ``strict`` raises on a layer that fails."""
+    """VTK renderer + render window for one scene. ``strict`` raises on a layer that fails.
 
-    def __init__(self, scene: Scene, *, size: tuple[int, int] = (1280, 720), offscreen: bool = True, strict: bool = False) -> None:
+    ``show_title`` / ``show_legend``: whether this view draws the scene's title and legends
+    itself (a page that shows them as HTML turns them off; the scene's settings are left as
+    they are). :attr:`overlays`: layers the view draws above the scene's without being in it
+    (highlights: help within reach, a focused alert, a picked feature), by name; call
+    :meth:`sync` after changing them.
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        *,
+        size: tuple[int, int] = (1280, 720),
+        offscreen: bool = True,
+        strict: bool = False,
+        show_title: bool = True,
+        show_legend: bool = True,
+    ) -> None:
         self.scene = scene
         self.strict = strict
+        self.show_title = show_title
+        self.show_legend = show_legend
+        self.overlays: dict[str, Layer] = {}
         self._direct_colors = False
         self.errors: dict[str, LayerError] = {}
         self.renderer = vtkRenderer()
@@ -107,7 +126,7 @@ class SceneView:
         """Bring every actor up to date with the scene's layers; failures are recorded, not fatal."""
         frame = self.scene.frame
         seen = set()
-        for order, layer in enumerate(self.scene.layers):
+        for order, layer in enumerate([*self.scene.layers, *self.overlays.values()]):
             seen.add(layer.id)
             try:
                 visual = layer.visual(frame)
@@ -298,13 +317,13 @@ class SceneView:
         self._overlay = []
         _width, height = self.window.GetSize()
         scale = max(height / 1080.0, 0.5)
-        if self.scene.settings.title:
+        if self.show_title and self.scene.settings.title:
             title = vtkTextActor()
             title.SetInput(self.scene.settings.title)
             title.SetTextProperty(self._text_property(int(30 * scale), bold=True))
             title.SetDisplayPosition(int(20 * scale), height - int(50 * scale))
             self._add_overlay(title)
-        if not self.scene.settings.show_legend:
+        if not (self.show_legend and self.scene.settings.show_legend):
             return
         top = 0.95
         for layer in self.scene.layers:
@@ -485,7 +504,8 @@ class SceneView:
 
     def triangle_count(self) -> int:
         """Triangles drawn across all visible layers (lets the app choose remote rendering above a budget)."""
-        return sum(layer.triangle_count() for layer in self.scene.layers if (d := self._drawn.get(layer.id)) is not None and d.actor.GetVisibility())
+        layers = [*self.scene.layers, *self.overlays.values()]
+        return sum(layer.triangle_count() for layer in layers if (d := self._drawn.get(layer.id)) is not None and d.actor.GetVisibility())
 
     def close(self) -> None:
         self.window.Finalize()

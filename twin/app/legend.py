@@ -1,0 +1,94 @@
+"""The legend component: one entry per visible layer that has a legend (``twin_legends``), as HTML beside the view."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from matplotlib import colormaps
+from trame.app import TrameComponent
+from trame.widgets import html
+
+from twin.render.view import SceneView
+from twin.session import Session
+from twin.style import Legend
+
+__all__ = ["LegendPanel", "legend_dict"]
+
+log = logging.getLogger(__name__)
+
+_MAX_LEGEND_ENTRIES = 24
+
+
+class LegendPanel(TrameComponent):
+    """Legends of the layers the view draws; rebuilt when a layer fails or comes back, filtered by visibility."""
+
+    def __init__(self, server: Any, session: Session, view: SceneView) -> None:
+        super().__init__(server)
+        self.session, self.view = session, view
+        self._legends: dict[str, dict[str, Any]] | None = None
+        self._errors: set[str] = set()
+        self.refresh()
+
+    def _collect(self) -> dict[str, dict[str, Any]]:
+        legends: dict[str, dict[str, Any]] = {}
+        for layer in self.session.scene.layers:
+            if layer.id in self.view.errors:
+                continue
+            try:
+                legend = layer.visual(self.session.scene.frame).style.legend
+            except Exception as exc:  # noqa: BLE001  (a broken plugin must not stop the app)
+                log.warning("layer %s: no legend: %s", layer.id, exc)
+                continue
+            if legend is not None:
+                legends[layer.id] = legend_dict(layer.id, layer.title, legend)
+        return legends
+
+    def refresh(self, fatal: bool = False) -> None:
+        """Push the legends of visible layers (``fatal``: the scene cannot be drawn, no legends)."""
+        with self.session.lock:
+            if fatal:
+                self._legends = {}
+            elif self._legends is None or set(self.view.errors) != self._errors:  # a layer failed or came back
+                self._legends = self._collect()
+                self._errors = set(self.view.errors)
+            visible = {layer.id for layer in self.session.scene.layers if layer.visible}
+        self.state.twin_legends = [lg for lid, lg in self._legends.items() if lid in visible]
+
+    def ui(self) -> None:
+        with (
+            html.Div(classes="twin-overlay twin-legend", id="twin-legend", v_if="twin_legends.length"),
+            html.Div(v_for="lg in twin_legends", key="lg.id", classes="mb-2", raw_attrs=[':data-layer-id="lg.id"']),
+        ):
+            html.Div("{{ lg.title }}", classes="twin-legend-title")
+            with html.Div(v_if="lg.kind === 'categorical'"):
+                with html.Div(v_for="(e, i) in lg.entries", key="i", classes="twin-legend-row"):
+                    html.Span(classes="twin-swatch", style=("{ background: e.color }",))
+                    html.Span("{{ e.label }}", classes="twin-legend-label")
+                html.Div("… {{ lg.more }} more", v_if="lg.more", classes="text-caption text-medium-emphasis")
+            with html.Div(v_if="lg.kind === 'continuous'"):
+                html.Div(classes="twin-gradient", style=("{ background: lg.gradient }",))
+                with html.Div(classes="twin-gradient-range"):
+                    html.Span("{{ lg.vmin }}")
+                    html.Span("{{ lg.vmax }}")
+
+
+def _css_rgba(color: tuple[int, int, int, int] | tuple[float, ...]) -> str:
+    r, g, b, a = (list(color) + [255])[:4]
+    return f"rgba({int(r)}, {int(g)}, {int(b)}, {float(a) / 255:.3f})"
+
+
+def _fmt_number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def legend_dict(layer_id: str, layer_title: str, legend: Legend) -> dict[str, Any]:
+    """A legend for the page: a CSS gradient with its range, or up to 24 colour swatches with labels."""
+    title = f"{layer_title}: {legend.title}" if legend.title else layer_title
+    if legend.is_continuous:
+        cmap = colormaps[legend.colormap or "viridis"]
+        stops = ", ".join(f"{_css_rgba(tuple(round(c * 255) for c in cmap(i / 8)))} {100 * i / 8:.1f}%" for i in range(9))
+        return {"id": layer_id, "title": title, "kind": "continuous", "gradient": f"linear-gradient(to right, {stops})",
+                "vmin": _fmt_number(legend.vmin), "vmax": _fmt_number(legend.vmax), "entries": [], "more": 0}
+    entries = [{"label": e.label, "color": _css_rgba(e.color)} for e in legend.entries[:_MAX_LEGEND_ENTRIES]]
+    return {"id": layer_id, "title": title, "kind": "categorical", "entries": entries, "more": max(len(legend.entries) - _MAX_LEGEND_ENTRIES, 0)}

@@ -1,0 +1,82 @@
+"""The pick card: the attributes of the feature selected in the session (``twin_pick``), times in +08:00."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import pandas as pd
+from trame.app import TrameComponent
+from trame.decorators import controller
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+
+from twin.app.bridge import LoopBridge
+from twin.app.live import fmt_datetime
+from twin.scene.model import Scene
+from twin.session import Selection, Session
+
+__all__ = ["PickCard", "pick_dict"]
+
+_MAX_PICK_ATTRIBUTES = 40
+_LABEL_KEYS = ("name", "title", "label", "NAME", "Name", "id")
+
+
+class PickCard(TrameComponent):
+    """Shows the session's selection; closing it clears the selection."""
+
+    def __init__(self, server: Any, session: Session, bridge: LoopBridge) -> None:
+        super().__init__(server)
+        self.session = session
+        self.state.twin_pick = None
+        session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show(selection)))
+
+    def _show(self, selection: Selection | None) -> None:
+        self.state.twin_pick = None if selection is None else pick_dict(self.session.scene, selection)
+
+    @controller.set("twin_clear_pick")
+    def clear_pick(self) -> None:
+        self.session.select(None)
+
+    def ui(self) -> None:
+        with html.Div(classes="twin-overlay twin-pick", id="twin-pick", v_if="twin_pick"):
+            with html.Div(classes="d-flex align-center mb-1"):
+                v3.VIcon("mdi-map-marker", color="primary", size="small", classes="mr-1")
+                with html.Div():
+                    html.Div("{{ twin_pick.label }}", classes="font-weight-bold twin-pick-label")
+                    html.Div("{{ twin_pick.title }} · #{{ twin_pick.feature }}", classes="text-caption text-medium-emphasis")
+                v3.VSpacer()
+                with v3.VBtn(icon=True, size="x-small", variant="text", click=self.clear_pick, title="Close"):
+                    v3.VIcon("mdi-close")
+            html.Div("{{ twin_pick.lonlat }}", classes="text-caption text-medium-emphasis mb-1 twin-pick-lonlat")
+            with html.Table(), html.Tr(v_for="(row, i) in twin_pick.attributes", key="i"):
+                html.Td("{{ row[0] }}")
+                html.Td("{{ row[1] }}")
+
+
+def fmt_value(value: Any) -> str:
+    """A picked attribute for the card: times with a zone in the app's display zone (+08:00), as everywhere in the app."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return fmt_datetime(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = str(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def pick_dict(scene: Scene, selection: Selection) -> dict[str, Any]:
+    """The card's content: layer title, a label (name, title, ...), where, and the first 40 attributes as text."""
+    try:
+        title = scene[selection.layer_id].title
+    except KeyError:
+        title = selection.layer_id
+    attributes = selection.attributes
+    rows = [[str(k), fmt_value(v)] for k, v in list(attributes.items())[:_MAX_PICK_ATTRIBUTES]]
+    lon, lat = selection.lon, selection.lat
+    lonlat = f"lon {lon:.6f}, lat {lat:.6f}" if lon is not None and lat is not None else ""
+    label = next((fmt_value(attributes[k]) for k in _LABEL_KEYS if attributes.get(k) not in (None, "")), f"#{selection.feature}")
+    return {"layer": selection.layer_id, "title": title, "label": label, "feature": selection.feature, "lonlat": lonlat,
+            "lon": lon, "lat": lat, "attributes": rows}
