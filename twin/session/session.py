@@ -117,7 +117,7 @@ class Session:
         self.state_dir = None if state_dir is None else Path(state_dir)
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            scene._engine = AlertEngine(scene.alerts, store=self.state_dir / ALERTS_FILE)  # the scene's engine, kept on disk
+            scene.alert_engine = AlertEngine(scene.alerts, store=self.state_dir / ALERTS_FILE)  # the scene's engine, kept on disk
         self.ticks = 0
         self.tick_error = ""
         self.camera: CameraPose | None = None
@@ -264,9 +264,7 @@ class Session:
     def close(self) -> None:
         """Stop ticking, close the alert store and the scene's sources."""
         self.stop()
-        close = getattr(self.engine, "close", None)
-        if callable(close):
-            close()
+        self.engine.close()
         self.scene.close()
 
     # -- replay --------------------------------------------------------------------------
