@@ -36,4 +36,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps -e examples/twin-plugin-example
   echo "$want" > "$stamp"
 fi
+# Koop (an open-source ArcGIS FeatureServer) for tests/test_arcgis.py, from the committed package-lock.json
+if [ ! -d tests/koop/node_modules/@koopjs/koop-core ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "setup: installing Koop into tests/koop/node_modules"
+    npm ci --prefix tests/koop --no-audit --no-fund >/dev/null
+  else
+    echo "setup: npm not found: install Node.js 20+ (Debian nodejs npm) for tests/test_arcgis.py" >&2
+  fi
+fi
 echo "setup: ready"
