@@ -38,4 +38,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 # compile the numba kernels now (cached; about 40 s once, a few seconds after), so no command waits on a compile
 .venv/bin/twin warmup | tail -1
+# Koop (an open-source ArcGIS FeatureServer) for tests/test_arcgis.py, from the committed package-lock.json
+if [ ! -d tests/koop/node_modules/@koopjs/koop-core ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing Debian packages: nodejs npm"
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  echo "setup: installing Koop into tests/koop/node_modules"
+  npm ci --prefix tests/koop --no-audit --no-fund >/dev/null
+fi
 echo "setup: ready"

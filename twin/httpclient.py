@@ -271,19 +271,25 @@ class HttpClient:
         accept: str = "application/json",
         conditional: bool = True,
         known: tuple[str | None, str | None, bytes] | None = None,
+        payload: tuple[str, bytes] | None = None,
     ) -> HttpResult:
         """GET ``url`` (with ``params``); retries transient failures; raises SourceError naming the source and URL.
 
         The whole call (waits for a free slot, retries, backoff and the body) ends within
         ``deadline`` seconds; a body over ``max_bytes`` is an error. ``known`` = (ETag,
         Last-Modified, body) of a copy the caller keeps (e.g. on disk): the request is
-        conditional on it, and a 304 returns that body.
+        conditional on it, and a 304 returns that body. ``payload`` = (Content-Type, body): POST
+        it instead (never conditional); :meth:`post` is the public way.
         """
+        method = "GET" if payload is None else "POST"
         full = requests.Request("GET", url, params=dict(params or {})).prepare().url or url
         shown = redact_url(full)
         same_host = urlsplit(full).netloc == urlsplit(self.params.url).netloc
         secrets = self._secret_headers() if same_host else {}  # never hand credentials to another host
         headers = {"Accept": accept, "User-Agent": "twin", **self.params.headers, **secrets}
+        if payload is not None:
+            headers["Content-Type"] = payload[0]
+            known, conditional = None, False
         if known is not None:
             cached: _Validator | None = _Validator(known[0], known[1], known[2])
             conditional = False  # the caller keeps the copy: do not keep another in memory
@@ -304,13 +310,13 @@ class HttpClient:
                 if attempt:
                     delay = min(self.params.backoff * 2 ** (attempt - 1), 30.0)
                     self._pause(random.uniform(0, delay) + delay / 2, deadline_at)  # exponential backoff with jitter
-                response, body = self._attempt(full, shown, headers, auth, deadline_at)
+                response, body = self._attempt(full, shown, headers, auth, deadline_at, payload)
             except _Retry as problem:
                 last_problem = str(problem)
                 continue
             except _Expired as expired:
                 tried = f"; {last_problem} before" if last_problem else ""
-                raise SourceError(f"{self.name}: GET {shown}: no complete answer within the {self.params.deadline:g} s deadline ({expired}{tried})") from None
+                raise SourceError(f"{self.name}: {method} {shown}: no complete answer within the {self.params.deadline:g} s deadline ({expired}{tried})") from None
             if response.status_code == 304 and cached is not None:
                 return HttpResult(shown, 304, cached.body, cached.headers, not_modified=True)
             if response.status_code in _RETRY_STATUS:
@@ -321,13 +327,13 @@ class HttpClient:
                 continue
             if response.status_code >= 400:
                 detail = " ".join(body[:300].decode("utf-8", "replace").split())
-                raise SourceError(f"{self.name}: GET {shown}: HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else ""), status=response.status_code)
+                raise SourceError(f"{self.name}: {method} {shown}: HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else ""), status=response.status_code)
             etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
             if conditional and (etag or modified):
                 self._remember(full, _Validator(etag, modified, body, dict(response.headers)))
             return HttpResult(shown, response.status_code, body, response.headers)
         status = int(last_problem[5:8]) if last_problem.startswith("HTTP ") else None
-        raise SourceError(f"{self.name}: GET {shown}: {last_problem} (after {attempts} attempt{'s' if attempts > 1 else ''})", status=status)
+        raise SourceError(f"{self.name}: {method} {shown}: {last_problem} (after {attempts} attempt{'s' if attempts > 1 else ''})", status=status)
 
     def _pause(self, seconds: float, deadline_at: float) -> None:
         remaining = deadline_at - time.monotonic()
@@ -335,8 +341,10 @@ class HttpClient:
             raise _Expired("a retry would start after it")
         self._sleep(seconds)
 
-    def _attempt(self, full: str, shown: str, headers: Mapping[str, str], auth: tuple[str, str] | None, deadline_at: float) -> tuple[requests.Response, bytes]:
-        """One GET: the response and its whole body (an error body: its start). Raises _Retry or _Expired."""
+    def _attempt(
+        self, full: str, shown: str, headers: Mapping[str, str], auth: tuple[str, str] | None, deadline_at: float, payload: tuple[str, bytes] | None = None
+    ) -> tuple[requests.Response, bytes]:
+        """One GET (or POST of ``payload``): the response and its whole body (an error body: its start). Raises _Retry or _Expired."""
         slot = _host_limit(full, self.params.max_concurrent)
         if not slot.acquire(timeout=max(deadline_at - time.monotonic(), 0.0)):
             raise _Expired("waiting for a free connection to the host")
@@ -347,7 +355,8 @@ class HttpClient:
                     raise _Expired("before the request was sent")
                 self.requests_made += 1
                 try:
-                    response = session.get(full, headers=headers, auth=auth, timeout=wait, allow_redirects=True, stream=True)
+                    method, data = ("GET", None) if payload is None else ("POST", payload[1])
+                    response = session.request(method, full, data=data, headers=headers, auth=auth, timeout=wait, allow_redirects=True, stream=True)
                 except requests.Timeout:
                     if time.monotonic() >= deadline_at - 0.01:
                         raise _Expired("waiting for the answer") from None
@@ -355,7 +364,7 @@ class HttpClient:
                 except requests.ConnectionError as exc:
                     raise _Retry(f"cannot connect ({type(exc).__name__})") from None
                 except requests.RequestException as exc:
-                    raise SourceError(f"{self.name}: GET {shown}: {type(exc).__name__}") from None
+                    raise SourceError(f"{self.name}: {method} {shown}: {type(exc).__name__}") from None
                 with contextlib.closing(response):
                     limit = self.params.max_bytes if response.status_code < 300 else 4096
                     body = self._body(response, shown, deadline_at, limit, truncate=response.status_code >= 300)
@@ -369,7 +378,7 @@ class HttpClient:
         declared = response.headers.get("Content-Length", "")
         encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if not truncate and not encoded and declared.isdigit() and int(declared) > limit:
-            raise SourceError(f"{self.name}: GET {shown}: the answer is {int(declared)} bytes, over max_bytes={limit}; ask for smaller pages or raise max_bytes")
+            raise SourceError(f"{self.name}: {response.request.method} {shown}: the answer is {int(declared)} bytes, over max_bytes={limit}; ask for smaller pages or raise max_bytes")
         body = bytearray()
         try:
             while True:
@@ -384,7 +393,7 @@ class HttpClient:
                 if len(body) > limit:
                     if truncate:
                         break
-                    raise SourceError(f"{self.name}: GET {shown}: the answer is over max_bytes={limit} (stopped reading at {len(body)} bytes); ask for smaller pages or raise max_bytes")
+                    raise SourceError(f"{self.name}: {response.request.method} {shown}: the answer is over max_bytes={limit} (stopped reading at {len(body)} bytes); ask for smaller pages or raise max_bytes")
         except urllib3.exceptions.ReadTimeoutError:
             if time.monotonic() >= deadline_at - 0.01:
                 raise _Expired(f"{len(body)} bytes of the body received") from None
@@ -394,6 +403,11 @@ class HttpClient:
         if not truncate:
             response.raw.release_conn()  # read to the end: the connection can serve the next request
         return bytes(body)
+
+    def post(self, url: str, params: Mapping[str, Any] | None = None, *, data: bytes, content_type: str, accept: str = "application/json") -> HttpResult:
+        """POST ``data`` (of ``content_type``) to ``url`` (with query ``params``), bounded and retried like :meth:`get`
+        (only for requests that change nothing on the server, e.g. a query sent as a body); raises SourceError."""
+        return self.get(url, params, accept=accept, conditional=False, payload=(content_type, data))
 
     def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, conditional: bool = True) -> tuple[Any, HttpResult]:
         """GET and parse JSON; malformed JSON is a SourceError naming the URL."""
