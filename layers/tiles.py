@@ -321,7 +321,7 @@ class TileParams(HttpParams):
     def _zooms(self) -> TileParams:
         if self.min_zoom > self.max_zoom:
             raise ValueError(f"min_zoom {self.min_zoom} is above max_zoom {self.max_zoom}")
-        if "{s}" in self.url and not self.subdomains:
+        if "{s}" in (getattr(self, "url", None) or "") and not self.subdomains:
             raise ValueError("the URL has {s}: list the values in subdomains, e.g. [a, b, c]")
         return self
 
@@ -617,6 +617,8 @@ class TileSource(Source):
         if self.params.offset_crs != "WGS84":
             west, north = _from_offset(west, north, self.params.offset_crs)
             east, south = _from_offset(east, south, self.params.offset_crs)
+        west, east = np.clip(west, -180.0, 180.0), np.clip(east, -180.0, 180.0)  # a matrix edge computed a hair past ±180 / ±90
+        south, north = np.clip(south, -90.0, 90.0), np.clip(north, -90.0, 90.0)
         geometry = shapely.box(west, south, east, north)
         return gpd.GeoDataFrame({"z": np.full(len(xs), zoom), "x": xs, "y": ys}, geometry=geometry, crs="EPSG:4326")
 
