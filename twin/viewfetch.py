@@ -67,6 +67,7 @@ __all__ = [
     "ViewSource",
     "ViewSourceParams",
     "follow_view",
+    "frame_bytes",
     "grow",
     "tile_bbox",
     "tiles_for_extent",
@@ -200,7 +201,7 @@ class _Entry:
     nbytes: int
 
 
-def _frame_bytes(frame: gpd.GeoDataFrame) -> int:
+def frame_bytes(frame: gpd.GeoDataFrame) -> int:
     """Bytes a tile's frame holds: the columns (deep) plus its geometries' WKB size."""
     attrs = int(pd.DataFrame(frame.drop(columns=frame.geometry.name)).memory_usage(deep=True).sum())
     return attrs + sum(len(b) for b in shapely.to_wkb(frame.geometry.to_numpy()))
@@ -374,7 +375,7 @@ class ViewFetcher:
                     continue
                 self.stats.features_fetched += len(frame)
                 self.stats.fetched_tiles.append(tile)
-                self._cache[tile] = _Entry(frame, _frame_bytes(frame))
+                self._cache[tile] = _Entry(frame, frame_bytes(frame))
         return failures
 
     def _merge(self, frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
