@@ -87,7 +87,8 @@ import numpy as np
 import requests
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from pydantic import Field, field_serializer, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_serializer, field_validator, model_validator
+from twin_layers.wmts_capabilities import Capabilities, TileMatrixSet, parse_capabilities
 
 from twin.alerts.rules import parse_duration
 from twin.errors import SourceError, TwinWarning
@@ -169,6 +170,16 @@ def _from_offset(lon: ArrayLike, lat: ArrayLike, offset: str) -> tuple[NDArray[n
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
+def _fractional(grid: TileMatrixSet | None, lon: ArrayLike, lat: ArrayLike, zoom: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Fractional tile column/row of the tiles' lon/lat on ``grid`` (None: Web Mercator XYZ)."""
+    return lonlat_to_tile(lon, lat, zoom) if grid is None else grid.fractional(lon, lat, zoom)
+
+
+def _corner(grid: TileMatrixSet | None, col: ArrayLike, row: ArrayLike, zoom: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Lon/lat of a fractional tile position on ``grid`` (None: Web Mercator XYZ)."""
+    return tile_to_lonlat(col, row, zoom) if grid is None else grid.lonlat(col, row, zoom)
+
+
 @dataclass
 class Mosaic:
     """Tiles stitched into one image, and where that image lies.
@@ -190,6 +201,8 @@ class Mosaic:
     """Tiles that could not be fetched (transparent in ``image``)."""
     stale: int = 0
     """Tiles past ``cache_max_age`` that could not be re-validated and were used as cached."""
+    grid: TileMatrixSet | None = None
+    """The tile matrix set of a WMTS source read from its capabilities; None: the Web Mercator XYZ grid."""
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.image, self.bounds))
@@ -202,7 +215,7 @@ class Mosaic:
     def pixel(self, lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Image column and row (fractional; 0, 0 = top-left corner) of WGS84 lon/lat."""
         tlon, tlat = _to_offset(lon, lat, self.offset_crs)
-        fx, fy = lonlat_to_tile(tlon, tlat, self.zoom)
+        fx, fy = _fractional(self.grid, tlon, tlat, self.zoom)
         return (fx - self.tiles[0]) * self.tile_size, (fy - self.tiles[1]) * self.tile_size
 
     def uv(self, lon: ArrayLike, lat: ArrayLike) -> NDArray[np.float32]:
@@ -214,7 +227,7 @@ class Mosaic:
     def tile_at(self, lon: float, lat: float) -> tuple[int, int, int]:
         """(z, x, y) of the tile drawn at WGS84 lon/lat."""
         tlon, tlat = _to_offset(lon, lat, self.offset_crs)
-        fx, fy = lonlat_to_tile(tlon, tlat, self.zoom)
+        fx, fy = _fractional(self.grid, tlon, tlat, self.zoom)
         return self.zoom, int(np.floor(fx)), int(np.floor(fy))
 
 
@@ -308,7 +321,7 @@ class TileParams(HttpParams):
     def _zooms(self) -> TileParams:
         if self.min_zoom > self.max_zoom:
             raise ValueError(f"min_zoom {self.min_zoom} is above max_zoom {self.max_zoom}")
-        if "{s}" in self.url and not self.subdomains:
+        if "{s}" in (getattr(self, "url", None) or "") and not self.subdomains:
             raise ValueError("the URL has {s}: list the values in subdomains, e.g. [a, b, c]")
         return self
 
@@ -335,6 +348,24 @@ class TileSource(Source):
     @abstractmethod
     def cache_identity(self) -> str:
         """Text that identifies this tile set (URL template, layer, style, ...; never a credential)."""
+
+    def grid(self) -> TileMatrixSet | None:
+        """The tile matrix set tiles are cut on; None (the default): Web Mercator XYZ, 2^z × 2^z tiles."""
+        return None
+
+    def matrix_size(self, zoom: int) -> tuple[int, int]:
+        """(columns, rows) of the tile matrix at ``zoom``."""
+        grid = self.grid()
+        if grid is None:
+            return 2**zoom, 2**zoom
+        m = grid.matrix(zoom)
+        return m.matrix_width, m.matrix_height
+
+    def zoom_levels(self) -> list[int]:
+        """Zooms the source can serve, finest first (``min_zoom``..``max_zoom``, and in the matrix set)."""
+        grid = self.grid()
+        wanted = range(self.params.max_zoom, self.params.min_zoom - 1, -1)
+        return [z for z in wanted if grid is None or z in grid.levels]
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -413,13 +444,14 @@ class TileSource(Source):
     def tile_range(self, bbox: BBox, zoom: int) -> tuple[int, int, int, int]:
         """(x min, y min, x max, y max), inclusive, of the tiles covering WGS84 ``bbox`` at ``zoom``."""
         west, south, east, north = self._tile_bbox(bbox)
-        n = 2**zoom
-        fx0, fy0 = lonlat_to_tile(west, north, zoom)
-        fx1, fy1 = lonlat_to_tile(east, south, zoom)
-        x0 = int(np.clip(np.floor(fx0), 0, n - 1))
-        y0 = int(np.clip(np.floor(fy0), 0, n - 1))
-        x1 = int(np.clip(max(np.ceil(fx1) - 1, x0), 0, n - 1))
-        y1 = int(np.clip(max(np.ceil(fy1) - 1, y0), 0, n - 1))
+        cols, rows = self.matrix_size(zoom)
+        grid = self.grid()
+        fx0, fy0 = _fractional(grid, west, north, zoom)
+        fx1, fy1 = _fractional(grid, east, south, zoom)
+        x0 = int(np.clip(np.floor(fx0), 0, cols - 1))
+        y0 = int(np.clip(np.floor(fy0), 0, rows - 1))
+        x1 = int(np.clip(max(np.ceil(fx1) - 1, x0), 0, cols - 1))
+        y1 = int(np.clip(max(np.ceil(fy1) - 1, y0), 0, rows - 1))
         return x0, y0, x1, y1
 
     def tile_count(self, bbox: BBox, zoom: int) -> int:
@@ -429,12 +461,15 @@ class TileSource(Source):
     def choose_zoom(self, bbox: BBox, max_tiles: int | None = None) -> int:
         """The highest zoom ≤ ``max_zoom`` whose tiles for ``bbox`` number at most ``max_tiles``."""
         limit = max_tiles or self.params.max_tiles
-        for zoom in range(self.params.max_zoom, self.params.min_zoom - 1, -1):
+        levels = self.zoom_levels()
+        if not levels:
+            raise SourceError(f"{self.describe()}: no zoom of the tile matrix set lies in min_zoom..max_zoom {self.params.min_zoom}..{self.params.max_zoom}")
+        for zoom in levels:
             if self.tile_count(bbox, zoom) <= limit:
                 return zoom
         raise SourceError(
-            f"{self.describe()}: even at min_zoom {self.params.min_zoom} the extent needs "
-            f"{self.tile_count(bbox, self.params.min_zoom)} tiles, over max_tiles {limit}: shrink the extent or raise max_tiles"
+            f"{self.describe()}: even at zoom {levels[-1]} the extent needs "
+            f"{self.tile_count(bbox, levels[-1])} tiles, over max_tiles {limit}: shrink the extent or raise max_tiles"
         )
 
     # -- fetching --------------------------------------------------------------------------
@@ -501,9 +536,11 @@ class TileSource(Source):
         Served from the disk cache while younger than ``cache_max_age``; raises
         :class:`SourceError` (naming the source and the redacted URL) when it cannot be had.
         """
-        n = 2**z
-        if not (self.params.min_zoom <= z <= self.params.max_zoom and 0 <= x < n and 0 <= y < n):
-            raise SourceError(f"{self.describe()}: no tile {z}/{x}/{y} (zoom {self.params.min_zoom}..{self.params.max_zoom}, x and y 0..{n - 1})")
+        if z not in self.zoom_levels():
+            raise SourceError(f"{self.describe()}: no tile {z}/{x}/{y} (zoom {self.params.min_zoom}..{self.params.max_zoom})")
+        cols, rows = self.matrix_size(z)
+        if not (0 <= x < cols and 0 <= y < rows):
+            raise SourceError(f"{self.describe()}: no tile {z}/{x}/{y} (x 0..{cols - 1}, y 0..{rows - 1})")
         self._check_credentials()
         image, _ = self._fetch(z, x, y, self._cache())
         return image
@@ -518,7 +555,7 @@ class TileSource(Source):
         p = self.params
         if zoom is None:
             zoom = self.choose_zoom(bbox)
-        elif not p.min_zoom <= zoom <= p.max_zoom:
+        elif zoom not in self.zoom_levels():
             raise SourceError(f"{self.describe()}: zoom {zoom} is outside the service's {p.min_zoom}..{p.max_zoom}")
         x0, y0, x1, y1 = self.tile_range(bbox, zoom)
         count = (x1 - x0 + 1) * (y1 - y0 + 1)
@@ -554,9 +591,10 @@ class TileSource(Source):
                     continue
                 stale += was_stale
                 image[(y - y0) * size : (y - y0 + 1) * size, (x - x0) * size : (x - x0 + 1) * size] = tile
-        west, north = (float(v) for v in tile_to_lonlat(x0, y0, zoom))
-        east, south = (float(v) for v in tile_to_lonlat(x1 + 1, y1 + 1, zoom))
-        result = Mosaic(image, (west, south, east, north), zoom, (x0, y0, x1, y1), size, p.offset_crs, len(problems), stale)
+        grid = self.grid()
+        west, north = (float(v) for v in _corner(grid, x0, y0, zoom))
+        east, south = (float(v) for v in _corner(grid, x1 + 1, y1 + 1, zoom))
+        result = Mosaic(image, (west, south, east, north), zoom, (x0, y0, x1, y1), size, p.offset_crs, len(problems), stale, grid)
         if problems or stale:
             parts = []
             if problems:
@@ -574,11 +612,13 @@ class TileSource(Source):
         x0, y0, x1, y1 = self.tile_range(area, zoom)
         xs, ys = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
         xs, ys = xs.ravel(), ys.ravel()
-        west, north = tile_to_lonlat(xs, ys, zoom)
-        east, south = tile_to_lonlat(xs + 1, ys + 1, zoom)
+        west, north = _corner(self.grid(), xs, ys, zoom)
+        east, south = _corner(self.grid(), xs + 1, ys + 1, zoom)
         if self.params.offset_crs != "WGS84":
             west, north = _from_offset(west, north, self.params.offset_crs)
             east, south = _from_offset(east, south, self.params.offset_crs)
+        west, east = np.clip(west, -180.0, 180.0), np.clip(east, -180.0, 180.0)  # a matrix edge computed a hair past ±180 / ±90
+        south, north = np.clip(south, -90.0, 90.0), np.clip(north, -90.0, 90.0)
         geometry = shapely.box(west, south, east, north)
         return gpd.GeoDataFrame({"z": np.full(len(xs), zoom), "x": xs, "y": ys}, geometry=geometry, crs="EPSG:4326")
 
@@ -640,32 +680,36 @@ _REST_REQUIRED = ("{TileMatrix}", "{TileRow}", "{TileCol}")
 
 
 class WmtsParams(TileParams):
-    url: str = Field(description="KVP service endpoint, or a REST ResourceURL template with {TileMatrix}, {TileRow}, {TileCol}")
+    capabilities: str | None = Field(
+        None, description="GetCapabilities URL or file: layer, style, format, tile matrix set (Web Mercator or CGCS2000/WGS84 lon/lat) and URLs come from it"
+    )
+    url: str | None = Field(None, description="KVP service endpoint, or a REST ResourceURL template with {TileMatrix}, {TileRow}, {TileCol} (default: from capabilities)")
     layer: str = Field(description="WMTS layer identifier")
-    style: str = Field("default", description="style identifier")
-    tile_matrix_set: str = Field("GoogleMapsCompatible", description="a GoogleMapsCompatible (EPSG:3857) tile matrix set identifier")
-    tile_matrix: str = Field("{z}", description="TileMatrix identifier per zoom, e.g. '{z}' or 'EPSG:3857:{z}'")
-    crs: str = Field("EPSG:3857", description="CRS of the tile matrix set; only EPSG:3857 (Web Mercator) is supported")
-    format: str = Field("image/png", description="tile format (KVP FORMAT)")
+    style: str = Field("default", description="style identifier (with capabilities: the layer's default when not offered)")
+    tile_matrix_set: str = Field("GoogleMapsCompatible", description="tile matrix set identifier (with capabilities: the layer's first drawable set when not linked)")
+    tile_matrix: str = Field("{z}", description="TileMatrix identifier per zoom, e.g. '{z}' or 'EPSG:3857:{z}' (without capabilities)")
+    crs: str = Field("EPSG:3857", description="CRS of the tile matrix set without capabilities: only EPSG:3857 (Web Mercator)")
+    format: str = Field("image/png", description="tile format (KVP FORMAT; with capabilities: the layer's first when not offered)")
     encoding: Literal["kvp", "rest"] | None = Field(None, description="request encoding (default: rest if the URL has {TileMatrix})")
     dimensions: dict[str, str] = Field({}, description="extra dimension values, e.g. {Time: '2024-06-01'}")
 
     @field_validator("crs")
     @classmethod
-    def _mercator(cls, value: str) -> str:
-        if value.strip().lower() not in _MERCATOR_CRS:
+    def _mercator(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("capabilities") and value.strip().lower() not in _MERCATOR_CRS:
             raise ValueError(
-                f"tile matrix set CRS {value!r} is not supported yet: only GoogleMapsCompatible / EPSG:3857 "
-                "(Web Mercator) tile matrix sets are (e.g. Tianditu's '_w' services, not '_c')"
+                f"tile matrix set CRS {value!r} needs capabilities: without them only GoogleMapsCompatible / EPSG:3857 "
+                "(Web Mercator) tile matrix sets are known (give capabilities: <GetCapabilities URL or file> for Tianditu's '_c' services)"
             )
         return value
 
     @field_validator("tile_matrix_set")
     @classmethod
-    def _set(cls, value: str) -> str:
-        if value.strip().lower() in _NOT_MERCATOR_SETS:
+    def _set(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("capabilities") and value.strip().lower() in _NOT_MERCATOR_SETS:
             raise ValueError(
-                f"tile matrix set {value!r} is not Web Mercator: only GoogleMapsCompatible / EPSG:3857 tile matrix sets are supported yet"
+                f"tile matrix set {value!r} is not Web Mercator: without capabilities only GoogleMapsCompatible / EPSG:3857 tile matrix sets are known; "
+                "give capabilities: <GetCapabilities URL or file>"
             )
         return value
 
@@ -678,7 +722,11 @@ class WmtsParams(TileParams):
 
     @model_validator(mode="after")
     def _encoding(self) -> WmtsParams:
-        rest = self.encoding == "rest" or (self.encoding is None and "{TileMatrix}" in self.url)
+        if self.url is None:
+            if not self.capabilities:
+                raise ValueError("give url (the KVP endpoint or a REST template) or capabilities (a GetCapabilities URL or file)")
+            return self
+        rest = self.is_rest
         if rest:
             missing = [p for p in _REST_REQUIRED if p not in self.url]
             if missing:
@@ -693,45 +741,147 @@ class WmtsParams(TileParams):
 
     @property
     def is_rest(self) -> bool:
-        return self.encoding == "rest" or (self.encoding is None and "{TileMatrix}" in self.url)
+        return self.encoding == "rest" or (self.encoding is None and "{TileMatrix}" in (self.url or ""))
+
+
+@dataclass(frozen=True)
+class _WmtsPlan:
+    """How tiles are asked for: from the params alone, or from the capabilities."""
+
+    url: str
+    rest: bool
+    style: str
+    format: str
+    tile_matrix_set: str
+    grid: TileMatrixSet | None
 
 
 class WmtsTileSource(TileSource):
-    """Tiles from an OGC WMTS 1.0.0 service, KVP or REST, on a GoogleMapsCompatible matrix set.
+    """Tiles from an OGC WMTS 1.0.0 service, KVP or REST.
 
-    Only GoogleMapsCompatible / EPSG:3857 tile matrix sets (256-pixel tiles, top-left origin at
-    (-20037508.34, 20037508.34), matrix ``z`` with 2^z x 2^z tiles) are supported yet: TileRow
-    and TileCol are then the XYZ ``y`` and ``x``. Other sets (WorldCRS84Quad, Tianditu's ``c``,
-    EPSG:4490 ...) are refused with a clear error. GetCapabilities is not read: give the layer,
-    style, tile matrix set and (for REST) the ResourceURL template yourself.
+    With ``capabilities`` (a GetCapabilities URL or file) the layer, style, format, tile matrix
+    set and the KVP endpoint or REST ResourceURL are read from the document, and Web Mercator
+    as well as geographic lon/lat sets (Tianditu's ``c`` in CGCS2000 / EPSG:4490, WGS84
+    EPSG:4326, CRS84) are drawn; zoom ``z`` is the matrix whose identifier ends in ``z``
+    (see :mod:`twin_layers.wmts_capabilities`). ``url`` then overrides the document's endpoint.
+    Without capabilities only GoogleMapsCompatible / EPSG:3857 sets (matrix ``z`` with 2^z x 2^z
+    tiles) are known: give layer, style, tile matrix set and the URL yourself.
     """
 
     type_name = "wmts"
     Params = WmtsParams
     params: WmtsParams
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._plan: _WmtsPlan | None = None
+        self._plan_lock = threading.Lock()
+        self._caps_base: Path | None = None
+
+    def describe(self) -> str:
+        p = self.params
+        where = redact_url(p.url).replace("%7B", "{").replace("%7D", "}") if p.url else f"(capabilities {redact_url(p.capabilities or '')})"
+        return f"wmts tile source {where} layer {p.layer!r}"
+
+    def bind_base_dir(self, base_dir: Path) -> None:
+        """Resolve a relative ``cache_dir`` and ``capabilities`` file against the scene file's folder."""
+        super().bind_base_dir(base_dir)
+        self._caps_base = Path(base_dir)
+
+    # -- capabilities ------------------------------------------------------------------------
+    def _capabilities_body(self) -> tuple[bytes, str]:
+        name = self.params.capabilities or ""
+        if re.match(r"^https?://", name, re.IGNORECASE):
+            self._check_credentials()
+            try:
+                result = self.client.get(name, {}, accept="application/xml,text/xml;q=0.9,*/*;q=0.5")
+            except SourceError as exc:
+                raise SourceError(f"{self.describe()}: GetCapabilities: {self._scrub(str(exc))}") from None
+            return result.body, redact_url(name)
+        path = Path(name).expanduser()
+        if not path.is_absolute() and self._caps_base is not None:
+            path = self._caps_base / path
+        try:
+            return path.read_bytes(), str(path)
+        except OSError as exc:
+            raise SourceError(f"{self.describe()}: cannot read the capabilities file {path}: {exc.strerror or exc}") from None
+
+    def capabilities(self) -> Capabilities:
+        """The parsed GetCapabilities document (read each call; :meth:`plan` keeps what it needs)."""
+        body, where = self._capabilities_body()
+        return parse_capabilities(body, f"{self.describe()}: capabilities {where}")
+
+    def plan(self) -> _WmtsPlan:
+        """URL, encoding, style, format and tile matrix set tiles are requested with (capabilities read once)."""
+        with self._plan_lock:
+            if self._plan is None:
+                self._plan = self._plan_from_caps() if self.params.capabilities else self._plan_from_params()
+            return self._plan
+
+    def _plan_from_params(self) -> _WmtsPlan:
+        p = self.params
+        assert p.url is not None
+        return _WmtsPlan(p.url, p.is_rest, p.style, p.format, p.tile_matrix_set, None)
+
+    def _plan_from_caps(self) -> _WmtsPlan:
+        p = self.params
+        caps = self.capabilities()
+        where = self.describe()
+        layer = caps.layer(p.layer, where)
+        style = p.style if p.style in layer.styles or not layer.styles else (layer.default_style or layer.styles[0])
+        fmt = p.format if p.format in layer.formats or not layer.formats else layer.formats[0]
+        if p.tile_matrix_set in layer.tile_matrix_sets:
+            set_id = p.tile_matrix_set
+        else:
+            drawable = [t for t in layer.tile_matrix_sets if t in caps.tile_matrix_sets]
+            if not drawable:
+                problems = "; ".join(f"{t!r} {caps.unsupported_sets.get(t, 'is not described')}" for t in layer.tile_matrix_sets) or "none linked"
+                raise SourceError(f"{where}: layer {p.layer!r} has no tile matrix set twin can draw: {problems}")
+            set_id = drawable[0]
+        grid = caps.tile_matrix_set(set_id, where)
+        template = layer.resource_urls.get(fmt) or next(iter(layer.resource_urls.values()), None)
+        if p.url is not None:
+            url, rest = p.url, p.is_rest
+        elif p.encoding != "rest" and caps.kvp_url:
+            url, rest = caps.kvp_url, False
+        elif template:
+            url, rest = template, True
+        else:
+            raise SourceError(f"{where}: the capabilities give neither a KVP GetTile endpoint nor a ResourceURL for layer {p.layer!r}: give url")
+        return _WmtsPlan(url, rest, style, fmt, set_id, grid)
+
+    def grid(self) -> TileMatrixSet | None:
+        return self.plan().grid
+
+    # -- requests ----------------------------------------------------------------------------
+    def _matrix_id(self, plan: _WmtsPlan, z: int) -> str:
+        return plan.grid.matrix(z).identifier if plan.grid is not None else self.params.tile_matrix.replace("{z}", str(z))
+
     def tile_request(self, z: int, x: int, y: int) -> tuple[str, dict[str, str]]:
         p = self.params
-        matrix = p.tile_matrix.replace("{z}", str(z))
-        if p.is_rest:
-            values = {"TileMatrixSet": p.tile_matrix_set, "TileMatrix": matrix, "TileRow": str(y), "TileCol": str(x),
-                      "Style": p.style, "Layer": p.layer, "s": self._subdomain(x, y), **p.dimensions}
-            url = _XYZ_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), p.url)
+        plan = self.plan()
+        matrix = self._matrix_id(plan, z)
+        if plan.rest:
+            values = {"TileMatrixSet": plan.tile_matrix_set, "TileMatrix": matrix, "TileRow": str(y), "TileCol": str(x),
+                      "Style": plan.style, "Layer": p.layer, "s": self._subdomain(x, y), **p.dimensions}
+            url = _XYZ_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), plan.url)
             return url, {}
         query = {
             "SERVICE": "WMTS", "REQUEST": "GetTile", "VERSION": "1.0.0",
-            "LAYER": p.layer, "STYLE": p.style, "TILEMATRIXSET": p.tile_matrix_set,
-            "TILEMATRIX": matrix, "TILEROW": str(y), "TILECOL": str(x), "FORMAT": p.format,
+            "LAYER": p.layer, "STYLE": plan.style, "TILEMATRIXSET": plan.tile_matrix_set,
+            "TILEMATRIX": matrix, "TILEROW": str(y), "TILECOL": str(x), "FORMAT": plan.format,
             **{k.upper(): v for k, v in p.dimensions.items()},
         }
-        return p.url.replace("{s}", self._subdomain(x, y)), query
+        base = plan.url.split("?", 1)[0] if plan.url.endswith("?") else plan.url
+        return base.replace("{s}", self._subdomain(x, y)), query
 
     def _accept(self) -> str:
-        fmt = self.params.format
+        fmt = self.plan().format
         return f"{fmt},image/*;q=0.8" if "/" in fmt else self.accept
 
     def cache_identity(self) -> str:
         p = self.params
+        plan = self.plan()
         dims = json.dumps(p.dimensions, sort_keys=True)
-        return "|".join(["rest" if p.is_rest else "kvp", p.url, p.layer, p.style, p.tile_matrix_set, p.tile_matrix, p.format, dims])
-
+        parts = ["rest" if plan.rest else "kvp", plan.url, p.layer, plan.style, plan.tile_matrix_set, p.tile_matrix, plan.format, dims]
+        return "|".join(parts) if plan.grid is None else "|".join([*parts, "caps", plan.grid.crs])
