@@ -255,3 +255,29 @@ def test_the_session_imports_neither_trame_nor_vtk() -> None:
     code = "import sys, twin.session; print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('twin.render', 'twin.app', 'trame', 'vtk', 'pyvista'))}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_moving_the_camera_fetches_what_comes_into_view(tmp_path: Path) -> None:
+    """A layer read by view (``source: {type: view, ...}``) holds only what the camera sees, and the view is told."""
+    import geopandas as gpd
+    import shapely
+
+    from twin.session.camera import CameraPose
+
+    points = [shapely.Point(121.40 + 0.01 * i, 31.20) for i in range(21)]  # a row of points 1 km apart, west to east
+    gpd.GeoDataFrame({"id": range(21)}, geometry=points, crs="EPSG:4326").to_file(tmp_path / "row.geojson")
+    scene = Scene.from_dict({"version": 1, "name": "view", "frame": {"center": [121.50, 31.20]},
+                             "layers": [{"id": "row", "type": "vector", "source": {"type": "view", "source": {"type": "file", "path": "row.geojson"}}}]},
+                            base_dir=tmp_path)
+    session = Session(scene)
+    changes: list = []
+    session.layer_changed.connect(changes.append)
+    x_west = scene.frame.lonlat_to_local([121.42], [31.20])[0][0]
+    x_east = scene.frame.lonlat_to_local([121.58], [31.20])[0][0]
+    for x in (x_west, x_east):
+        reloaded = session.camera_moved(CameraPose((x, -1.0, 2500.0), (x, 0.0, 0.0), (0.0, 1.0, 0.0)), view_angle=30.0, aspect=1.0)
+        assert reloaded == ["row"] and changes[-1].layer_id == "row" and "data" in changes[-1].kinds
+        shown = sorted(scene["row"].data()["id"])
+        near = [i for i in range(21) if abs(121.40 + 0.01 * i - (121.42 if x == x_west else 121.58)) < 0.006]
+        assert set(near) <= set(shown) and len(shown) < 10  # what is in view, not the whole row
+    assert session.camera_moved(CameraPose((x_east, -1.0, 2500.0), (x_east, 0.0, 0.0), (0.0, 1.0, 0.0)), view_angle=30.0, aspect=1.0) == []  # nothing new

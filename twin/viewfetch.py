@@ -281,13 +281,14 @@ class ViewFetcher:
         size = max(b[2] - b[0], b[3] - b[1], 1e-12)
         return max(abs(u - v) for u, v in zip(a, b)) / size
 
-    def due(self, extent: BBox, now: float | None = None) -> bool:
+    def due(self, extent: BBox, now: float | None = None, *, settled: bool = False) -> bool:
         """Whether ``extent`` should be fetched now (call it on every camera change or tick).
 
         Not due while ``extent`` is within ``min_move`` (share of its size) of the extent last
         fetched or :meth:`accept`-ed. Otherwise due once the extent has stayed within ``min_move`` of the last one
         seen for ``debounce`` seconds (the camera stopped), or ``max_wait`` seconds after it
-        began to move (a camera that keeps moving still gets updates).
+        began to move (a camera that keeps moving still gets updates); at once when the caller
+        says the camera has ``settled`` (a view reporting the end of an interaction or a flight).
         """
         now = time.monotonic() if now is None else now
         if self._target is None:
@@ -296,6 +297,8 @@ class ViewFetcher:
             self._moving_since = None
             self._seen = (extent, now)
             return False
+        if settled:
+            return True
         if self._seen is None or self._moved(self._seen[0], extent) > self.min_move:
             self._seen = (extent, now)
         if self._moving_since is None:
@@ -486,8 +489,9 @@ class ViewSource(Source):
         self.inner.close()
 
 
-def follow_view(layer: Layer, extent: BBox, now: float | None = None) -> bool:
-    """Tell ``layer`` the camera's ground extent (WGS84); re-read it if its ``view`` source says a fetch is due.
+def follow_view(layer: Layer, extent: BBox, now: float | None = None, *, settled: bool = False) -> bool:
+    """Tell ``layer`` the camera's ground extent (WGS84); re-read it if its ``view`` source says a fetch is due
+    (``settled``: the camera has stopped, no debounce).
 
     Returns whether the layer was re-read (then rebuild its visual). Layers whose source is not
     a :class:`ViewSource` are left alone (False). The fetch itself happens on the next
@@ -497,7 +501,7 @@ def follow_view(layer: Layer, extent: BBox, now: float | None = None) -> bool:
     if not isinstance(source, ViewSource):
         return False
     grown = grow(extent, source.params.margin)
-    if not source.fetcher.due(grown, now):
+    if not source.fetcher.due(grown, now, settled=settled):
         return False
     source.fetcher.accept(grown)
     source.set_view(extent)

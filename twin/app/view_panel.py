@@ -121,6 +121,12 @@ class ViewPanel(TrameComponent):
         camera = self.view.renderer.GetActiveCamera()
         return CameraPose(camera.GetPosition(), camera.GetFocalPoint(), camera.GetViewUp())
 
+    def _report_camera(self) -> None:
+        """Tell the session where the camera is (layers read by view fetch what came into sight)."""
+        width, height = self.view.window.GetSize()
+        angle = self.view.renderer.GetActiveCamera().GetViewAngle()
+        self.session.camera_moved(self.pose(), view_angle=angle, aspect=width / max(height, 1))
+
     def _apply_camera(self, change: CameraChange) -> None:
         if change.target is not None and change.range is not None:  # a flight: from where the user looks now
             pose = fly_to(self.pose(), change.target, change.range)
@@ -131,7 +137,7 @@ class ViewPanel(TrameComponent):
             self.view.renderer.ResetCameraClippingRange()
         else:
             self.view.set_camera(change.preset)
-        self.session.camera_moved(self.pose())
+        self._report_camera()
         self.update_view(camera=True)
 
     @change("twin_camera")
@@ -182,7 +188,7 @@ class ViewPanel(TrameComponent):
             return
         if self._camera_at_press is not None and self._camera_at_press != self._camera_key():
             return  # the press started a rotation/pan, not a click on a feature
-        self.session.camera_moved(self.pose())
+        self._report_camera()
         width, height = self.view.window.GetSize()
         size = event.get("size") or [width, height]
         x = float(event["position"]["x"]) * width / max(float(size[0]), 1.0)

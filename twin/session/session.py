@@ -46,6 +46,7 @@ from twin.scene.model import Scene
 from twin.session.camera import CameraChange, CameraPose, fly_to
 from twin.session.events import ChangeKind, Focus, HealthChange, LayerChange, Selection, TimeChange
 from twin.session.help import focus_of, replay_start, resource_layer_ids
+from twin.viewfetch import ViewSource, follow_view, view_extent, view_footprint
 
 __all__ = ["DEFAULT_TICK_SECONDS", "TICK_ENV", "Session", "resolve_tick_seconds"]
 
@@ -403,9 +404,27 @@ class Session:
         self.camera_changed.emit(change)
         return change
 
-    def camera_moved(self, pose: CameraPose) -> None:
-        """A view reports where its user moved the camera (no event: the view is already there)."""
+    def camera_moved(self, pose: CameraPose, *, view_angle: float = 30.0, aspect: float = 16 / 9) -> list[str]:
+        """A view reports where its user moved the camera and left it (no camera event: the view is already there).
+
+        Layers read by view (source ``type: view``) are told the camera's ground extent; those
+        that must fetch what came into view are reloaded and announced as changed (``data``).
+        ``view_angle`` is the vertical field of view in degrees, ``aspect`` width / height.
+        Returns the ids of the reloaded layers.
+        """
         self.camera = pose
+        viewed = [layer for layer in self.scene.layers if isinstance(layer.source, ViewSource)]
+        if not viewed:
+            return []
+        try:
+            ground = view_footprint(pose.position, pose.focal_point, pose.up, view_angle, aspect)
+        except ValueError:  # a degenerate camera (position on its focal point): nothing to fetch by
+            return []
+        extent = view_extent(self.scene.frame, ground)
+        with self.lock:
+            reloaded = [layer.id for layer in viewed if follow_view(layer, extent, settled=True)]
+        self._emit_layers(reloaded, "data")
+        return reloaded
 
     def select(self, hit: dict[str, Any] | None) -> Selection | None:
         """Select a picked feature (``layer``, ``feature``, ``attributes``, ``lon``, ``lat`` as views pick them) or none."""
