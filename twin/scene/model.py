@@ -222,12 +222,12 @@ class Scene:
         replay: tuple[dt.datetime | str, dt.datetime | str] | None = None,
         fps: float = 10.0,
         size: tuple[int, int] = (1280, 720),
-        duration: float | dt.timedelta | None = None,
+        duration: float | dt.timedelta | str | None = None,
     ) -> Path:
         """Record an H.264 MP4 offscreen (no display needed): a flight through ``tour`` and/or a ``replay`` of scene time.
 
         ``replay`` = (start, end), tz-aware datetimes or ISO 8601 text: scene time runs from start to end over
-        the video. ``duration`` (seconds) is the video's length: by default the tour's, else 10 s. The clock
+        the video. ``duration`` (seconds, a timedelta or text like ``30s``) is the video's length: by default the tour's, else 10 s. The clock
         (+08:00) and the legends are burnt into every frame. Returns the path; raises
         :class:`~twin.errors.ExportError` (one line) for a bad size, fps, tour, replay or output path.
         See :func:`twin.export.video.record_video` (renderer ``mp4``).

@@ -112,8 +112,10 @@ class Tour:
             raise TwinError(f"tour name {name!r} is invalid: {ID_RULE}")
         if isinstance(stops, Tour):
             stops = stops.stops
-        if not isinstance(stops, (list, tuple)) or not stops:
-            raise TwinError(f"tour {name!r} needs a list of one or more stops, got {type(stops).__name__}")
+        if not isinstance(stops, (list, tuple)):
+            raise TwinError(f"tour {name!r} is a list of stops, got {type(stops).__name__}")
+        if not stops:
+            raise TwinError(f"tour {name!r} needs at least one stop")
         parsed = []
         for index, stop in enumerate(stops):
             try:
@@ -183,6 +185,8 @@ def _stop_problems(exc: ValidationError) -> list[tuple[KeyPath, str]]:
     for loc, message in problems_of(TourStop, exc):
         if loc[:1] == ("camera",) and loc[1:2] in (("preset",), ("spec",)):
             loc = loc[:1] + loc[2:]
+            if len(loc) == 2 and message.startswith("unknown key"):  # the spec's own keys, which problems_of cannot see past the tag
+                message = unknown_name("key", loc[1], sorted(CameraPreset.model_fields), listed="known keys")
         problems.append((loc, message))
     return problems
 
@@ -195,7 +199,8 @@ def validate_tours(
     for name, stops in tours.items():
         path: KeyPath = ("tours", name)
         if not isinstance(stops, list) or not stops:
-            raise SceneFileError(f"a tour is a list of one or more stops, got {type(stops).__name__}", file=file, line=line_of(lines, path), key=dotted_path(path))
+            message = f"a tour is a list of stops, got {type(stops).__name__}" if not isinstance(stops, list) else "a tour needs at least one stop"
+            raise SceneFileError(message, file=file, line=line_of(lines, path), key=dotted_path(path))
         parsed = []
         for index, stop in enumerate(stops):
             try:
