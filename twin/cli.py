@@ -1,4 +1,4 @@
-"""The ``twin`` command line: render, validate, layers, serve, demo, warmup.
+"""The ``twin`` command line: render, record, validate, layers, serve, demo, warmup.
 
 Errors print one line (``twin: error: ...``) and exit 1; ``--debug`` shows the traceback.
 """
@@ -53,6 +53,23 @@ def render(scene_file: Path, output: Path, size: str, camera: str | None) -> Non
     scene = Scene.from_file(scene_file)
     path = scene.screenshot(output, size=_size(size), camera=camera)
     click.echo(f"wrote {path} ({size})")
+
+
+@cli.command()
+@click.argument("scene_file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="MP4 file to write.")
+@click.option("--tour", default=None, help="Name of a camera tour in the scene file to fly through.")
+@click.option("--replay", nargs=2, default=None, metavar="START END", help="Replay scene time from START to END (ISO 8601, e.g. 2026-07-01T20:00+08:00).")
+@click.option("--fps", default=10.0, show_default=True, type=float, help="Frames per second.")
+@click.option("--size", default="1280x720", show_default=True, help="Video size WIDTHxHEIGHT (even numbers, at most 3840x2160).")
+@click.option("--duration", default=None, help="Length of the video, e.g. 30s (default: the tour's length, else 10s).")
+def record(scene_file: Path, output: Path, tour: str | None, replay: tuple[str, str] | None, fps: float, size: str, duration: str | None) -> None:
+    """Record SCENE_FILE offscreen to an H.264 MP4: a flight through a tour and/or a replay of scene time."""
+    from twin.scene.model import Scene
+
+    scene = Scene.from_file(scene_file)
+    path = scene.record(output, tour=tour, replay=replay, fps=fps, size=_size(size), duration=duration)
+    click.echo(f"wrote {path} ({size}, {fps:g} fps)")
 
 
 @cli.command()

@@ -62,6 +62,10 @@ class MissingDependencyError(TwinError, ImportError):
     """An optional dependency a feature needs is not installed; the message names the pip extra that brings it."""
 
 
+class ExportError(TwinError, RuntimeError):
+    """A recording or export that cannot be made: bad size or frame rate, unknown tour, bad replay times, unwritable output."""
+
+
 class TwinWarning(UserWarning):
     """Input that was repaired, skipped or replaced by a fallback (the message counts it and names rows)."""
 

@@ -15,12 +15,13 @@ camera looks), ``pitch`` (degrees below the horizon; 90 looks straight down) and
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.geo.frame import Frame
 
-__all__ = ["CameraPreset", "Vec3"]
+__all__ = ["CameraPose", "CameraPreset", "Vec3", "ease_in_out", "fly", "preset_pose"]
 
 Vec3 = tuple[float, float, float]
 
@@ -71,3 +72,72 @@ class CameraPreset(BaseModel):
 def _vec(values: object) -> Vec3:
     x, y, z = (float(v) for v in values)  # type: ignore[attr-defined]
     return (x, y, z)
+
+
+@dataclass(frozen=True)
+class CameraPose:
+    """A camera in a scene frame's local metres: where it is, what it looks at, its view-up, its vertical field of view (degrees)."""
+
+    position: Vec3
+    focal_point: Vec3
+    up: Vec3
+    view_angle: float = 30.0
+
+
+def preset_pose(preset: CameraPreset, frame: Frame) -> CameraPose:
+    """The pose of ``preset`` in ``frame`` (local metres)."""
+    position, focal, up = preset.resolve(frame)
+    return CameraPose(position, focal, up, preset.view_angle)
+
+
+def ease_in_out(t: float) -> float:
+    """Smoothstep easing of ``t`` in [0, 1] (clamped): starts and ends at rest, so a flight never jerks.
+
+    >>> ease_in_out(0.0), ease_in_out(0.5), ease_in_out(1.0), ease_in_out(2.0)
+    (0.0, 0.5, 1.0, 1.0)
+    """
+    t = min(max(t, 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def fly(start: CameraPose, end: CameraPose, t: float) -> CameraPose:
+    """The pose a fraction ``t`` (0..1, eased) along a smooth flight from ``start`` to ``end``.
+
+    The focal point moves in a straight line; the camera orbits it: its distance changes
+    geometrically (zooming from 9 km to 900 m looks even), its heading turns the short way round
+    and its pitch changes linearly, so the camera never cuts through the ground between two views
+    from above. ``t`` = 0 and 1 give ``start`` and ``end`` exactly.
+
+    >>> a = CameraPose((0.0, -1000.0, 1000.0), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+    >>> b = CameraPose((1000.0, 0.0, 1000.0), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+    >>> mid = fly(a, b, 0.5)  # halfway round: looking north-west, from the south-east
+    >>> [round(v) + 0 for v in mid.position], [round(v, 3) + 0 for v in mid.up]
+    ([707, -707, 1000], [-0.5, 0.5, 0.707])
+    """
+    s = ease_in_out(t)
+    if s <= 0.0:
+        return start
+    if s >= 1.0:
+        return end
+    (range_a, heading_a, pitch_a), (range_b, heading_b, pitch_b) = _orbit(start), _orbit(end)
+    turn = (heading_b - heading_a + math.pi) % (2 * math.pi) - math.pi
+    heading = heading_a + turn * s
+    pitch = pitch_a + (pitch_b - pitch_a) * s
+    distance = range_a * (range_b / range_a) ** s
+    focal = tuple(a + (b - a) * s for a, b in zip(start.focal_point, end.focal_point, strict=True))
+    horizontal = distance * math.cos(pitch)
+    position = (focal[0] - math.sin(heading) * horizontal, focal[1] - math.cos(heading) * horizontal, focal[2] + distance * math.sin(pitch))
+    up = (math.sin(heading) * math.sin(pitch), math.cos(heading) * math.sin(pitch), math.cos(pitch))
+    return CameraPose(position, _vec(focal), up, start.view_angle + (end.view_angle - start.view_angle) * s)
+
+
+def _orbit(pose: CameraPose) -> tuple[float, float, float]:
+    """(range m, heading rad clockwise from north that the camera looks, pitch rad below the horizon) of ``pose``.
+
+    Looking straight down, the heading is where the view-up points (as :meth:`CameraPreset.resolve` sets it).
+    """
+    dx, dy, dz = (p - f for p, f in zip(pose.position, pose.focal_point, strict=True))
+    distance = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-6)
+    horizontal = math.hypot(dx, dy)
+    heading = math.atan2(-dx, -dy) if horizontal > 1e-9 * distance else math.atan2(pose.up[0], pose.up[1])
+    return distance, heading, math.atan2(dz, horizontal)

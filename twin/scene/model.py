@@ -38,6 +38,7 @@ from twin.scene.schema import (
     validate_doc,
     validate_layer_entry,
 )
+from twin.scene.tour import Tour, validate_tours
 from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
 from twin.source import BBox, Source
 
@@ -57,6 +58,7 @@ class Scene:
         camera: str | None = None,
         time: dt.datetime | None = None,
         settings: SceneSettings | Mapping[str, Any] | None = None,
+        tours: Mapping[str, Tour | list[Any]] | None = None,
     ) -> None:
         self.name = name
         self.frame_spec = FrameSpec(crs=crs, center=center)
@@ -71,6 +73,8 @@ class Scene:
         self.camera = camera
         self.time = time
         self.settings = settings if isinstance(settings, SceneSettings) else SceneSettings.model_validate(dict(settings or {}))
+        self.tours: dict[str, Tour] = {name: Tour.parse(name, stops, self.cameras) for name, stops in (tours or {}).items()}
+        """Camera tours by name (see twin.scene.tour); :meth:`record` flies through one."""
         self._layers: list[Layer] = []
         self.alerts: list[ThresholdRule | StaleRule] = []
         """Alert rules over the scene's live layers (evaluated by twin.alerts.AlertEngine)."""
@@ -210,6 +214,35 @@ class Scene:
         render = renderer("vtk")
         return Path(render(self, path, size=size, camera=camera))  # type: ignore[arg-type]
 
+    def record(
+        self,
+        path: str | Path,
+        *,
+        tour: str | None = None,
+        replay: tuple[dt.datetime | str, dt.datetime | str] | None = None,
+        fps: float = 10.0,
+        size: tuple[int, int] = (1280, 720),
+        duration: float | dt.timedelta | str | None = None,
+    ) -> Path:
+        """Record an H.264 MP4 offscreen (no display needed): a flight through ``tour`` and/or a ``replay`` of scene time.
+
+        ``replay`` = (start, end), tz-aware datetimes or ISO 8601 text: scene time runs from start to end over
+        the video. ``duration`` (seconds, a timedelta or text like ``30s``) is the video's length: by default the tour's, else 10 s. The clock
+        (+08:00) and the legends are burnt into every frame. Returns the path; raises
+        :class:`~twin.errors.ExportError` (one line) for a bad size, fps, tour, replay or output path.
+        See :func:`twin.export.video.record_video` (renderer ``mp4``).
+        """
+        record = renderer("mp4")
+        return Path(record(self, path, tour=tour, replay=replay, fps=fps, size=size, duration=duration))  # type: ignore[call-arg]
+
+    def to_html(self, path: str | Path, *, size: tuple[int, int] = (1280, 720)) -> Path:
+        """Write one self-contained HTML file showing the scene in 3D (vtk.js, data embedded), with legends and
+        layer toggles, that opens in a browser with no server and no network. A snapshot at the scene time:
+        live updates and alerts are left out (the page says so). See :func:`twin.export.html.export_html` (renderer ``html``).
+        """
+        export = renderer("html")
+        return Path(export(self, path, size=size))  # type: ignore[call-arg]
+
     # -- scene files ---------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path) -> Scene:
@@ -250,6 +283,7 @@ class Scene:
             layer = build_layer(spec.type, spec.id, source=spec.source, params=params, where=locator(path, file=file, lines=lines), base_dir=base_dir)
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
+        scene.tours = validate_tours(doc.tours, scene.cameras, [layer.id for layer in scene._layers], file=file, lines=lines)
         scene._origin = _Origin(file, lines, base_dir)
         return scene
 
@@ -290,6 +324,8 @@ class Scene:
             out["cameras"] = {k: v.model_dump(mode="json", exclude_defaults=True) for k, v in self.cameras.items()}
         if self.camera is not None:
             out["camera"] = self.camera
+        if self.tours:
+            out["tours"] = {name: tour.to_list() for name, tour in self.tours.items()}
         out["layers"] = [layer.to_dict() for layer in self._layers]
         if self.alerts:
             out["alerts"] = [_rule_dict(rule) for rule in self.alerts]

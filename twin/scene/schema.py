@@ -108,6 +108,7 @@ class SceneDoc(BaseModel):
     camera: str | None = Field(None, description="name of the camera preset used by default")
     layers: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = Field([], description="alert rules over live layers (see twin.alerts)")
+    tours: dict[Id, Any] = Field({}, description="camera tours: {name: [stops]} (see twin.scene.tour)")
 
     @field_validator("version")
     @classmethod
