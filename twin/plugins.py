@@ -129,9 +129,27 @@ def renderer(name: str = "vtk") -> Callable[..., object]:
 
     Going through the registry keeps the scene model free of any import of rendering code.
     """
-    if name not in _RENDERERS:
-        found = {ep.name: ep for ep in entry_points(group=RENDERER_GROUP)}
+    return _entry_point(RENDERER_GROUP, "renderer", name, _RENDERERS)
+
+
+DISPLAY_GROUP = "twin.displays"
+_DISPLAYS: dict[str, Callable[..., object]] = {}
+
+
+def notebook_display(name: str = "jupyter") -> Callable[..., object]:
+    """The function ``show(scene, *, size, camera, static)`` called by ``Scene.show`` (entry-point group ``twin.displays``).
+
+    >>> notebook_display().__module__
+    'twin.app.notebook'
+    """
+    return _entry_point(DISPLAY_GROUP, "notebook display", name, _DISPLAYS)
+
+
+def _entry_point(group: str, kind: str, name: str, cache: dict[str, Callable[..., object]]) -> Callable[..., object]:
+    """The object entry point ``name`` of ``group`` names (loaded once); PluginError with a "did you mean" if none."""
+    if name not in cache:
+        found = {ep.name: ep for ep in entry_points(group=group)}
         if name not in found:
-            raise PluginError(unknown_name("renderer", name, sorted(found), listed="installed"))
-        _RENDERERS[name] = found[name].load()
-    return _RENDERERS[name]
+            raise PluginError(unknown_name(kind, name, sorted(found), listed="installed"))
+        cache[name] = found[name].load()
+    return cache[name]

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
+from pyogrio.errors import DataSourceError
+
 from twin.alerts.engine import AlertEngine, AlertEvent
 from twin.alerts.rules import StaleRule, ThresholdRule, format_duration
-from twin.errors import SceneFileError, SourceError, TwinError, unknown_name
+from twin.errors import SceneFileError, SourceError, TwinError, TwinWarning, unknown_name
 from twin.geo.frame import Frame, lon_center
 from twin.layer import Layer
 from twin.live import LiveLayer, LiveSnapshot
 from twin.params import ID_RULE, is_id
-from twin.plugins import build_layer, build_source, renderer
+from twin.plugins import build_layer, build_source, layer_types, notebook_display, renderer
 from twin.registry import nested_source_specs
 from twin.scene.camera import CameraPreset
 from twin.scene.schema import (
@@ -208,7 +213,39 @@ class Scene:
             raise TwinError(f"scene.alert_engine takes an AlertEngine, got {type(engine).__name__}")
         self._engine = engine
 
+    def add_data(self, layer_id: str, data: gpd.GeoDataFrame, *, type: str = "vector", **params: Any) -> Layer:
+        """Add a layer of ``type`` showing a GeoDataFrame (any CRS; none means EPSG:4326) with style ``params``.
+
+        Points from arrays: ``gpd.GeoDataFrame({"v": values}, geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")``.
+        :meth:`to_file` saves such data beside the scene file. Raises TwinError for an unknown type or parameter.
+
+        >>> import twin, geopandas as gpd
+        >>> scene = twin.Scene("pumps", center=(121.48, 31.23))
+        >>> pumps = gpd.GeoDataFrame({"kind": ["pump"]}, geometry=gpd.points_from_xy([121.49], [31.24]), crs="EPSG:4326")
+        >>> layer = scene.add_data("pumps", pumps, color="yellow", point_size=9)
+        >>> layer.type_name, layer.params.point_size, len(layer.data())
+        ('vector', 9.0, 1)
+        """
+        return self.add(layer_types().get(type)(layer_id, data=data, **params))
+
     # -- output --------------------------------------------------------------------------
+    def show(self, *, size: tuple[int, int] = (960, 540), camera: str | None = None, static: bool | None = None) -> None:
+        """Show the scene in a Jupyter cell: interactive (the twin app inline) where a front end can interact, else a PNG.
+
+        ``size`` = (width, height) pixels; ``camera``: a preset name; ``static``: True for the PNG
+        only (also ``TWIN_NOTEBOOK_STATIC=1``). See :func:`twin.app.notebook.show`.
+        """
+        notebook_display()(self, size=size, camera=camera, static=static)
+
+    def _repr_png_(self) -> bytes | None:
+        """A 960x540 PNG for IPython's rich display; None (the text repr) with a TwinWarning when it cannot be drawn."""
+        try:
+            with tempfile.TemporaryDirectory(prefix="twin-repr-") as tmp:
+                return self.screenshot(Path(tmp) / "scene.png", size=(960, 540)).read_bytes()
+        except TwinError as exc:
+            warnings.warn(f"scene {self.name!r} cannot be pictured: {exc}", TwinWarning, stacklevel=2)
+            return None
+
     def screenshot(self, path: str | Path, size: tuple[int, int] = (1920, 1080), *, camera: str | None = None) -> Path:
         """Render the scene offscreen (no display needed) to a PNG file; returns its path."""
         render = renderer("vtk")
@@ -332,8 +369,16 @@ class Scene:
         return out
 
     def to_file(self, path: str | Path) -> Path:
-        """Write the scene as YAML; ``Scene.from_file`` reads it back to an equal scene."""
+        """Write the scene as YAML; ``Scene.from_file`` reads it back to an equal scene.
+
+        Layers holding in-memory data (:meth:`add_data`) are first saved as GeoJSON (EPSG:4326) in
+        ``<file stem>_data/<layer id>.geojson`` beside the file and read from there from then on,
+        so the file is complete and the app and the wall load it unchanged.
+        """
         path = Path(path)
+        for layer in self._layers:
+            if layer.source is not None and layer.source.type_name == "memory":
+                layer.source = _saved_beside(layer, path)
         text = dump_yaml(self.to_dict())
         path.write_text(f"# twin scene file, schema version {SCHEMA_VERSION}\n{text}", encoding="utf-8")
         return path
@@ -349,6 +394,19 @@ class _Origin:
     file: str | None = None
     lines: dict[KeyPath, int] = field(default_factory=dict)
     base_dir: Path | None = None
+
+
+def _saved_beside(layer: Layer, scene_path: Path) -> Source:
+    """Write ``layer``'s in-memory features to ``<stem>_data/<id>.geojson`` beside ``scene_path``; the file source reading them."""
+    relative = Path(f"{scene_path.stem}_data") / f"{layer.id}.geojson"
+    target = scene_path.parent / relative
+    data = layer.source.read() if layer.source is not None else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    try:
+        target.parent.mkdir(exist_ok=True)
+        data.to_file(target, driver="GeoJSON", engine="pyogrio")
+    except (OSError, ValueError, DataSourceError) as exc:
+        raise TwinError(f"cannot save layer {layer.id!r}'s data to {target}: {exc}") from None
+    return build_source({"type": "file", "path": relative.as_posix()}, base_dir=scene_path.parent)
 
 
 def _plausible_extent(extent: BBox) -> bool:
