@@ -132,7 +132,17 @@ def test_flood_briefing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert_picture(Image.open(tmp_path / "flood_briefing.png"), (1280, 720))
     (shown,) = pngs(book, "picture")
     assert shown.size == (1280, 720)
-    assert text(book, "mp4").startswith("video: ")
+    assert text(book, "mp4").startswith("video: flood_briefing.mp4, ")
+    from imageio_ffmpeg import count_frames_and_secs, read_frames
+
+    n_frames, _ = count_frames_and_secs(str(tmp_path / "flood_briefing.mp4"))
+    assert n_frames == 24  # 6 s at 4 fps
+    reader = read_frames(str(tmp_path / "flood_briefing.mp4"))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (640, 360)
+    frames = [np.frombuffer(f, np.uint8).reshape(360, 640, 3).astype(int) for f in reader]
+    changed = max(int((np.abs(frame - frames[0]).max(axis=2) > 40).sum()) for frame in frames)
+    assert changed > 300, changed  # the gauges rose (and the burnt-in clock ran) during the afternoon's rain
     assert "same scene after reload: True" in text(book, "roundtrip")
     again = assert_round_trip(tmp_path / "flood_briefing.yaml", tmp_path)
     assert "briefing" in again.cameras and again["resources"].visible

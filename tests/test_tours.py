@@ -196,3 +196,17 @@ def test_a_timeline_longer_than_the_tour_stays_at_the_last_stop(tmp_path: Path) 
 def test_a_camera_pose_keeps_the_presets_view_angle() -> None:
     pose = preset_pose(CameraPreset(target=(121.48, 31.23), view_angle=50), FRAME)
     assert isinstance(pose, CameraPose) and pose.view_angle == 50
+
+
+def test_removing_a_layer_keeps_the_scene_file_loadable(tmp_path) -> None:
+    """A tour stop that showed a removed layer no longer names it, so the saved file loads again."""
+    import twin
+
+    scene = twin.Scene.from_dict({"version": 1, "name": "t", "frame": {"center": [121.48, 31.23]},
+                                  "cameras": {"a": {"target": [121.48, 31.23], "range": 2000}},
+                                  "layers": [{"id": "outline", "type": "vector", "source": {"type": "demo", "dataset": "boundary"}},
+                                             {"id": "roads", "type": "vector", "source": {"type": "demo", "dataset": "roads"}}],
+                                  "tours": {"patrol": [{"camera": "a", "dwell": "5s", "layers": {"roads": False, "outline": True}}]}})
+    scene.remove("roads")
+    again = twin.Scene.from_file(scene.to_file(tmp_path / "t.yaml"))
+    assert dict(again.tours["patrol"].stops[0].layers) == {"outline": True}

@@ -105,9 +105,11 @@ class Scene:
 
     def remove(self, layer_id: str) -> Layer:
         """Remove and return the layer with ``layer_id``; its source's connections are closed
-        (a source reopens them if the layer is added and read again)."""
+        (a source reopens them if the layer is added and read again) and tour stops no longer
+        override its visibility. Alert rules watching it stay: remove them from ``alerts``."""
         layer = self[layer_id]
         self._layers.remove(layer)
+        self.tours = {name: tour.without_layer(layer_id) for name, tour in self.tours.items()}  # stops no longer show or hide it
         if layer.source is not None:
             layer.source.close()
         return layer

@@ -141,6 +141,11 @@ class Tour:
                 return index, unknown_name("camera", stop.camera, list(cameras), listed="cameras", none="none defined")
         return None
 
+    def without_layer(self, layer_id: str) -> Tour:
+        """The same tour with ``layer_id`` dropped from every stop's visibility overrides (the layer left the scene)."""
+        stops = tuple(stop.model_copy(update={"layers": {k: v for k, v in stop.layers.items() if k != layer_id}}) for stop in self.stops)
+        return Tour(self.name, stops)
+
     def unknown_layer(self, layer_ids: list[str]) -> tuple[int, str, str] | None:
         """(stop index, layer id, message) of the first layer override naming no layer of ``layer_ids``, else None."""
         for index, stop in enumerate(self.stops):
