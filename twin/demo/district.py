@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -939,8 +940,29 @@ def _cache_name(seed: int, n_buildings: int) -> str:
     return f"demo-v{GENERATOR_VERSION}-s{int(seed)}-n{int(n_buildings)}"
 
 
+_read_lock = threading.Lock()
+_read_memo: dict[tuple[Path, float], DemoDistrict] = {}
+_READ_MEMO_SIZE = 2
+"""Districts kept in memory (the last ones read): a process shows one demo district."""
+
+
 def _read(folder: Path) -> DemoDistrict:
-    return DemoDistrict(**{name: _normalise(gpd.read_parquet(folder / f"{name}.parquet")) for name in _LAYERS})
+    """The cached district in ``folder``, read once per process (keyed by the folder and its ``meta.json`` time).
+
+    Every demo layer and simulator asks for the district at start-up; reading the seven GeoParquet
+    files (and parsing their CRS) once instead of once per caller saves seconds. Callers get
+    copies of the frames, so one caller's change never reaches another.
+    """
+    meta = folder / "meta.json"
+    key = (folder.resolve(), meta.stat().st_mtime if meta.exists() else 0.0)
+    with _read_lock:
+        district = _read_memo.pop(key, None)
+        if district is None:
+            district = DemoDistrict(**{name: _normalise(gpd.read_parquet(folder / f"{name}.parquet")) for name in _LAYERS})
+        _read_memo[key] = district  # most recent last
+        while len(_read_memo) > _READ_MEMO_SIZE:
+            del _read_memo[next(iter(_read_memo))]
+    return DemoDistrict(**{name: getattr(district, name).copy() for name in _LAYERS})
 
 
 def cached_district(seed: int = 0, n_buildings: int = 30_000, cache_dir: Path | str | None = None) -> DemoDistrict:
