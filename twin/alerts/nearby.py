@@ -80,8 +80,14 @@ def resources_within(
 def reach_features(lon: float, lat: float, found: pd.DataFrame, *, radius_m: float = 3000.0, segments: int = 96) -> gpd.GeoDataFrame:
     """What to highlight in the scene: the search circle (great-circle, as a line) and the resources found.
 
-    Columns ``kind`` ("reach" for the circle, else the resource's kind or layer), ``name``,
-    ``distance_m``; EPSG:4326.
+    ``found`` has one row per resource with ``layer``, ``lon``, ``lat`` and optional ``kind``,
+    ``name``, ``distance_m`` (as :func:`resources_within` returns). Columns ``kind`` ("reach" for
+    the circle, else the resource's kind or layer), ``name``, ``distance_m``; EPSG:4326.
+
+    >>> found = pd.DataFrame({"layer": ["resources"], "kind": ["pump"], "name": ["泵车 1"], "lon": [121.50], "lat": [31.24], "distance_m": [950.0]})
+    >>> features = reach_features(121.49, 31.24, found, radius_m=1500)
+    >>> features["kind"].tolist(), features.geometry.geom_type.tolist()
+    (['reach', 'pump'], ['LineString', 'Point'])
     """
     bearings = np.radians(np.linspace(0.0, 360.0, segments + 1))
     phi, lam, delta = np.radians(lat), np.radians(lon), radius_m / EARTH_RADIUS_M

@@ -27,7 +27,16 @@ Vec3 = tuple[float, float, float]
 
 
 class CameraPreset(BaseModel):
-    """A named view of the scene."""
+    """A named view of the scene: ``position`` + ``focal_point`` (lon, lat, height in m), or an orbit
+    around ``target`` with ``heading`` (degrees from north), ``pitch`` (degrees below the horizon)
+    and ``range`` (metres). Raises ``ValueError`` (pydantic) for a mix of the two forms.
+
+    >>> from twin.geo.frame import Frame
+    >>> bund = CameraPreset(target=(121.49, 31.24), heading=0, pitch=90, range=1000)
+    >>> position, focal, up = bund.resolve(Frame.auto(121.49, 31.24))
+    >>> [round(v, 3) + 0.0 for v in position], [round(v, 3) + 0.0 for v in focal], up  # straight down, north up
+    ([0.0, 0.0, 1000.0], [0.0, 0.0, 0.0], (0.0, 1.0, 0.0))
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -106,7 +106,15 @@ class Scene:
     def remove(self, layer_id: str) -> Layer:
         """Remove and return the layer with ``layer_id``; its source's connections are closed
         (a source reopens them if the layer is added and read again) and tour stops no longer
-        override its visibility. Alert rules watching it stay: remove them from ``alerts``."""
+        override its visibility. Alert rules watching it stay: remove them from ``alerts``.
+        Raises :class:`~twin.errors.TwinError` for an unknown id.
+
+        >>> import shapely
+        >>> scene = Scene("s")
+        >>> _ = scene.add_data("pois", gpd.GeoDataFrame(geometry=[shapely.Point(121.49, 31.24)], crs="EPSG:4326"))
+        >>> scene.remove("pois").id, [layer.id for layer in scene.layers]
+        ('pois', [])
+        """
         layer = self[layer_id]
         self._layers.remove(layer)
         self.tours = {name: tour.without_layer(layer_id) for name, tour in self.tours.items()}  # stops no longer show or hide it
@@ -172,7 +180,15 @@ class Scene:
 
     # -- time, live data and alerts -------------------------------------------------------
     def set_time(self, when: dt.datetime) -> None:
-        """Show the scene at ``when`` (tz-aware): live layers show their data as of then (replay)."""
+        """Show the scene at ``when`` (tz-aware): live layers show their data as of then (replay).
+
+        Raises :class:`~twin.errors.TwinError` for a time without a time zone.
+
+        >>> scene = Scene("s")
+        >>> scene.set_time(dt.datetime(2026, 7, 1, 15, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+        >>> scene.time.isoformat()
+        '2026-07-01T15:00:00+08:00'
+        """
         if when.tzinfo is None:
             raise TwinError(f"scene time {when.isoformat()} needs a time zone, e.g. +08:00")
         self.time = when
@@ -249,7 +265,16 @@ class Scene:
             return None
 
     def screenshot(self, path: str | Path, size: tuple[int, int] = (1920, 1080), *, camera: str | None = None) -> Path:
-        """Render the scene offscreen (no display needed) to a PNG file; returns its path."""
+        """Render the scene offscreen (no display needed) to a PNG file of ``size`` (width, height in
+        pixels, up to 3840×2160), from the camera preset ``camera`` (default: the scene's); returns its path.
+
+        >>> import shapely
+        >>> scene = Scene("s")
+        >>> _ = scene.add_data("pois", gpd.GeoDataFrame(geometry=[shapely.Point(121.49, 31.24)], crs="EPSG:4326"), point_size=20)
+        >>> path = scene.screenshot(Path(tempfile.mkdtemp()) / "pois.png", size=(160, 90))
+        >>> path.suffix, path.stat().st_size > 0
+        ('.png', True)
+        """
         render = renderer("vtk")
         return Path(render(self, path, size=size, camera=camera))  # type: ignore[arg-type]
 
@@ -285,7 +310,18 @@ class Scene:
     # -- scene files ---------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path) -> Scene:
-        """Read and validate a YAML scene file; errors name the file, line and key."""
+        """Read and validate a YAML scene file; errors name the file, line and key.
+
+        Raises :class:`~twin.errors.SceneFileError` (one line: ``file:line: key: what is wrong``).
+
+        >>> import shapely
+        >>> scene = Scene("pois", cameras={"bund": {"target": [121.49, 31.24], "range": 800}})
+        >>> _ = scene.add_data("pois", gpd.GeoDataFrame({"name": ["外滩"]}, geometry=[shapely.Point(121.49, 31.24)], crs="EPSG:4326"))
+        >>> saved = scene.to_file(Path(tempfile.mkdtemp()) / "pois.yaml")
+        >>> again = Scene.from_file(saved)
+        >>> again.to_dict() == scene.to_dict(), again["pois"].data()["name"].tolist()
+        (True, ['外滩'])
+        """
         path = Path(path)
         data, lines = load_yaml(read_scene_text(path), path)
         scene = cls.from_dict(data, file=str(path), lines=lines, base_dir=path.parent)
@@ -375,7 +411,8 @@ class Scene:
 
         Layers holding in-memory data (:meth:`add_data`) are first saved as GeoJSON (EPSG:4326) in
         ``<file stem>_data/<layer id>.geojson`` beside the file and read from there from then on,
-        so the file is complete and the app and the wall load it unchanged.
+        so the file is complete and the app and the wall load it unchanged. Returns the path;
+        see :meth:`from_file` for an example.
         """
         path = Path(path)
         for layer in self._layers:
