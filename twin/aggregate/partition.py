@@ -261,11 +261,9 @@ def partition_of(path: Path, root: Path, spec: AggregateSpec) -> tuple[str, int,
     if not values:
         raise AggregateError(f"{path}: not under a {prefix}YYYY-MM-DD folder (readings are hive-partitioned by day)")
     try:
-        day = pd.Timestamp(values[0])
-    except (ValueError, TypeError):
-        day = None
-    if day is None or day is pd.NaT or day != day.normalize() or day.tzinfo is not None:
-        raise AggregateError(f"{path}: folder {prefix}{values[0]} does not name a day (use {prefix}YYYY-MM-DD)")
+        day = pd.Timestamp(dt.date.fromisoformat(values[0]))
+    except ValueError:
+        raise AggregateError(f"{path}: folder {prefix}{values[0]} does not name a day (use {prefix}YYYY-MM-DD)") from None
     start = day.tz_localize(spec.partition_time_zone)
     end = (day + pd.Timedelta(days=1)).tz_localize(spec.partition_time_zone)
     return day.strftime("%Y-%m-%d"), int(start.tz_convert("UTC").value), int(end.tz_convert("UTC").value)
