@@ -253,10 +253,86 @@ def test_cli_aggregate_prints_a_summary(dataset: tuple[Path, pd.DataFrame], in_p
     pd.testing.assert_frame_equal(read(tmp_path / "c.parquet"), read(in_process[0]), check_exact=True)
 
 
-def test_cli_aggregate_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_aggregate_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("twin.aggregate.run.CONNECT_TIMEOUT_S", 1.0)
     assert main(["aggregate", str(tmp_path / "none"), "--out", str(tmp_path / "c.parquet")]) == 1
     assert capsys.readouterr().err.strip() == f"twin: error: {tmp_path / 'none'}: no such folder of readings"
     write_day(tmp_path / "r", "2026-07-01", "x.parquet", pd.DataFrame({"lon": [1.0], "lat": [2.0], "time": [pd.Timestamp("2026-07-01", tz="UTC")]}))
     assert main(["aggregate", str(tmp_path / "r"), "--out", str(tmp_path / "c.parquet"), "--scheduler", "tcp://127.0.0.1:9", "--no-progress"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("twin: error: cannot reach the Dask scheduler tcp://127.0.0.1:9") and "\n" not in err
+
+
+# -- a scene shows and replays a precomputed aggregate --------------------------------------------
+def test_h3_layer_replays_an_aggregate_from_a_scene_file(dataset: tuple[Path, pd.DataFrame], in_process: tuple[Path, object], tmp_path: Path) -> None:
+    import twin
+
+    out = in_process[0]
+    (tmp_path / "cells.parquet").symlink_to(out)
+    scene_file = tmp_path / "history.yaml"
+    scene_file.write_text(
+        "version: 1\nframe: {center: [121.47, 31.23]}\nlayers:\n  - id: hist\n    type: h3\n    resolution: 9\n    window: 5m\n    aggregate: mean\n"
+        "    expired: fade\n    fade: 10m\n    source: {type: h3_aggregate, path: cells.parquet}\n",
+        encoding="utf-8",
+    )
+    scene = twin.Scene.from_file(scene_file)
+    layer = scene.layers[0]
+    table = read(out)
+    end = pd.Timestamp("2026-07-02 13:05", tz="UTC")
+    for at in (end, end + pd.Timedelta(minutes=4, seconds=59)):  # between grid times: the window ending at or before
+        scene.tick(at.to_pydatetime())
+        shown = pd.Series(layer.values, index=layer.cells)[layer.state == 0].sort_index()
+        expected = table[table["window_end"] == end].set_index("cell")["mean"].sort_index()
+        pd.testing.assert_series_equal(shown, expected, check_names=False, check_index_type=False)
+        faded = set(table[(table["window_end"] >= end - pd.Timedelta(minutes=10)) & (table["window_end"] < end)]["cell"]) - set(expected.index)
+        assert set(layer.cells[layer.state == 1]) == faded
+    assert layer.health.error is None and layer.health.newest_reading == pd.Timestamp("2026-07-02 13:05", tz="UTC")
+    assert layer.snapshot(end.to_pydatetime()).table["value"].sort_index().tolist() == expected.rename(index=lambda c: f"{c:x}").sort_index().tolist()
+    scene.set_time(dt.datetime(2026, 7, 1, 0, 2, tzinfo=dt.timezone.utc))  # replay back to the first window of all
+    assert (layer.values[layer.state == 0] == table[table["window_end"] == pd.Timestamp("2026-07-01", tz="UTC")].set_index("cell").loc[layer.cells[layer.state == 0], "mean"]).all()
+
+
+def test_h3_layer_with_an_aggregate_of_another_resolution_or_window_is_one_line(in_process: tuple[Path, object]) -> None:
+    from twin_layers.h3_layer import H3Layer
+
+    from twin.errors import LayerDataError
+
+    with pytest.raises(LayerDataError, match=r"^layer 'hist': resolution 8, window 0:05:00 but \S+cells\.parquet holds resolution 9, window 0:05:00$"):
+        H3Layer("hist", source={"type": "h3_aggregate", "path": str(in_process[0])}, resolution=8)
+    with pytest.raises(LayerDataError, match=r"window 0:10:00 but \S+ holds resolution 9, window 0:05:00$"):
+        H3Layer("hist", source={"type": "h3_aggregate", "path": str(in_process[0])}, window="10m")
+
+
+def test_missing_aggregate_fails_validation_and_a_vanished_one_keeps_the_wall_showing(in_process: tuple[Path, object], tmp_path: Path) -> None:
+    import shutil
+
+    from twin_layers.aggregate_source import H3AggregateSource
+    from twin_layers.h3_layer import H3Layer
+
+    from twin.errors import SourceCheckError
+
+    with pytest.raises(SourceCheckError, match=r"aggregate 'nope\.parquet' not found .*; make it with `twin aggregate READINGS_DIR --out \.\.\.`$"):
+        H3AggregateSource(path="nope.parquet").check()
+    shutil.copy(in_process[0], tmp_path / "c.parquet")
+    layer = H3Layer("hist", source={"type": "h3_aggregate", "path": str(tmp_path / "c.parquet")})
+    at = dt.datetime(2026, 7, 2, 12, tzinfo=dt.timezone.utc)
+    layer.refresh(at)
+    layer.set_time(at)
+    shown = layer.values.copy()
+    (tmp_path / "c.parquet").unlink()
+    layer.refresh(at + dt.timedelta(minutes=5))
+    layer.set_time(at + dt.timedelta(minutes=5))
+    assert layer.health.error == f"{tmp_path / 'c.parquet'}: cannot read the aggregate: no such file"
+    np.testing.assert_array_equal(layer.values, shown)
+
+
+def test_cli_aggregate_scene_makes_each_aggregate_on_the_scene_s_scheduler(dataset: tuple[Path, pd.DataFrame], in_process: tuple[Path, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scene_file = tmp_path / "s.yaml"
+    scene_file.write_text(
+        "version: 1\nframe: {center: [121.47, 31.23]}\nlayers:\n  - id: hist\n    type: h3\n    resolution: 9\n    window: 5m\n"
+        f"    source: {{type: h3_aggregate, path: made.parquet, readings: {dataset[0]}}}\n",
+        encoding="utf-8",
+    )
+    assert main(["aggregate", "--scene", str(scene_file), "--now", NOW.isoformat(), "--no-progress"]) == 0, capsys.readouterr()
+    assert "twin: aggregate: layer hist: wrote" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(read(tmp_path / "made.parquet"), read(in_process[0]), check_exact=True)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["METADATA_KEY", "OUTPUT_SCHEMA", "AggregateSummary", "aggregate_readings", "list_partitions"]
 
 METADATA_KEY = b"twin.aggregate"
+CONNECT_TIMEOUT_S = 10.0
+"""How long to try to reach a scheduler given by address."""
 OUTPUT_SCHEMA = pa.schema(
     [
         ("window_end", pa.timestamp("ns", tz="UTC")),
@@ -152,7 +154,7 @@ class _engine:
             self.client = self.scheduler
         else:
             try:
-                self.client = Client(str(self.scheduler), timeout=10)
+                self.client = Client(str(self.scheduler), timeout=CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise AggregateError(f"cannot reach the Dask scheduler {self.scheduler}: {exc}") from None
             self.owned = True

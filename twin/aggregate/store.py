@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from twin.aggregate.run import METADATA_KEY, OUTPUT_SCHEMA
 from twin.errors import AggregateError
@@ -62,11 +63,38 @@ class AggregateFile:
         return table.to_pandas().sort_values(["window_end", "cell"], ignore_index=True)
 
     def newest_end(self, at: dt.datetime | None = None) -> pd.Timestamp | None:
-        """The latest window end with readings (at or before ``at`` when given); None if none."""
-        field = pc.field("window_end")
-        scanner = self._dataset if at is None else self._dataset.filter(field <= pa.scalar(pd.Timestamp(at), type=OUTPUT_SCHEMA.field("window_end").type))
-        ends = scanner.to_table(columns=["window_end"]).column("window_end")
-        if not len(ends):
-            return None
-        newest = pc.max(ends).as_py()
-        return pd.Timestamp(newest).tz_convert("UTC") if newest is not None else None
+        """The latest window end with readings (at or before ``at`` when given); None if none.
+
+        Reads the row groups' statistics (the file is sorted by window_end) and at most one row group's window_end column.
+        """
+        limit = None if at is None else pd.Timestamp(at).value
+        try:
+            reader = pq.ParquetFile(self.path)
+            meta = reader.metadata
+            for i in reversed(range(meta.num_row_groups)):
+                stats = meta.row_group(i).column(0).statistics
+                if stats is None or not stats.has_min_max:
+                    ends = reader.read_row_group(i, columns=["window_end"]).column(0)
+                elif limit is None or _ns(stats.max) <= limit:
+                    return _utc(stats.max)
+                elif _ns(stats.min) > limit:
+                    continue
+                else:
+                    ends = reader.read_row_group(i, columns=["window_end"]).column(0)
+                values = ends.cast(pa.int64()).to_numpy()
+                values = values if limit is None else values[values <= limit]
+                if len(values):
+                    return pd.Timestamp(int(values.max()), tz="UTC")
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise AggregateError(f"{self.path}: cannot read the aggregate: {' '.join(str(exc).split())}") from None
+        return None
+
+
+def _ns(value: object) -> int:
+    """ns since the epoch of a statistics value (a datetime, naive = UTC, or an int in ns)."""
+    return value if isinstance(value, int) else _utc(value).value
+
+
+def _utc(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
