@@ -232,15 +232,15 @@ def aggregate(
 
 def _aggregate_scene(scene_file: Path, now: Any, no_progress: bool) -> None:
     """Make the aggregate of each h3 layer of the scene whose h3_aggregate source names its readings."""
-    from twin_layers.aggregate_source import H3AggregateSource
-
+    from twin.plugins import source_types
     from twin.scene.model import Scene
 
+    aggregate_source = source_types().get("h3_aggregate")
     scene = Scene.from_file(scene_file)
     made = 0
     for layer in scene.layers:
         source = layer.source
-        if isinstance(source, H3AggregateSource) and source.params.readings is not None:
+        if isinstance(source, aggregate_source) and source.params.readings is not None:  # type: ignore[attr-defined]
             with _progress(None, no_progress) as step:
                 summary = source.build(layer.params.resolution, layer.params.window, progress=step, now=now)  # type: ignore[attr-defined]
             for line in summary.lines():

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from twin.alerts.rules import parse_duration
@@ -173,9 +174,17 @@ def _batches(part: Partition, spec: AggregateSpec) -> Iterator[tuple[pd.DataFram
         read = [col for col in wanted if col in present]
         try:
             for batch in reader.iter_batches(batch_size=spec.batch_rows, columns=read):
-                yield batch.to_pandas().rename(columns=wanted), path
+                yield _sensors_as_categories(batch, spec.column("sensor_id")).to_pandas().rename(columns=wanted), path
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise AggregateError(f"{path}: cannot read as Parquet: {_one_line(exc)}") from None
+
+
+def _sensors_as_categories(batch: pa.RecordBatch, column: str | None) -> pa.RecordBatch:
+    """The sensor column dictionary-encoded (a pandas categorical: each distinct id is hashed once, not each row)."""
+    if column is None or column not in batch.schema.names or pa.types.is_dictionary(batch.schema.field(column).type):
+        return batch
+    i = batch.schema.get_field_index(column)
+    return batch.set_column(i, column, pc.dictionary_encode(batch.column(i)))
 
 
 def _defaults_absent(spec: AggregateSpec, name: str) -> bool:
@@ -203,13 +212,21 @@ def _clean(frame: pd.DataFrame, part: Partition, spec: AggregateSpec, dropped: C
     drop("future_time", t > _ns(spec.now) + int(spec.max_future / dt.timedelta(microseconds=1)) * 1000)
     drop("outside_partition", (t < part.start_ns) | (t >= part.end_ns))
     if "sensor_id" in frame:
-        sensors = frame["sensor_id"][keep]
-        named = sensors.notna().to_numpy()
-        s = pd.util.hash_array(sensors.astype(str).to_numpy(dtype=object))
+        named, s = _sensor_keys(frame["sensor_id"][keep])
     else:
         named = np.zeros(int(keep.sum()), dtype=bool)
         s = np.zeros(len(named), dtype=np.uint64)
     return {"s": s, "named": named, "t": t[keep], "cell": points_to_cells(lon[keep], lat[keep], spec.resolution), "v": value[keep]}
+
+
+def _sensor_keys(sensors: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(has a sensor id, uint64 hash of its text) per row; a categorical column hashes each distinct id once."""
+    named = sensors.notna().to_numpy()
+    if isinstance(sensors.dtype, pd.CategoricalDtype):
+        hashes = pd.util.hash_array(sensors.cat.categories.astype(str).to_numpy(dtype=object))
+        codes = sensors.cat.codes.to_numpy()
+        return named, np.where(named, hashes[np.maximum(codes, 0)] if len(hashes) else 0, 0).astype(np.uint64)
+    return named, pd.util.hash_array(sensors.astype(str).to_numpy(dtype=object))
 
 
 def _times(times: pd.Series, time_zone: str) -> tuple[np.ndarray, np.ndarray]:
@@ -229,18 +246,35 @@ def _times(times: pd.Series, time_zone: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _duplicates(sensor: np.ndarray, t: np.ndarray, named: np.ndarray) -> np.ndarray:
-    """Rows that a later row of the same (sensor, time) replaces; anonymous rows are never duplicates (each gets its own key)."""
-    if not named.any():
+    """Rows that a later row of the same (sensor, time) replaces; anonymous rows are never duplicates.
+
+    One stable sort by (time, sensor): rows of one identity are then adjacent in their original order, and each
+    but the last is a duplicate. Memory: one int64 index per row.
+    """
+    if len(t) < 2 or not named.any():
         return np.zeros(len(t), dtype=bool)
-    anonymous = np.where(named, -1, np.arange(len(t)))
-    return pd.DataFrame({"s": sensor, "t": t, "anonymous": anonymous}).duplicated(keep="last").to_numpy()
+    order = np.lexsort((sensor, t))
+    st, ss, sn = t[order], sensor[order], named[order]
+    same_as_next = (st[1:] == st[:-1]) & (ss[1:] == ss[:-1]) & sn[1:] & sn[:-1]
+    duplicate = np.zeros(len(t), dtype=bool)
+    duplicate[order[:-1][same_as_next]] = True
+    return duplicate
 
 
 def _group(ends: np.ndarray, cells: np.ndarray, values: np.ndarray) -> pd.DataFrame:
-    """count, sum, max per (window end, cell), sorted."""
-    frame = pd.DataFrame({"window_end": ends, "cell": cells, "value": values})
-    grouped = frame.groupby(["window_end", "cell"], sort=True)["value"].agg(["count", "sum", "max"]).reset_index()
-    return grouped.astype({"window_end": np.int64, "cell": np.uint64, "count": np.int64, "sum": np.float64, "max": np.float64})
+    """count, sum, max per (window end, cell), sorted; sums add in row order within a group (one sort, then reduceat)."""
+    order = np.lexsort((cells, ends))
+    e, c, v = ends[order], cells[order], values[order]
+    starts = np.flatnonzero(np.r_[True, (e[1:] != e[:-1]) | (c[1:] != c[:-1])]) if len(e) else np.zeros(0, np.int64)
+    return pd.DataFrame(
+        {
+            "window_end": e[starts].astype(np.int64),
+            "cell": c[starts].astype(np.uint64),
+            "count": np.diff(np.r_[starts, len(e)]).astype(np.int64),
+            "sum": np.add.reduceat(v, starts) if len(e) else np.zeros(0),
+            "max": np.maximum.reduceat(v, starts) if len(e) else np.zeros(0),
+        }
+    )
 
 
 def _ns(when: dt.datetime) -> int:
