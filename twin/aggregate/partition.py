@@ -141,12 +141,13 @@ def aggregate_partition(part: Partition, spec: AggregateSpec) -> Partial:
     for frame, where in _batches(part, spec):
         rows_read += len(frame)
         chunks.append(_clean(frame, part, spec, dropped, where))
-    cols = {name: np.concatenate([c[name] for c in chunks]) if chunks else np.zeros(0, dtype) for name, dtype in _COMPACT.items()}
+    cols = {name: np.concatenate([c.pop(name) for c in chunks]) if chunks else np.zeros(0, dtype) for name, dtype in _COMPACT.items()}  # frees as it goes
+    del chunks
     duplicate = _duplicates(cols["s"], cols["t"], cols["named"])
     if duplicate.any():
         dropped["duplicate"] += int(duplicate.sum())
         cols = {name: col[~duplicate] for name, col in cols.items()}
-    table = _group(window_ends(cols["t"], spec.window_ns), cols["cell"], cols["v"])
+    table = _group(window_ends(cols["t"], spec.window_ns), cols["cell"], cols["v"], spec.window_ns)
     return Partial(part.key, table, rows_read, +dropped)
 
 
@@ -248,33 +249,49 @@ def _times(times: pd.Series, time_zone: str) -> tuple[np.ndarray, np.ndarray]:
 def _duplicates(sensor: np.ndarray, t: np.ndarray, named: np.ndarray) -> np.ndarray:
     """Rows that a later row of the same (sensor, time) replaces; anonymous rows are never duplicates.
 
-    One stable sort by (time, sensor): rows of one identity are then adjacent in their original order, and each
-    but the last is a duplicate. Memory: one int64 index per row.
+    Sensors are numbered (hash table), then (time, sensor number) is one int64 key when it fits, else two columns.
     """
-    if len(t) < 2 or not named.any():
-        return np.zeros(len(t), dtype=bool)
-    order = np.lexsort((sensor, t))
-    st, ss, sn = t[order], sensor[order], named[order]
-    same_as_next = (st[1:] == st[:-1]) & (ss[1:] == ss[:-1]) & sn[1:] & sn[:-1]
     duplicate = np.zeros(len(t), dtype=bool)
-    duplicate[order[:-1][same_as_next]] = True
+    rows = np.flatnonzero(named)
+    if len(rows) < 2:
+        return duplicate
+    codes, uniques = pd.factorize(sensor[rows])
+    tn = t[rows] - t[rows].min()
+    if int(tn.max()) < (1 << 62) // max(len(uniques), 1):
+        repeated = pd.Series(tn * len(uniques) + codes).duplicated(keep="last").to_numpy()
+    else:
+        repeated = pd.DataFrame({"t": tn, "s": codes}).duplicated(keep="last").to_numpy()
+    duplicate[rows[repeated]] = True
     return duplicate
 
 
-def _group(ends: np.ndarray, cells: np.ndarray, values: np.ndarray) -> pd.DataFrame:
-    """count, sum, max per (window end, cell), sorted; sums add in row order within a group (one sort, then reduceat)."""
-    order = np.lexsort((cells, ends))
-    e, c, v = ends[order], cells[order], values[order]
-    starts = np.flatnonzero(np.r_[True, (e[1:] != e[:-1]) | (c[1:] != c[:-1])]) if len(e) else np.zeros(0, np.int64)
+def _group(ends: np.ndarray, cells: np.ndarray, values: np.ndarray, window_ns: int) -> pd.DataFrame:
+    """count, sum, max per (window end, cell), sorted; sums add in row order within a group.
+
+    Cells are numbered in sorted order and windows counted from the first, so (window, cell) is one int64 key;
+    one stable argsort of it, then reductions over the runs.
+    """
+    if not len(ends):
+        return pd.DataFrame({name: np.zeros(0, dtype) for name, dtype in _PARTIAL_DTYPES.items()})
+    codes, uniques = pd.factorize(cells, sort=True)
+    first = ends.min()
+    key = (ends - first) // window_ns * len(uniques) + codes
+    order = np.argsort(key, kind="stable")
+    k, v = key[order], values[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    group_key = k[starts]
     return pd.DataFrame(
         {
-            "window_end": e[starts].astype(np.int64),
-            "cell": c[starts].astype(np.uint64),
-            "count": np.diff(np.r_[starts, len(e)]).astype(np.int64),
-            "sum": np.add.reduceat(v, starts) if len(e) else np.zeros(0),
-            "max": np.maximum.reduceat(v, starts) if len(e) else np.zeros(0),
+            "window_end": (group_key // len(uniques)) * window_ns + first,
+            "cell": np.asarray(uniques, dtype=np.uint64)[group_key % len(uniques)],
+            "count": np.diff(np.r_[starts, len(k)]).astype(np.int64),
+            "sum": np.add.reduceat(v, starts),
+            "max": np.maximum.reduceat(v, starts),
         }
     )
+
+
+_PARTIAL_DTYPES = {"window_end": np.int64, "cell": np.uint64, "count": np.int64, "sum": np.float64, "max": np.float64}
 
 
 def _ns(when: dt.datetime) -> int:
