@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["METADATA_KEY", "OUTPUT_SCHEMA", "AggregateSummary", "aggregate_readings", "list_partitions"]
 
 METADATA_KEY = b"twin.aggregate"
+ROW_GROUP_ROWS = 1 << 17
+"""Rows per Parquet row group of the output: a replay reads the row groups of one window (by their statistics)."""
 CONNECT_TIMEOUT_S = 10.0
 """How long to try to reach a scheduler given by address."""
 OUTPUT_SCHEMA = pa.schema(
@@ -223,7 +225,7 @@ def _write(out: Path, chunks: Iterable[pd.DataFrame], spec: AggregateSpec, summa
             for chunk in chunks:
                 if not len(chunk):
                     continue
-                writer.write_table(_to_arrow(chunk, schema))
+                writer.write_table(_to_arrow(chunk, schema), row_group_size=ROW_GROUP_ROWS)
                 summary.rows_written += len(chunk)
                 windows += int(pd.unique(chunk["window_end"]).size)
                 cells.update(pd.unique(chunk["cell"]).tolist())
