@@ -7,6 +7,10 @@ and so its connectivity arrays, stay as they are); new cells append to the mesh 
 recomputing the others. Cells with no readings left in the window fade (for ``fade``) or
 disappear, as configured. Setting the scene time to a past moment shows that window (replay).
 
+With an ``h3_aggregate`` source (a file ``twin aggregate`` wrote, see :mod:`twin_layers.aggregate_source`)
+the layer shows precomputed windows instead: at scene time ``T`` the window ending at or before ``T`` on
+the epoch grid; cells with readings in the windows of the ``fade`` span before it fade.
+
 Scene file::
 
     - id: crowd
@@ -24,6 +28,7 @@ Scene file::
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,8 +38,9 @@ import pandas as pd
 import pyvista as pv
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from twin.aggregate import AggregateFile
 from twin.alerts.rules import parse_duration
-from twin.errors import SourceError
+from twin.errors import LayerDataError, SourceError, TwinError
 from twin.geo.frame import Frame
 from twin.h3 import cell_centers, cells_to_boundaries, points_to_cells
 from twin.layer import LayerStyle, LayerVisual
@@ -44,6 +50,8 @@ from twin.readings import ReadingsBuffer
 from twin.style import Legend, LegendEntry, continuous_colors, to_rgba8, validate_color, validate_colormap
 
 __all__ = ["H3Layer", "Level"]
+
+log = logging.getLogger(__name__)
 
 ACTIVE, FADED, HIDDEN = 0, 1, 2
 
@@ -127,10 +135,33 @@ class H3Layer(ReadingsLayer):
         super().__init__(id, **kwargs)
         self.buffer = ReadingsBuffer(self.params.history, derive=self._derive)
         self._reset_cells()
+        source = self._aggregate_source()
+        if source is not None and source.resolved_path.exists():
+            self._aggregate()  # a file at another resolution or window is a scene error
+
+    def _aggregate_source(self) -> Any:
+        """The ``h3_aggregate`` source, or None for a source of readings."""
+        from twin_layers.aggregate_source import H3AggregateSource
+
+        return self.source if isinstance(self.source, H3AggregateSource) else None
+
+    def _aggregate(self) -> AggregateFile:
+        """The aggregate file; raises AggregateError (unreadable) or LayerDataError (another resolution or window)."""
+        agg = self._aggregate_source().file()
+        p = self.params
+        if (agg.resolution, agg.window) != (p.resolution, p.window):
+            raise LayerDataError(
+                f"layer {self.id!r}: resolution {p.resolution}, window {p.window} but {agg.path} holds resolution {agg.resolution}, window {agg.window}"
+            )
+        return agg
 
     def _derive(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Each reading's row in :attr:`cells` (new cells are registered here, once per reading)."""
-        keys = points_to_cells(lon, lat, self.params.resolution).view(np.int64)
+        return self._register(points_to_cells(lon, lat, self.params.resolution))
+
+    def _register(self, cells: np.ndarray) -> np.ndarray:
+        """Each cell's row in :attr:`cells` (uint64 H3 ids in, int64 rows out); new cells are appended."""
+        keys = cells.view(np.int64)
         idx = self._index.get_indexer(keys)
         if (idx < 0).any():
             new = pd.unique(keys[idx < 0])
@@ -174,6 +205,9 @@ class H3Layer(ReadingsLayer):
         if now.tzinfo is None:
             raise ValueError(f"layer {self.id!r}: scene time must be timezone-aware")
         self.now = now
+        if self._aggregate_source() is not None:
+            self._show_aggregate(now)
+            return
         p = self.params
         span = p.window + (p.fade if p.expired == "fade" else dt.timedelta(0))
         rows = self.buffer.window_slice(now, span)
@@ -181,7 +215,6 @@ class H3Layer(ReadingsLayer):
         times = self.buffer.column("t")[rows]
         values = self.buffer.column("v")[rows]
         n = len(self.cells)
-        previous_state = self.state
         first = int(np.searchsorted(times, int(pd.Timestamp(now).value - p.window.total_seconds() * 1e9), side="right"))
         wi, wv = idx[first:], values[first:]  # readings are in time order: the window is a tail
         count = np.bincount(wi, minlength=n).astype(np.float64)
@@ -195,7 +228,37 @@ class H3Layer(ReadingsLayer):
         else:
             agg = np.full(n, -np.inf)
             np.maximum.at(agg, wi, wv)
-        self.values = np.where(count > 0, agg, np.nan)
+        self._show(np.where(count > 0, agg, np.nan), count, idx, times)
+
+    def _show_aggregate(self, now: dt.datetime) -> None:
+        """Show the aggregate's window ending at or before ``now`` (and fade the cells of the fade span before it).
+
+        A file that cannot be read keeps what is shown and records the error in :attr:`health`.
+        """
+        p = self.params
+        try:
+            agg = self._aggregate()
+            end = agg.shown_end(now)
+            rows = agg.windows(end - (p.fade if p.expired == "fade" else dt.timedelta(0)), end)
+        except TwinError as exc:
+            self.health.error = str(exc)
+            log.warning("layer %s: %s", self.id, exc)
+            return
+        idx = self._register(rows["cell"].to_numpy(dtype=np.uint64))
+        times = rows["window_end"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        current = times == end.value
+        count = np.bincount(idx[current], weights=rows["count"].to_numpy(dtype=np.float64)[current], minlength=len(self.cells))
+        values = np.full(len(self.cells), np.nan)
+        values[idx[current]] = rows[p.aggregate].to_numpy(dtype=np.float64)[current]
+        self._show(values, count, idx, times)
+
+    def _show(self, values: np.ndarray, count: np.ndarray, idx: np.ndarray, times: np.ndarray) -> None:
+        """Cells' values and states from a window (``count`` readings a cell, NaN values without) and the fade span
+        (``idx``/``times``: cell row and ns time of each reading or window in it); update the mesh."""
+        p = self.params
+        n = len(self.cells)
+        previous_state = self.state
+        self.values = values
         self._span = (idx, times)
         self._last_time = None
         state = np.full(n, HIDDEN, dtype=np.int8)
@@ -210,6 +273,31 @@ class H3Layer(ReadingsLayer):
             self._write_points(self._geometry[2], previous_state)
             self.invalidate(geometry=False)
             self.touch_points()
+
+    def refresh(self, now: dt.datetime) -> None:
+        """Poll the source; an aggregate is only checked (readable, same resolution and window) and its newest window noted."""
+        if self._aggregate_source() is None:
+            super().refresh(now)
+            return
+        self.health.last_poll = now
+        try:
+            newest = self._aggregate().newest_end(now)
+        except TwinError as exc:
+            self.health.last_error, self.health.error = now, str(exc)
+            log.warning("layer %s: poll failed: %s", self.id, exc)
+            return
+        self.health.last_success, self.health.error = now, None
+        self.health.newest_reading = None if newest is None else newest.to_pydatetime()
+
+    def newest_reading(self, at: dt.datetime | None = None) -> dt.datetime | None:
+        """As for readings; for an aggregate, the end of its newest window with readings (at or before ``at``)."""
+        if self._aggregate_source() is None:
+            return super().newest_reading(at)
+        try:
+            newest = self._aggregate().newest_end(at)
+        except TwinError:
+            return None  # refresh records the error
+        return None if newest is None else newest.to_pydatetime()
 
     @property
     def last_time(self) -> np.ndarray:
@@ -371,6 +459,9 @@ class H3Layer(ReadingsLayer):
         )
 
     def extent(self) -> tuple[float, float, float, float] | None:
+        if self._aggregate_source() is not None and len(self.cells):
+            lon, lat = cell_centers(self.cells)
+            return (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
         if not len(self.buffer):
             return None
         lon, lat = self.buffer.column("lon"), self.buffer.column("lat")

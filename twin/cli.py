@@ -1,4 +1,4 @@
-"""The ``twin`` command line: render, record, validate, layers, serve, demo, warmup.
+"""The ``twin`` command line: render, record, validate, layers, serve, demo, warmup, aggregate.
 
 Errors print one line (``twin: error: ...``) and exit 1; ``--debug`` shows the traceback.
 """
@@ -199,6 +199,102 @@ def warmup() -> None:
     start = time.perf_counter()
     warm_up(lambda step, seconds: click.echo(f"twin: warmup: {step}: {seconds:.1f} s"))
     click.echo(f"twin: warmup: done in {time.perf_counter() - start:.1f} s (compiled kernels cached)")
+
+
+def _column(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str | None]:
+    columns: dict[str, str | None] = {}
+    for value in values:
+        field, sep, column = value.partition("=")
+        if not sep or not field:
+            raise click.BadParameter(f"{value!r} is not FIELD=COLUMN, e.g. time=ts or sensor_id= (no sensor column)")
+        columns[field.strip()] = column.strip() or None
+    return columns
+
+
+@cli.command()
+@click.argument("readings_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Parquet file to write (cells per window; the h3 layer reads it).")
+@click.option("--res", "resolution", type=click.IntRange(0, 15), default=9, show_default=True, help="H3 resolution.")
+@click.option("--window", default="5m", show_default=True, help="Window length, e.g. 5m, 1h (windows are aligned to the epoch, end inclusive).")
+@click.option("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: run in this process).")
+@click.option("--column", "columns", multiple=True, callback=_column, help="FIELD=COLUMN: the dataset's column for sensor_id, lon, lat, time or value (repeatable).")
+@click.option("--time-zone", default="UTC", show_default=True, help="Time zone of naive times in the data.")
+@click.option("--scene", "scene_file", type=click.Path(path_type=Path), default=None,
+              help="Instead: make the aggregate of every h3 layer of this scene whose source is h3_aggregate with readings (on its scheduler).")
+@click.option("--now", default=None, help="Readings later than this (+5 min) are dropped as future times (default: now).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def aggregate(
+    readings_dir: Path | None, out: Path | None, resolution: int, window: str, scheduler: str | None, columns: dict[str, str | None], time_zone: str,
+    scene_file: Path | None, now: str | None, no_progress: bool,
+) -> None:
+    """Aggregate READINGS_DIR (Parquet, hive-partitioned by day=YYYY-MM-DD) per H3 cell and window: count, sum, mean, max."""
+    import datetime as dt
+
+    from twin.aggregate import aggregate_readings, list_partitions
+    from twin.aggregate.partition import AggregateSpec
+
+    when = _aware(now) if now else dt.datetime.now(dt.timezone.utc)
+    if scene_file is not None:
+        _aggregate_scene(scene_file, when, no_progress)
+        return
+    if readings_dir is None or out is None:
+        raise click.UsageError("give READINGS_DIR and --out (or --scene SCENE)")
+    days = len(list_partitions(readings_dir, AggregateSpec(resolution=resolution, window=window, columns=columns, now=when)))
+    with _progress(days, no_progress) as step:
+        summary = aggregate_readings(readings_dir, out, resolution=resolution, window=window, columns=columns, scheduler=scheduler, now=when, time_zone=time_zone, progress=step)
+    for line in summary.lines():
+        click.echo(f"twin: aggregate: {line}")
+    click.echo(f"twin: aggregate: wrote {out}")
+
+
+def _aggregate_scene(scene_file: Path, now: Any, no_progress: bool) -> None:
+    """Make the aggregate of each h3 layer of the scene whose h3_aggregate source names its readings."""
+    from twin.plugins import source_types
+    from twin.scene.model import Scene
+
+    aggregate_source = source_types().get("h3_aggregate")
+    scene = Scene.from_file(scene_file)
+    made = 0
+    for layer in scene.layers:
+        source = layer.source
+        if isinstance(source, aggregate_source) and source.params.readings is not None:  # type: ignore[attr-defined]
+            with _progress(None, no_progress) as step:
+                summary = source.build(layer.params.resolution, layer.params.window, progress=step, now=now)  # type: ignore[attr-defined]
+            for line in summary.lines():
+                click.echo(f"twin: aggregate: layer {layer.id}: {line}")
+            click.echo(f"twin: aggregate: layer {layer.id}: wrote {source.resolved_path}")
+            made += 1
+    if not made:
+        raise click.UsageError(f"{scene_file}: no h3 layer with an h3_aggregate source that names its readings")
+
+
+class _progress:
+    """A tqdm bar over days (on stderr) as a context manager giving the step callback."""
+
+    def __init__(self, days: int | None, disable: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=days, unit="day", disable=disable, file=sys.stderr)
+
+    def __enter__(self) -> Any:
+        def step(partial: Any) -> None:
+            self.bar.set_postfix_str(f"{partial.key}: {partial.rows_read:,} readings")
+            self.bar.update()
+
+        return step
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+def _aware(text: str) -> Any:
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a time, e.g. 2026-07-01T18:00+08:00", param_hint="--now") from None
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,3 +107,8 @@ def unknown_name(what: str, name: object, known: Sequence[str], *, listed: str, 
     "unknown camera 'top'; cameras: none defined"
     """
     return f"unknown {what} {name!r}{did_you_mean(name, known)}; {listed}: {', '.join(known) or none}"
+
+
+class AggregateError(TwinError, ValueError):
+    """A readings dataset that cannot be aggregated, or an aggregate file that cannot be read (``twin.aggregate``);
+    the message names the folder or file (and column, partition or scheduler) and what is wrong."""
