@@ -4,14 +4,19 @@ Session events drive it: layer changes redraw, camera changes move the VTK camer
 keeps the user's current direction), a focused alert shows help within reach and a picked
 feature is marked — as the view's own overlay layers, never as layers of the scene.
 State keys: ``twin_view_mode``, ``twin_cells``, ``twin_fatal``, ``twin_errors``,
-``twin_picking``, ``twin_cameras``, ``twin_camera``.
+``twin_picking``, ``twin_cameras``, ``twin_camera``; in local mode ``twin_block_layouts`` and
+``twin_block_ticks`` (live H3 ticks as a few bytes per cell, applied by static/block_ticks.js).
+``TWIN_LOCAL_TICKS=0`` sends ticks the old way (the whole changed arrays; the benchmark's baseline).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import time
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -19,9 +24,10 @@ import shapely
 from psygnal import Signal
 from trame.app import TrameComponent
 from trame.decorators import change, controller
-from trame.widgets import html
+from trame.widgets import client, html
 from trame.widgets import vtk as vtk_widgets
 from trame.widgets import vuetify3 as v3
+from trame_vtk.modules.vtk.serializers import reference_id
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
@@ -63,7 +69,11 @@ class ViewPanel(TrameComponent):
         self.view_mode: Literal["remote", "local"] = self._choose_mode(view_mode, triangle_budget)
         if self.view_mode == "local":  # vtk.js shows colours given per cell, not through our lookup tables
             self.view.direct_colors = True
+            self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
             self.fatal = self._sync()
+        self._sent_ticks: dict[str, int] = {}
+        self._sent_layouts: dict[str, int] = {}
+        self._publish_blocks(time.time())
         self.state.update({"twin_view_mode": self.view_mode, "twin_cameras": list(self.scene.cameras), "twin_camera": self.scene.camera,
                            "twin_picking": ["click"], "twin_fatal": self.fatal or ""})
         self._publish()
@@ -100,11 +110,34 @@ class ViewPanel(TrameComponent):
         self.drawn.emit()
 
     def redraw(self) -> None:
-        """Draw the scene as it is now and send it to the browsers."""
+        """Draw the scene as it is now and send it to the browsers (in local mode, a tick alone sends only its block ticks)."""
+        stamp = time.time()
         self.fatal = self._sync()
         self.state.twin_fatal = self.fatal or ""
         self._publish()
+        if self.view_mode == "local":
+            self._publish_blocks(stamp)
+            if not self.view.scene_changed:
+                return
         self.update_view()
+
+    def _publish_blocks(self, stamp: float) -> None:
+        """New block layouts and ticks into the state, keyed by the vtk.js dataset id; ``stamp``: when the tick began (s since the epoch)."""
+        layouts, ticks = {}, {}
+        for layer_id, tick in self.view.block_ticks.items():
+            actor = self.view.block_actor(layer_id)
+            if actor is None:
+                continue
+            dataset = f"{reference_id(actor.GetMapper())}-dataset"  # the id trame-vtk gives the mapper's input
+            layouts[dataset] = self.view.block_layouts[layer_id]
+            ticks[dataset] = {**tick, "stamp": stamp * 1000.0}
+        if {k: id(v) for k, v in layouts.items()} != self._sent_layouts:
+            self._sent_layouts = {k: id(v) for k, v in layouts.items()}
+            self.state.twin_block_layouts = layouts
+        sent = {k: id(v) for k, v in self.view.block_ticks.items()}
+        if sent != self._sent_ticks:
+            self._sent_ticks = sent
+            self.state.twin_block_ticks = ticks
 
     @controller.set("twin_update_view")
     def update_view(self, camera: bool = False) -> None:
@@ -250,10 +283,12 @@ class ViewPanel(TrameComponent):
                 picking_modes=("twin_picking",), click=(self.on_click, "[$event]"), style="width: 100%; height: 100%;",
             )
         else:
+            client.Script(resources.files("twin.app").joinpath("static", "block_ticks.js").read_text(encoding="utf-8"))
             self._widget = vtk_widgets.VtkLocalView(
                 self.view.window, ref="twin_view", picking_modes=("twin_picking",), click=(self.on_local_click, "[$event]"),
                 interactor_events=("twin_interactor_events", ["LeftButtonPress"]),
                 LeftButtonPress=(self._on_local_press, "[$event.position && {x: $event.position.x, y: $event.position.y}]"),
+                after_scene_loaded="window.twinBlockTicks && window.twinBlockTicks.apply()",
                 style="width: 100%; height: 100%;",
             )
         with html.Div(classes="twin-overlay twin-errors", v_if="twin_errors.length || twin_fatal"):
