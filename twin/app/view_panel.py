@@ -16,7 +16,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from importlib import resources
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -27,10 +26,10 @@ from trame.decorators import change, controller
 from trame.widgets import client, html
 from trame.widgets import vtk as vtk_widgets
 from trame.widgets import vuetify3 as v3
-from trame_vtk.modules.vtk.serializers import reference_id
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
+from twin.app.block_ticks import SCRIPT, BlockTicks
 from twin.app.bridge import LoopBridge
 from twin.app.live import shows_labels
 from twin.errors import TwinError
@@ -71,9 +70,8 @@ class ViewPanel(TrameComponent):
             self.view.direct_colors = True
             self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
             self.fatal = self._sync()
-        self._sent_ticks: dict[str, int] = {}
-        self._sent_layouts: dict[str, int] = {}
-        self._publish_blocks(time.time())
+        self.block_ticks = BlockTicks(self.view)
+        self.block_ticks.publish(self.state, time.time())
         self.state.update({"twin_view_mode": self.view_mode, "twin_cameras": list(self.scene.cameras), "twin_camera": self.scene.camera,
                            "twin_picking": ["click"], "twin_fatal": self.fatal or ""})
         self._publish()
@@ -116,28 +114,10 @@ class ViewPanel(TrameComponent):
         self.state.twin_fatal = self.fatal or ""
         self._publish()
         if self.view_mode == "local":
-            self._publish_blocks(stamp)
+            self.block_ticks.publish(self.state, stamp)
             if not self.view.scene_changed:
                 return
         self.update_view()
-
-    def _publish_blocks(self, stamp: float) -> None:
-        """New block layouts and ticks into the state, keyed by the vtk.js dataset id; ``stamp``: when the tick began (s since the epoch)."""
-        layouts, ticks = {}, {}
-        for layer_id, tick in self.view.block_ticks.items():
-            actor = self.view.block_actor(layer_id)
-            if actor is None:
-                continue
-            dataset = f"{reference_id(actor.GetMapper())}-dataset"  # the id trame-vtk gives the mapper's input
-            layouts[dataset] = self.view.block_layouts[layer_id]
-            ticks[dataset] = {**tick, "stamp": stamp * 1000.0}
-        if {k: id(v) for k, v in layouts.items()} != self._sent_layouts:
-            self._sent_layouts = {k: id(v) for k, v in layouts.items()}
-            self.state.twin_block_layouts = layouts
-        sent = {k: id(v) for k, v in self.view.block_ticks.items()}
-        if sent != self._sent_ticks:
-            self._sent_ticks = sent
-            self.state.twin_block_ticks = ticks
 
     @controller.set("twin_update_view")
     def update_view(self, camera: bool = False) -> None:
@@ -283,7 +263,7 @@ class ViewPanel(TrameComponent):
                 picking_modes=("twin_picking",), click=(self.on_click, "[$event]"), style="width: 100%; height: 100%;",
             )
         else:
-            client.Script(resources.files("twin.app").joinpath("static", "block_ticks.js").read_text(encoding="utf-8"))
+            client.Script(SCRIPT.read_text(encoding="utf-8"))
             self._widget = vtk_widgets.VtkLocalView(
                 self.view.window, ref="twin_view", picking_modes=("twin_picking",), click=(self.on_local_click, "[$event]"),
                 interactor_events=("twin_interactor_events", ["LeftButtonPress"]),
