@@ -46,6 +46,7 @@ from twin.h3 import cell_centers, cells_to_boundaries, points_to_cells
 from twin.layer import LayerStyle, LayerVisual
 from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
+from twin.mesh.cell_blocks import CellBlocks, CellState
 from twin.readings import ReadingsBuffer
 from twin.style import Legend, LegendEntry, continuous_colors, to_rgba8, validate_color, validate_colormap
 
@@ -186,6 +187,7 @@ class H3Layer(ReadingsLayer):
         self._template: np.ndarray | None = None
         self._built_cells = -1
         self._parts: tuple[tuple[Any, ...], _CellParts] | None = None
+        self._blocks: CellBlocks | None = None
 
     def update(self, **changes: Any) -> None:
         old_res = self.params.resolution
@@ -335,6 +337,9 @@ class H3Layer(ReadingsLayer):
         self._top_index = np.flatnonzero(parts.is_top)
         self._top_cell = parts.point_cell[self._top_index]
         self._built_cells = len(self.cells)
+        counts = np.bincount(parts.point_cell, minlength=len(self.cells))
+        self._blocks = CellBlocks(counts=counts, top_from=counts - np.bincount(parts.point_cell[parts.is_top], minlength=len(self.cells)),
+                                  template=parts.points, base_z=float(self.params.elevation))
         self._write_points(mesh)
         return mesh
 
@@ -478,5 +483,12 @@ class H3Layer(ReadingsLayer):
         )
         return LiveSnapshot(self.id, table, self.newest_reading(now))
 
+    def cell_state(self) -> CellState:
+        """Per cell, as drawn now: height above the base (m), hidden or not, RGBA colour."""
+        return CellState(heights=self._heights(), hidden=self.state == HIDDEN, colors=self.cell_colors()[0])
+
     def visual_options(self) -> dict[str, Any]:
-        return {"lighting": self.params.shape == "prism"}
+        """Lighting for prisms; ``meta``: the mesh's per-cell point blocks and a reader of the cells' state
+        (a browser-side view applies a tick from one height, flag and colour per cell)."""
+        meta = {"cell_blocks": self._blocks, "cell_state": self.cell_state} if self._blocks is not None else {}
+        return {"lighting": self.params.shape == "prism", "meta": meta}

@@ -4,13 +4,17 @@ Session events drive it: layer changes redraw, camera changes move the VTK camer
 keeps the user's current direction), a focused alert shows help within reach and a picked
 feature is marked — as the view's own overlay layers, never as layers of the scene.
 State keys: ``twin_view_mode``, ``twin_cells``, ``twin_fatal``, ``twin_errors``,
-``twin_picking``, ``twin_cameras``, ``twin_camera``.
+``twin_picking``, ``twin_cameras``, ``twin_camera``; in local mode ``twin_block_layouts`` and
+``twin_block_ticks`` (live H3 ticks as a few bytes per cell, applied by static/block_ticks.js).
+``TWIN_LOCAL_TICKS=0`` sends ticks the old way (the whole changed arrays; the benchmark's baseline).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -19,12 +23,13 @@ import shapely
 from psygnal import Signal
 from trame.app import TrameComponent
 from trame.decorators import change, controller
-from trame.widgets import html
+from trame.widgets import client, html
 from trame.widgets import vtk as vtk_widgets
 from trame.widgets import vuetify3 as v3
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
+from twin.app.block_ticks import SCRIPT, BlockTicks
 from twin.app.bridge import LoopBridge
 from twin.app.live import shows_labels
 from twin.errors import TwinError
@@ -63,7 +68,10 @@ class ViewPanel(TrameComponent):
         self.view_mode: Literal["remote", "local"] = self._choose_mode(view_mode, triangle_budget)
         if self.view_mode == "local":  # vtk.js shows colours given per cell, not through our lookup tables
             self.view.direct_colors = True
+            self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
             self.fatal = self._sync()
+        self.block_ticks = BlockTicks(self.view)
+        self.block_ticks.publish(self.state, time.time())
         self.state.update({"twin_view_mode": self.view_mode, "twin_cameras": list(self.scene.cameras), "twin_camera": self.scene.camera,
                            "twin_picking": ["click"], "twin_fatal": self.fatal or ""})
         self._publish()
@@ -100,10 +108,15 @@ class ViewPanel(TrameComponent):
         self.drawn.emit()
 
     def redraw(self) -> None:
-        """Draw the scene as it is now and send it to the browsers."""
+        """Draw the scene as it is now and send it to the browsers (in local mode, a tick alone sends only its block ticks)."""
+        stamp = time.time()
         self.fatal = self._sync()
         self.state.twin_fatal = self.fatal or ""
         self._publish()
+        if self.view_mode == "local":
+            self.block_ticks.publish(self.state, stamp)
+            if not self.view.scene_changed:
+                return
         self.update_view()
 
     @controller.set("twin_update_view")
@@ -250,10 +263,12 @@ class ViewPanel(TrameComponent):
                 picking_modes=("twin_picking",), click=(self.on_click, "[$event]"), style="width: 100%; height: 100%;",
             )
         else:
+            client.Script(SCRIPT.read_text(encoding="utf-8"))
             self._widget = vtk_widgets.VtkLocalView(
                 self.view.window, ref="twin_view", picking_modes=("twin_picking",), click=(self.on_local_click, "[$event]"),
                 interactor_events=("twin_interactor_events", ["LeftButtonPress"]),
                 LeftButtonPress=(self._on_local_press, "[$event.position && {x: $event.position.x, y: $event.position.y}]"),
+                after_scene_loaded="window.twinBlockTicks && window.twinBlockTicks.apply()",
                 style="width: 100%; height: 100%;",
             )
         with html.Div(classes="twin-overlay twin-errors", v_if="twin_errors.length || twin_fatal"):

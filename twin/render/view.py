@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib import colormaps
 from numpy.typing import NDArray
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-from vtkmodules.vtkCommonCore import vtkLookupTable
+from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
 from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
 from vtkmodules.vtkRenderingCore import (
@@ -44,6 +44,7 @@ from vtkmodules.vtkRenderingCore import (
 
 from twin.errors import TwinError
 from twin.layer import Layer, LayerVisual
+from twin.mesh.cell_blocks import CellBlocks, blocks_payload, shown_points, tick_payload
 from twin.render import vtk_setup
 from twin.scene.model import Scene
 from twin.style import Legend, to_rgba8
@@ -73,6 +74,7 @@ class _Drawn:
     legend: Legend | None = None
     n_cells: int = 0
     labels: list[vtkBillboardTextActor3D] = field(default_factory=list)
+    blocks: CellBlocks | None = None
 
 
 class SceneView:
@@ -101,6 +103,17 @@ class SceneView:
         self.show_legend = show_legend
         self.overlays: dict[str, Layer] = {}
         self._direct_colors = False
+        self.cell_ticks = True
+        """With :attr:`direct_colors`: layers made of per-cell point blocks (H3) keep their arrays'
+        identity across ticks and publish each tick in :attr:`block_ticks` (False: every tick
+        rewrites the arrays a browser-side view re-downloads)."""
+        self.block_layouts: dict[str, dict[str, object]] = {}
+        """Per block layer: the static layout a browser-side view needs (see :func:`blocks_payload`)."""
+        self.block_ticks: dict[str, dict[str, object]] = {}
+        """Per block layer: its latest tick, ~3 bytes per cell (see :func:`tick_payload`)."""
+        self.scene_changed = True
+        """After :meth:`sync`: whether anything besides block ticks changed (a browser-side view needs the scene again)."""
+        self._signature: tuple[object, ...] = ()
         self.errors: dict[str, LayerError] = {}
         self.renderer = vtkRenderer()
         self.window = vtkRenderWindow()
@@ -141,12 +154,26 @@ class SceneView:
             self._update_actor(visual, order)
         for gone in set(self._drawn) - seen:
             drawn = self._drawn.pop(gone)
+            self.block_layouts.pop(gone, None)
+            self.block_ticks.pop(gone, None)
             self.renderer.RemoveActor(drawn.actor)
             for label in drawn.labels:
                 self.label_renderer.RemoveActor(label)
         self._update_overlay()
         if not self._camera_set:
             self.set_camera(self.scene.camera)
+        signature = self._scene_signature()
+        self.scene_changed, self._signature = signature != self._signature, signature
+
+    def _scene_signature(self) -> tuple[object, ...]:
+        """What a browser-side view shows, except block ticks: versions, actor settings, errors."""
+        parts: list[object] = [tuple(sorted(self.errors))]
+        for layer_id, drawn in self._drawn.items():
+            prop = drawn.actor.GetProperty()
+            versions = (drawn.geometry_version,) if drawn.blocks is not None else (drawn.geometry_version, drawn.style_version, drawn.points_version)
+            parts.append((layer_id, id(drawn.polydata), *versions, drawn.actor.GetVisibility(), prop.GetOpacity(), prop.GetLineWidth(),
+                          prop.GetPointSize(), prop.GetAmbient()))
+        return tuple(parts)
 
     def _fail(self, layer: Layer, message: str) -> None:
         if self.strict:
@@ -164,20 +191,28 @@ class SceneView:
             self._drawn[visual.layer_id] = drawn
             self.renderer.AddActor(actor)
         mapper = drawn.actor.GetMapper()
-        if drawn.geometry_version != visual.geometry_version or drawn.n_cells != visual.mesh.n_cells:
+        blocks = visual.meta.get("cell_blocks") if self._direct_colors and self.cell_ticks else None
+        if not isinstance(blocks, CellBlocks):
+            blocks = None
+        if blocks is not None:
+            self._update_blocks(drawn, visual, blocks)
+        elif drawn.blocks is not None or drawn.geometry_version != visual.geometry_version or drawn.n_cells != visual.mesh.n_cells:
+            drawn.blocks = None
+            self.block_layouts.pop(visual.layer_id, None)
+            self.block_ticks.pop(visual.layer_id, None)
             drawn.polydata = vtkPolyData()
             drawn.polydata.ShallowCopy(visual.mesh)
             mapper.SetInputData(drawn.polydata)
             drawn.geometry_version = visual.geometry_version
             drawn.n_cells = visual.mesh.n_cells
             drawn.style_version = -1
-        if drawn.points_version != visual.points_version:
+        if blocks is None and drawn.points_version != visual.points_version:
             points = drawn.polydata.GetPoints()  # shared with the layer's mesh, changed in place
             if points is not None:
                 points.Modified()
             drawn.polydata.Modified()
             drawn.points_version = visual.points_version
-        if drawn.style_version != visual.style_version:
+        if blocks is None and drawn.style_version != visual.style_version:
             self._apply_colors(drawn, visual)
             self._apply_labels(drawn, visual)
             drawn.style_version = visual.style_version
@@ -200,6 +235,49 @@ class SceneView:
         mapper.SetResolveCoincidentTopologyToPolygonOffset()
         mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(0, -order * 2.0)
         mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0, -order * 2.0 - 1.0)
+
+    def _update_blocks(self, drawn: _Drawn, visual: LayerVisual, blocks: CellBlocks) -> None:
+        """A block layer for a browser-side view: its own points (every cell's full outline) and one RGBA per point.
+
+        A tick rewrites both arrays in place without marking them modified, so a browser-side view's
+        cached copies (trame-vtk keys them by array and modification time) stay valid; the tick itself
+        goes out as :attr:`block_ticks` (heights, hidden flags, colour indices per cell).
+        """
+        new = drawn.blocks is not blocks or drawn.geometry_version != visual.geometry_version
+        if new:
+            polydata = vtkPolyData()
+            polydata.ShallowCopy(visual.mesh)  # the triangles are shared; points and colours are this view's own
+            points = vtkPoints()
+            points.SetData(numpy_to_vtk(np.array(blocks.template, dtype=np.float32), deep=True))
+            polydata.SetPoints(points)
+            polydata.GetCellData().RemoveArray(_COLOR_ARRAY)
+            colors = numpy_to_vtk(np.zeros((len(blocks.template), 4), np.uint8), deep=True)
+            colors.SetName(_COLOR_ARRAY)
+            polydata.GetPointData().AddArray(colors)
+            mapper = drawn.actor.GetMapper()
+            mapper.SetInputData(polydata)
+            mapper.SetLookupTable(None)
+            mapper.SetScalarModeToUsePointFieldData()
+            mapper.SelectColorArray(_COLOR_ARRAY)
+            mapper.SetColorModeToDirectScalars()
+            mapper.ScalarVisibilityOn()
+            drawn.actor.SetTexture(None)
+            drawn.polydata, drawn.blocks = polydata, blocks
+            drawn.geometry_version, drawn.n_cells = visual.geometry_version, visual.mesh.n_cells
+            self.block_layouts[visual.layer_id] = blocks_payload(blocks)
+        if new or drawn.points_version != visual.points_version or drawn.style_version != visual.style_version:
+            state = visual.meta["cell_state"]()  # type: ignore[operator]
+            points = drawn.polydata.GetPoints()
+            shown_points(blocks, state, vtk_to_numpy(points.GetData()))
+            vtk_to_numpy(drawn.polydata.GetPointData().GetArray(_COLOR_ARRAY))[:] = state.colors[blocks.point_cell]
+            drawn.polydata.Modified()  # new bounds for the server's picking; the arrays keep their modification time
+            self.block_ticks[visual.layer_id] = tick_payload(blocks, state)
+            drawn.points_version, drawn.style_version = visual.points_version, visual.style_version
+
+    def block_actor(self, layer_id: str) -> vtkActor | None:
+        """The actor drawing block layer ``layer_id`` (None if it is not drawn as blocks)."""
+        drawn = self._drawn.get(layer_id)
+        return drawn.actor if drawn is not None and drawn.blocks is not None else None
 
     @property
     def direct_colors(self) -> bool:

@@ -1,0 +1,194 @@
+"""Live H3 ticks in the local (vtk.js) view: a few bytes per cell, applied in the browser.
+
+In-process: the per-cell tick payload decodes to the heights, hidden cells and colours the
+layer has; a tick keeps the local view's arrays (what trame-vtk hashes) untouched in identity
+and modification time, so nothing but the tick goes out; new cells are a scene change.
+In Chromium: ``twin serve --view local`` on a scene whose H3 layer reads a file this test
+rewrites; a tick with higher values turns the cells' pixels from green to red.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vtkmodules.util.numpy_support import vtk_to_numpy
+
+import twin
+from twin.errors import TwinError
+from twin.mesh.cell_blocks import CellBlocks, CellState, palette_index, tick_payload
+from twin.plugins import layer_types, register_source
+from twin.render.view import SceneView
+from twin.source import ReadingsSource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_h3_local import cells_around, write_readings, write_scene
+
+T0 = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.timezone.utc)
+LEVELS = [{"at": 0, "label": "low", "color": "#2ecc71"}, {"at": 150, "label": "mid", "color": "#ffb300"}, {"at": 300, "label": "high", "color": "#ff3b30"}]
+GREEN, RED = (0x2E, 0xCC, 0x71), (0xFF, 0x3B, 0x30)
+
+
+class _Feed(ReadingsSource):
+    """The test's readings, handed to the layer."""
+
+    type_name = "local_ticks_feed"
+    frame = pd.DataFrame()
+
+    def readings(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        return _Feed.frame
+
+
+def _readings(cells: np.ndarray, values: np.ndarray, when: dt.datetime) -> pd.DataFrame:
+    centres = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in cells])
+    return pd.DataFrame({"sensor_id": np.arange(len(cells)).astype(str).astype(object), "lon": centres[:, 1], "lat": centres[:, 0],
+                         "time": pd.Timestamp(when), "value": values})
+
+
+def _decode(payload: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the page script reads: heights (m), hidden flags, RGBA per cell."""
+    n = payload["n_cells"]
+    heights = np.frombuffer(payload["heights"], "<u2") * payload["height_step"]
+    hidden = np.unpackbits(np.frombuffer(payload["hidden"], np.uint8), bitorder="little")[:n].astype(bool)
+    index = np.frombuffer(payload["color_index"], "<u2" if payload["index_bytes"] == 2 else np.uint8)
+    return heights, hidden, np.array(payload["palette"], np.uint8)[index]
+
+
+@pytest.fixture()
+def h3_view() -> Callable[[int], tuple[SceneView, object, np.ndarray]]:
+    register_source(_Feed, "local_ticks_feed")
+
+    def make(count: int) -> tuple[SceneView, object, np.ndarray]:
+        cells = cells_around(121.48, 31.23, 10, count)
+        scene = twin.Scene(center=(121.48, 31.23))
+        layer = layer_types().get("h3")("crowd", source={"type": "local_ticks_feed"}, resolution=10, aggregate="max", window="1m",
+                                        history="10m", height_scale=0.5, show_above=20, levels=LEVELS)
+        scene.add(layer)
+        _Feed.frame = _readings(cells, np.linspace(0, 400, count), T0)
+        layer.refresh(T0)
+        layer.set_time(T0)
+        view = SceneView(scene, size=(320, 240))
+        view.direct_colors = True
+        view.sync()
+        return view, layer, cells
+
+    return make
+
+
+def test_tick_payload_is_three_bytes_a_cell_and_decodes_to_the_layer_state(h3_view: Callable) -> None:
+    view, layer, cells = h3_view(2000)
+    _Feed.frame = _readings(cells, np.random.default_rng(0).uniform(0, 500, len(cells)), T0 + dt.timedelta(seconds=10))
+    layer.refresh(T0 + dt.timedelta(seconds=10))
+    layer.set_time(T0 + dt.timedelta(seconds=10))
+    view.sync()
+    payload = view.block_ticks["crowd"]
+    assert sum(len(v) for v in payload.values() if isinstance(v, bytes)) <= 3.2 * len(cells)
+    heights, hidden, colors = _decode(payload)
+    state = layer.cell_state()
+    assert np.abs(heights - state.heights).max() <= payload["height_step"] / 2 + 1e-9  # < 1 cm here
+    assert (hidden == (layer.state == 2)).all() and hidden.any() and not hidden.all()  # show_above hides the low cells
+    assert (colors == state.colors).all()
+    assert {tuple(c[:3]) for c in colors} == {GREEN, (0xFF, 0xB3, 0x00), RED}
+
+
+def test_a_tick_leaves_the_arrays_a_browser_holds_and_new_cells_change_the_scene(h3_view: Callable) -> None:
+    view, layer, cells = h3_view(500)
+    drawn = view._drawn["crowd"]
+    points, colors = drawn.polydata.GetPoints().GetData(), drawn.polydata.GetPointData().GetArray("twin_rgba")
+    stamps = (points.GetMTime(), colors.GetMTime())
+    before = vtk_to_numpy(points).copy()
+    first = view.block_ticks["crowd"]
+    _Feed.frame = _readings(cells, np.full(len(cells), 450.0), T0 + dt.timedelta(seconds=10))
+    layer.refresh(T0 + dt.timedelta(seconds=10))
+    layer.set_time(T0 + dt.timedelta(seconds=10))
+    view.sync()
+    assert not view.scene_changed  # the view panel sends only the tick
+    assert view.block_ticks["crowd"] is not first
+    assert (points.GetMTime(), colors.GetMTime()) == stamps  # trame-vtk's hash of them stays: nothing is re-sent
+    tops = drawn.blocks.is_top
+    assert not np.allclose(before[tops, 2], 0.5 + 450 * 0.5)
+    assert np.allclose(vtk_to_numpy(points)[tops, 2], 0.5 + 450 * 0.5)  # the arrays a new browser fetches hold the tick
+    assert (vtk_to_numpy(colors)[:, :3] == RED).all()
+    more = cells_around(121.48, 31.23, 10, 600)
+    _Feed.frame = _readings(more, np.full(len(more), 450.0), T0 + dt.timedelta(seconds=20))
+    layer.refresh(T0 + dt.timedelta(seconds=20))
+    layer.set_time(T0 + dt.timedelta(seconds=20))
+    view.sync()
+    assert view.scene_changed and view.block_layouts["crowd"]["n_cells"] == len(layer.cells) > 500
+
+
+def test_old_path_when_block_ticks_are_off(h3_view: Callable) -> None:
+    view, layer, cells = h3_view(200)
+    view.cell_ticks = False
+    view.direct_colors = False
+    view.direct_colors = True  # re-apply colours the per-triangle way
+    _Feed.frame = _readings(cells, np.full(len(cells), 450.0), T0 + dt.timedelta(seconds=10))
+    layer.refresh(T0 + dt.timedelta(seconds=10))
+    layer.set_time(T0 + dt.timedelta(seconds=10))
+    view.sync()
+    assert "crowd" not in view.block_ticks and view.scene_changed
+    assert view._drawn["crowd"].polydata.GetCellData().GetArray("twin_rgba") is not None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)), min_size=1, max_size=300))
+def test_palette_index_gives_back_every_colour(colors: list[tuple[int, int, int, int]]) -> None:
+    rgba = np.array(colors, np.uint8)
+    palette, index = palette_index(rgba)
+    assert (palette[index] == rgba).all()
+    assert index.dtype == (np.uint8 if len(palette) <= 256 else np.uint16)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.floats(0, 600), st.just(float("nan")), st.just(float("inf"))), min_size=1, max_size=50))
+def test_heights_survive_the_trip_or_become_zero_when_not_finite(heights: list[float]) -> None:
+    n = len(heights)
+    blocks = CellBlocks(counts=np.full(n, 3, np.uint8), top_from=np.full(n, 1, np.uint8), template=np.zeros((3 * n, 3), np.float32), base_z=0.5)
+    payload = tick_payload(blocks, CellState(np.array(heights), np.zeros(n, bool), np.zeros((n, 4), np.uint8)))
+    sent, _, _ = _decode(payload)
+    expected = np.nan_to_num(np.array(heights), nan=0.0, posinf=0.0)
+    assert np.abs(sent - expected).max() <= payload["height_step"] / 2 + 1e-9
+
+
+def test_blocks_that_do_not_add_up_to_the_mesh_are_one_clear_error() -> None:
+    with pytest.raises(TwinError, match=r"^cell blocks: 2 counts, 2 top offsets and 5 points do not describe one mesh$"):
+        CellBlocks(counts=np.array([3, 3]), top_from=np.array([1, 1]), template=np.zeros((5, 3), np.float32), base_z=0.0)
+    with pytest.raises(TwinError, match=r"^cell blocks: 1 counts, 2 top offsets and 3 points do not describe one mesh$"):
+        CellBlocks(counts=np.array([3]), top_from=np.array([1, 1]), template=np.zeros((3, 3), np.float32), base_z=0.0)
+
+
+# -- in Chromium ---------------------------------------------------------------------------------
+def test_a_live_tick_changes_the_local_views_pixels(tmp_path: Path) -> None:
+    from bench_h3_local import served
+    from browsing import chromium
+    from test_app_browser import _wait_for_image
+
+    scene, readings, ids = write_scene(tmp_path, 400, res=9, scale=2.0)
+    write_readings(readings, ids, np.full(len(ids), 40.0))  # green, 80 m
+
+    def share(pixels: np.ndarray, color: tuple[int, int, int]) -> float:
+        return float((np.abs(pixels - np.array(color, np.int16)).max(axis=2) <= 40).mean())
+
+    with served(scene, block_ticks=True, log=tmp_path / "serve.log") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        try:
+            page.goto(url)
+            page.wait_for_selector("#twin-scene-name", timeout=30_000)
+            before = _wait_for_image(page, lambda px: share(px, GREEN) > 0.02, timeout=40)
+            assert share(before, RED) < 0.001
+            seen = page.evaluate("(window.twinBlockStats || []).length")
+            write_readings(readings, ids, np.full(len(ids), 400.0))  # red, 800 m
+            after = _wait_for_image(page, lambda px: share(px, RED) > 0.02 and share(px, GREEN) < 0.002, timeout=30)
+            assert page.evaluate("window.twinBlockStats.length") > seen  # drawn by the page script, from the tick
+            changed = np.abs(after - before).max(axis=2) > 40
+            assert changed.mean() > 0.02 and changed[np.abs(before - np.array(GREEN, np.int16)).max(axis=2) <= 40].mean() > 0.9
+        finally:
+            page.close()

@@ -1,0 +1,48 @@
+"""Live ticks of block layers (H3 cells) for the local (vtk.js) view, through the trame state.
+
+:class:`SceneView` keeps, per block layer, its static layout and its latest tick (a few bytes
+per cell); this puts new ones into the state keys ``twin_block_layouts`` / ``twin_block_ticks``,
+keyed by the id trame-vtk gives the layer's dataset in the browser, where static/block_ticks.js
+writes them into the vtk.js arrays and redraws.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from trame_vtk.modules.vtk.serializers import reference_id
+
+from twin.render.view import SceneView
+
+__all__ = ["SCRIPT", "BlockTicks"]
+
+SCRIPT = resources.files("twin.app").joinpath("static", "block_ticks.js")
+"""The page script that applies the ticks."""
+
+
+class BlockTicks:
+    """Sends each new block layout and tick of one view once."""
+
+    def __init__(self, view: SceneView) -> None:
+        self.view = view
+        self._sent_layouts: dict[str, int] = {}
+        self._sent_ticks: dict[str, int] = {}
+
+    def publish(self, state: Any, stamp: float) -> None:
+        """New layouts and ticks into ``state``; ``stamp``: when the tick began (s since the epoch, sent as ms)."""
+        layouts, ticks, sent = {}, {}, {}
+        for layer_id, tick in self.view.block_ticks.items():
+            actor = self.view.block_actor(layer_id)
+            if actor is None:
+                continue
+            dataset = f"{reference_id(actor.GetMapper())}-dataset"  # the id trame-vtk gives the mapper's input
+            layouts[dataset] = self.view.block_layouts[layer_id]
+            ticks[dataset] = {**tick, "stamp": stamp * 1000.0}
+            sent[dataset] = id(tick)
+        if {k: id(v) for k, v in layouts.items()} != self._sent_layouts:
+            self._sent_layouts = {k: id(v) for k, v in layouts.items()}
+            state.twin_block_layouts = layouts
+        if sent != self._sent_ticks:
+            self._sent_ticks = sent
+            state.twin_block_ticks = ticks
