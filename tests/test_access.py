@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from browsing import chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -139,6 +139,21 @@ async def _names() -> list[str]:
             names.append(await ws.receive_str())
         names.append(str((await client.get("/whoami")).status))
     return names
+
+
+@pytest.mark.parametrize(("host", "origin", "allowed"), [
+    ("twin.example.com", "https://twin.example.com", True),  # behind a TLS proxy: no port in either
+    ("twin.example.com", "https://twin.example.com:8443", False),
+    ("twin.example.com:8080", "http://TWIN.example.com:8080", True),
+    ("twin.example.com:8080", "http://twin.example.com", False),
+    ("twin.example.com", "https://wall.example.com", True),  # --allow-origin
+    ("twin.example.com", "https://wall.example.com:444", False),
+    ("twin.example.com", "file://", False),
+])
+def test_origin_must_match_host_or_be_allowed(host: str, origin: str, allowed: bool) -> None:
+    policy = access_policy("127.0.0.1", 8080, allow_origins=["https://wall.example.com"], env={})
+    request = make_mocked_request("GET", "/ws", headers={"Host": host, "Origin": origin, "Upgrade": "websocket"})
+    assert policy._same_origin(request) is allowed
 
 
 def test_acknowledging_user_is_the_tokens_name() -> None:

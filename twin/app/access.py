@@ -189,8 +189,9 @@ class AccessPolicy:
         if (host, port) in self.allow_origins:
             return True
         own = URL(f"http://{request.host}")
-        own_port = own.explicit_port  # no port in Host: the origin must use its scheme's default port
-        return host == (own.host or "").lower() and (own_port is None or own_port == port)
+        # no port in Host (a proxy on 80/443): the origin must use its scheme's default port too
+        same_port = URL(value.strip()).explicit_port is None if own.explicit_port is None else own.explicit_port == port
+        return host == (own.host or "").lower() and same_port
 
     def _token_redirect(self, request: web.Request, token: str) -> web.StreamResponse:
         """303 to the same address without ``?token=``, setting the token cookie (keeps the token out of history and referrers)."""
