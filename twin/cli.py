@@ -109,10 +109,12 @@ def list_layers() -> None:
         click.echo(f"      {pname} ({ptype}, default {default}): {description}")
 
 
-def _serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool) -> None:
-    from twin.scene.model import Scene
+def _access(host: str, port: int, token_file: Path | None, no_auth: bool, allow_origin: tuple[str, ...]) -> Any:
+    """The :class:`~twin.app.access.AccessPolicy` the options ask for; raises AccessError (e.g. a non-loopback host without a token)."""
+    from twin.app.access import access_policy
 
-    _show(Scene.from_file(scene_file), None, host, port, view, open_browser)
+    return access_policy(host, port, token_file=token_file, no_auth=no_auth, allow_origins=allow_origin,
+                         warn=lambda line: click.echo(f"twin: warning: {line}", err=True))
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
@@ -122,15 +124,32 @@ _view = click.option("--view", type=click.Choice(["auto", "remote", "local"]), d
 _browser = click.option("--open-browser/--no-browser", default=False, show_default=True, help="Open a browser tab.")
 
 
+def _auth(command: Any) -> Any:
+    """The access options of ``serve`` and ``demo`` (see docs/serving.md)."""
+    for option in reversed((
+        click.option("--token-file", type=click.Path(path_type=Path), default=None,
+                     help="File of tokens, one a line: name:token or a bare token (also: $TWIN_TOKEN). Needed to bind beyond 127.0.0.1."),
+        click.option("--no-auth", is_flag=True, help="Serve a non-loopback address without a token (prints a warning: anyone on the network gets in)."),
+        click.option("--allow-origin", multiple=True, metavar="ORIGIN", help="Another origin whose pages may open the websocket, e.g. https://wall.example.com."),
+    )):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("scene_file", type=click.Path(path_type=Path))
 @_host
 @_port
 @_view
 @_browser
-def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool) -> None:
-    """Serve SCENE_FILE in the browser app."""
-    _serve(scene_file, host, port, view, open_browser)
+@_auth
+def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool, token_file: Path | None, no_auth: bool,
+          allow_origin: tuple[str, ...]) -> None:
+    """Serve SCENE_FILE in the browser app (127.0.0.1 by default; any other address needs a token)."""
+    from twin.scene.model import Scene
+
+    access = _access(host, port, token_file, no_auth, allow_origin)
+    _show(Scene.from_file(scene_file), None, host, port, view, open_browser, access)
 
 
 @cli.command()
@@ -138,10 +157,12 @@ def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool)
 @_port
 @_view
 @_browser
+@_auth
 @click.option("--render", "render_to", type=click.Path(path_type=Path), default=None, help="Render the demo to this PNG instead of serving it.")
 @click.option("--offline", is_flag=True, help="Read the generated data directly instead of through the local one-map server (needs no pygeoapi).")
 @click.option("--scene-file", "print_scene", is_flag=True, help="Print the path of the demo scene file (a start for your own scene) and exit.")
-def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | None, offline: bool, print_scene: bool) -> None:
+def demo(host: str, port: int, view: str, open_browser: bool, token_file: Path | None, no_auth: bool, allow_origin: tuple[str, ...],
+         render_to: Path | None, offline: bool, print_scene: bool) -> None:
     """Show the demo district, pulled from a local one-map server (pygeoapi on 127.0.0.1).
 
     The district is generated on first run (then cached); a simulator feeds live flood readings
@@ -151,16 +172,17 @@ def demo(host: str, port: int, view: str, open_browser: bool, render_to: Path | 
     from twin.demo import demo_scene
     from twin.scene.model import Scene
 
+    access = None if print_scene or render_to is not None else _access(host, port, token_file, no_auth, allow_origin)
     with demo_scene() as scene_file:
         if print_scene:
             click.echo(str(scene_file))
         elif offline:
-            _show(Scene.from_file(scene_file), render_to, host, port, view, open_browser)
+            _show(Scene.from_file(scene_file), render_to, host, port, view, open_browser, access)
         else:
-            _demo_onemap(scene_file, render_to, host, port, view, open_browser)
+            _demo_onemap(scene_file, render_to, host, port, view, open_browser, access)
 
 
-def _demo_onemap(scene_file: Path, render_to: Path | None, host: str, port: int, view: str, open_browser: bool) -> None:
+def _demo_onemap(scene_file: Path, render_to: Path | None, host: str, port: int, view: str, open_browser: bool, access: Any) -> None:
     """``twin demo`` through the local one-map server; raises MissingDependencyError without pygeoapi."""
     from twin.demo.onemap import OneMapDemo, pygeoapi_command, route_through
     from twin.scene.model import Scene
@@ -173,11 +195,12 @@ def _demo_onemap(scene_file: Path, render_to: Path | None, host: str, port: int,
         data, lines = load_yaml(read_scene_text(scene_file), scene_file)  # the scene loader's YAML rules (yes stays text)
         data.pop("time", None)  # the feeder writes readings as of now: show now
         scene = Scene.from_dict(route_through(data, onemap.url), file=str(scene_file), lines=lines, base_dir=scene_file.parent)
-        _show(scene, render_to, host, port, view, open_browser)
+        _show(scene, render_to, host, port, view, open_browser, access)
     click.echo("twin: one-map server stopped")
 
 
-def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, open_browser: bool) -> None:
+def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, open_browser: bool, access: Any) -> None:
+    """Render ``scene`` to ``render_to``, or serve it with the ``access`` policy (None only when rendering)."""
     if render_to is not None:
         path = scene.screenshot(render_to, size=(1920, 1080))
         click.echo(f"wrote {path}")
@@ -185,8 +208,9 @@ def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, o
     from twin.app.server import TwinApp
 
     app = TwinApp(scene, view_mode=view)
-    click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ (Ctrl+C stops)")
-    app.start(host=host, port=port, open_browser=open_browser)
+    how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
+    click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ ({how}Ctrl+C stops)")
+    app.start(host=host, port=port, open_browser=open_browser, access=access)
 
 
 @cli.command()

@@ -85,6 +85,10 @@ class StateStoreError(TwinError, RuntimeError):
     """A state file (the alert store) that cannot be opened or written, or was written by a newer twin; the message names the file."""
 
 
+class AccessError(TwinError, ValueError):
+    """Serving settings that would let the wrong people in: a non-loopback address without a token, a bad token file or origin."""
+
+
 def did_you_mean(name: object, known: Iterable[str]) -> str:
     """`` (did you mean 'color'?)`` for the one of ``known`` closest to ``name``, or ``""`` when none is close.
 

@@ -17,6 +17,7 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from twin.alerts.engine import AlertEvent
+from twin.app.access import current_user
 from twin.app.bridge import LoopBridge
 from twin.app.live import alert_rows, event_row, focus_dict
 from twin.errors import TwinError
@@ -74,9 +75,9 @@ class AlertsPanel(TrameComponent):
 
     @controller.set("twin_acknowledge")
     def acknowledge(self, alert_id: str) -> None:
-        """An operator has seen this alert (it stays open until it resolves)."""
+        """An operator has seen this alert (it stays open until it resolves); records the name the request's token maps to."""
         try:
-            self.session.acknowledge(str(alert_id), by="operator")
+            self.session.acknowledge(str(alert_id), by=current_user())
         except TwinError as exc:
             log.warning("cannot acknowledge: %s", exc)
 

@@ -33,6 +33,7 @@ from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
+from twin.app.access import AccessPolicy, access_policy
 from twin.app.alerts_panel import AlertsPanel
 from twin.app.bridge import LoopBridge
 from twin.app.layer_panel import LayerPanel
@@ -164,9 +165,14 @@ class TwinApp(TrameApp):
                     self.pick_card.ui()
                 self.time_bar.ui()
 
-    def start(self, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False) -> None:
-        """Serve until SIGINT/SIGTERM (blocking). Binds loopback unless ``host`` says otherwise."""
+    def start(self, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False, access: AccessPolicy | None = None) -> None:
+        """Serve until SIGINT/SIGTERM (blocking). Binds loopback unless ``host`` says otherwise.
+
+        ``access``: who may connect (default: :func:`~twin.app.access.access_policy` for ``host``, with ``$TWIN_TOKEN``);
+        raises AccessError for a non-loopback ``host`` without a token.
+        """
         try:
+            self.ctrl.on_server_bind.add((access or access_policy(host, port)).install)
             with _trame_argv():
                 self.server.start(host=host, port=port, open_browser=open_browser, timeout=0, show_connection_info=False)
         finally:
