@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import Field
+from twin_layers.ogcapi import OgcApiFeaturesSource, OgcApiParams, iso_z
 
 from twin.errors import SourceError
 from twin.source import ReadingsSource, ReadingsSourceParams
-from twin_layers.ogcapi import OgcApiFeaturesSource, OgcApiParams, iso_z
 
 __all__ = ["OgcApiReadingsSource"]
 

@@ -22,7 +22,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from twin.readings import IngestReport
 
-__all__ = ["LiveLayer", "LiveSnapshot", "SNAPSHOT_COLUMNS", "SourceHealth"]
+__all__ = ["SNAPSHOT_COLUMNS", "LiveLayer", "LiveSnapshot", "SourceHealth"]
 
 SNAPSHOT_COLUMNS = ("value", "lon", "lat", "time")
 

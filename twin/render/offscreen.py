@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from twin.errors import TwinError
-from twin.errors import TwinWarning
+from twin.errors import TwinError, TwinWarning
 from twin.render.view import SceneView
 from twin.scene.model import Scene
 

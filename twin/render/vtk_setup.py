@@ -13,10 +13,10 @@ from pathlib import Path
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
-import vtkmodules.vtkInteractionStyle  # noqa: E402,F401  (registers interactor styles)
-import vtkmodules.vtkRenderingContextOpenGL2  # noqa: E402,F401
-import vtkmodules.vtkRenderingFreeType  # noqa: E402,F401  (text)
-import vtkmodules.vtkRenderingOpenGL2  # noqa: E402,F401  (the OpenGL backend)
+import vtkmodules.vtkInteractionStyle
+import vtkmodules.vtkRenderingContextOpenGL2
+import vtkmodules.vtkRenderingFreeType
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL backend)
 
 __all__ = ["cjk_font_file"]
 
