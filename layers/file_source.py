@@ -32,7 +32,7 @@ import pyogrio
 import shapely
 from pydantic import Field, field_validator
 
-from twin.errors import CRSError, SourceCheckError, SourceError, TwinWarning
+from twin.errors import WARNED, CRSError, SourceCheckError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, check_plausible, finite_geometries, geometries_to_wgs84, parse_crs
 from twin.layer import format_skips
 from twin.source import BBox, ReadingsSource, ReadingsSourceParams, Source, SourceParams
@@ -327,7 +327,7 @@ class FileReadingsSource(ReadingsSource):
             data, skipped, _ = read_features(p, self._features.resolved_path, where=self.describe(), required=required)
             if skipped:
                 message = f"{self.describe()}: skipped {sum(map(len, skipped.values()))} of {len(data) + sum(map(len, skipped.values()))} rows: {format_skips(skipped)}"
-                log.warning(message)
+                log.warning(message, extra=WARNED)
                 warnings.warn(message, TwinWarning, stacklevel=3)
             times = pd.to_datetime(data[p.time], errors="coerce", format="mixed")
             if times.dt.tz is None:

@@ -42,7 +42,7 @@ import requests
 import shapely
 from pydantic import Field, field_validator
 
-from twin.errors import CRSError, SourceError, TwinWarning
+from twin.errors import WARNED, CRSError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, GeoCRS, geometries_to_wgs84, parse_crs
 from twin.httpclient import HttpClient, HttpResult, PagedParams, redact_url
 from twin.source import BBox, Source
@@ -336,7 +336,7 @@ def warn_schema(where: str, bad: Mapping[str, int], schema: Mapping[str, str]) -
         return
     parts = [f"{c}: column missing" if n < 0 else f"{c}: {n} value{'s' if n != 1 else ''} not {schema[c]}" for c, n in bad.items()]
     message = f"{where}: attributes that do not match schema set to missing ({'; '.join(parts)})"
-    log.warning(message)
+    log.warning(message, extra=WARNED)
     warnings.warn(message, TwinWarning, stacklevel=3)
 
 
@@ -514,7 +514,7 @@ def warn_skipped(where: str, skipped: Mapping[str, int]) -> None:
         return
     parts = [f"{skipped[reason]} {text}" for reason, text in _SKIP_REASONS.items() if skipped.get(reason)]
     message = f"{where}: skipped {total} feature{'s' if total != 1 else ''} ({', '.join(parts)})"
-    log.warning(message)
+    log.warning(message, extra=WARNED)
     warnings.warn(message, TwinWarning, stacklevel=4)
 
 
@@ -879,7 +879,7 @@ def check_same_resource(first: str, link: str, where: str, *, what: str) -> None
 
 
 def _warn(message: str) -> None:
-    log.warning(message)
+    log.warning(message, extra=WARNED)
     warnings.warn(message, TwinWarning, stacklevel=3)
 
 

@@ -55,7 +55,7 @@ import shapely
 from pydantic import Field
 from twin_layers.ogcapi import CoordSpace, _full_url, _resource, crs_from_name, geometries_in_wgs84, parse_json
 
-from twin.errors import SourceError, TwinWarning
+from twin.errors import WARNED, SourceError, TwinWarning
 from twin.httpclient import HttpClient, HttpResult, PagedParams, redact_url
 from twin.source import ReadingsSource, ReadingsSourceParams
 
@@ -182,7 +182,7 @@ class SensorThingsSource(ReadingsSource):
             next_url = urljoin(next_url, str(link))
             if _resource(next_url) != _resource(url):
                 message = f"{where}: @iot.nextLink {redact_url(next_url)} leaves {redact_url(url)}; not followed: reading on with $skip={consumed}"
-                log.warning(message)
+                log.warning(message, extra=WARNED)
                 warnings.warn(message, TwinWarning, stacklevel=2)
                 next_url = _full_url(url, {**sent, "$skip": int(sent.get("$skip", 0)) + consumed})
 
@@ -349,7 +349,7 @@ class SensorThingsSource(ReadingsSource):
         if dropped:
             parts = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(dropped.items()))
             message = f"{where}: dropped {sum(dropped.values())} observation(s) between {_iso(lo)} and {_iso(hi)}: {parts}"
-            log.warning(message)
+            log.warning(message, extra=WARNED)
             warnings.warn(message, TwinWarning, stacklevel=2)
         frame = pd.DataFrame.from_records(list(rows.values()), columns=columns)
         frame["time"] = pd.to_datetime(frame["time"], utc=True)

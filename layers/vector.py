@@ -29,7 +29,7 @@ import pyvista as pv
 import shapely
 from pydantic import Field, field_validator
 
-from twin.errors import TwinWarning
+from twin.errors import WARNED, TwinWarning
 from twin.geo.frame import Frame
 from twin.layer import ColorByParams, Layer, LayerStyle, format_skips, geometry_parts
 from twin.style import to_rgba8, validate_color
@@ -77,7 +77,7 @@ class VectorLayer(Layer):
         if builder.dropped:
             message = (f"layer {self.id!r}: {len(builder.dropped)} feature(s) fall outside what the scene's frame "
                        f"can show (too far from its centre), not drawn: {format_skips({'outside the frame': sorted(builder.dropped)})}")
-            log.warning(message)
+            log.warning(message, extra=WARNED)
             warnings.warn(message, TwinWarning, stacklevel=3)
         return mesh
 

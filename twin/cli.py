@@ -39,6 +39,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="twin: %(levelname)s: %(name)s: %(message)s")
     if not debug:
         warnings.showwarning = _show_warning
+        for handler in logging.getLogger().handlers:  # a message also issued as a warning is shown once, as the warning
+            handler.addFilter(lambda record: not getattr(record, "twin_warned", False))
 
 
 @cli.command()

@@ -70,6 +70,11 @@ class TwinWarning(UserWarning):
     """Input that was repaired, skipped or replaced by a fallback (the message counts it and names rows)."""
 
 
+WARNED = {"twin_warned": True}
+"""``extra=`` for a log record whose message is also issued as a :class:`TwinWarning`: the command
+line shows the warning and drops the log record (one line, not two); servers keep both."""
+
+
 class SourceCheckError(SourceError):
     """A source parameter that fails a check made without reading data (``Source.check``), e.g. a missing file.
 

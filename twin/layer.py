@@ -30,7 +30,7 @@ import shapely
 from numpy.typing import NDArray
 from pydantic import Field, field_validator
 
-from twin.errors import LayerDataError, SourceError, TwinWarning
+from twin.errors import WARNED, LayerDataError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, finite_geometries
 from twin.geo.frame import Frame, lon_center, unwrap_lon
 from twin.live import SourceHealth
@@ -326,7 +326,7 @@ class Layer(ABC):
             parts.append(f"repaired {sum(len(v) for v in repaired.values())}: {format_skips(repaired)}")
         if parts:
             message = f"layer {self.id!r} ({self.source.describe()}): " + "; ".join(parts)
-            log.warning(message)
+            log.warning(message, extra=WARNED)
             warnings.warn(message, TwinWarning, stacklevel=4)
         return clean
 

@@ -91,6 +91,8 @@ class ReadingsLayer(Layer):
         sweeping = first or bool(sweep) and (self._swept_at is None or now - self._swept_at >= sweep)
         late_before = None if first else self._pulled_until - source.lookback  # type: ignore[operator]
         start = history_start if sweeping else max(history_start, late_before)  # type: ignore[type-var]
+        if not (source.lookback or sweep):  # "late" means found by a sweep past the overlap: a source that cannot be late counts none
+            late_before = None
         health.last_poll = now
         try:
             return ReadingsPoll(now, sweeping, late_before, frame=source.readings(start, now))

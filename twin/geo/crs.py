@@ -22,7 +22,7 @@ import pyproj
 from numpy.typing import ArrayLike, NDArray
 from pyproj.exceptions import CRSError as _ProjCRSError
 
-from twin.errors import CRSError, TwinWarning
+from twin.errors import WARNED, CRSError, TwinWarning
 from twin.geo import chinese
 
 __all__ = [
@@ -222,5 +222,5 @@ def check_plausible(x: ArrayLike, y: ArrayLike, crs: str | int | pyproj.CRS | Ge
     area = _area_of_use(geo.proj.to_wkt())
     if area is not None and (xa.max() < area[0] or xa.min() > area[2] or ya.max() < area[1] or ya.min() > area[3]):
         raise CRSError(f"{message}: they lie outside the area where {geo.name} is used; set the source's crs to EPSG:4326")
-    log.warning(message)
+    log.warning(message, extra=WARNED)
     warnings.warn(message, TwinWarning, stacklevel=3)
