@@ -59,11 +59,13 @@ def main() -> None:
     total = round(args.hours * per_hour)
     started = time.perf_counter()
     first: tuple[float, dict[str, int]] | None = None
+    hourly: list[float] = []
     print(f"{'hour':>5} {'wall s':>7} {'RSS MiB':>8}  sizes")
     for i in range(1, total + 1):
         session.tick(T0 + dt.timedelta(seconds=i * args.tick))
         if i % per_hour == 0 or i == total:
             rss, now = rss_mib(), sizes(session)
+            hourly.append(rss)
             print(f"{i / per_hour:5.1f} {time.perf_counter() - started:7.0f} {rss:8.1f}  {now}", flush=True)
             if first is None:
                 first = (rss, now)
@@ -71,8 +73,13 @@ def main() -> None:
     rss, last = rss_mib(), sizes(session)
     growth = (rss - first[0]) / first[0]
     grown = {k: f"{first[1][k]} -> {v}" for k, v in last.items() if v > first[1].get(k, 0) * (1 + LIMIT)}
-    print(f"RSS after hour 1: {first[0]:.1f} MiB, at the end: {rss:.1f} MiB ({growth:+.1%}); structures grown over 5 %: {grown or 'none'}")
-    print("PASS" if growth < LIMIT else "FAIL", f"(limit {LIMIT:.0%} growth after the first simulated hour)")
+    peak = max(hourly[1:], default=rss)
+    peak_growth = (peak - first[0]) / first[0]
+    same_hour = [f"{hourly[h]:.1f}" for h in range(0, len(hourly), 24)]  # the same time of day, day after day
+    print(f"RSS after hour 1: {first[0]:.1f} MiB, at the end: {rss:.1f} MiB ({growth:+.1%}), highest after hour 1: {peak:.1f} MiB "
+          f"({peak_growth:+.1%}); at hour 1 of each day: {', '.join(same_hour)} MiB; structures grown over 5 %: {grown or 'none'}")
+    # "stays under 5 %": judged on the highest RSS after the first hour, not only the last
+    print("PASS" if peak_growth < LIMIT else "FAIL", f"(limit {LIMIT:.0%} growth after the first simulated hour, at every hour)")
     session.close()
 
 
