@@ -127,8 +127,10 @@ def test_python_api_builds_the_same_scene(tmp_path: Path) -> None:
     assert [layer.id for layer in scene.layers] == ["roads", "poi"]
     with pytest.raises(TwinError, match="already has a layer with id 'poi'"):
         scene.add(Vector("poi", data=points))
-    with pytest.raises(TwinError, match="in-memory data"):
-        scene.to_file(tmp_path / "x.yaml")
+    saved = scene.to_file(tmp_path / "x.yaml")  # in-memory data is written beside the file, then read from there
+    assert (tmp_path / "x_data" / "poi.geojson").is_file()
+    again = twin.Scene.from_file(saved)
+    assert again.to_dict() == scene.to_dict() and again["poi"].data()["name"].tolist() == ["外滩"]
     scene.remove("poi")
     again = twin.Scene.from_file(scene.to_file(tmp_path / "x.yaml"))
     assert again.to_dict() == scene.to_dict()

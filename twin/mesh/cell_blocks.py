@@ -114,7 +114,9 @@ def tick_payload(blocks: CellBlocks, state: CellState) -> dict[str, Any]:
     """
     heights = np.nan_to_num(np.asarray(state.heights, np.float64), nan=0.0, posinf=0.0, neginf=0.0).clip(0.0)
     top = float(heights.max()) if len(heights) else 0.0
-    step = top / HEIGHT_STEPS if top > 0 else 1.0
+    step = top / HEIGHT_STEPS
+    if not step > 0:  # no height, or heights so small that a step underflows to 0
+        step = 1.0
     palette, index = palette_index(state.colors)
     return {
         "n_cells": blocks.n_cells,
