@@ -5,7 +5,7 @@ engine (open alerts, id map, history, events) and each live layer's readings buf
 held, bytes reserved, sensors known) and H3 cells. At the end, the growth of RSS and of each
 structure from the end of the first simulated hour, and whether RSS grew under 5 %.
 
-Usage: .venv/bin/python benchmarks/bench_soak.py [--hours 72] [--tick 5]
+Usage: .venv/bin/python benchmarks/bench_soak.py [--hours 72] [--tick 5] [--history-limit N]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import time
 from importlib import resources
 
+from twin.alerts.engine import AlertEngine
 from twin.readings import ReadingsBuffer
 from twin.scene.model import Scene
 from twin.session import Session
@@ -50,11 +51,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=72.0, help="simulated hours (default 72)")
     parser.add_argument("--tick", type=float, default=5.0, help="simulated seconds between ticks (default 5)")
+    parser.add_argument("--history-limit", type=int, default=None,
+                        help="closed alerts (and events) the engine keeps (default: the engine's, 10,000); a small one shows the cap holding")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the per-poll notes of simulated sources would drown the table
     path = resources.files("twin.demo.scenes").joinpath("demo.yaml")
     with resources.as_file(path) as scene_file:
-        session = Session(Scene.from_file(scene_file), tick_seconds=args.tick)
+        scene = Scene.from_file(scene_file)
+        if args.history_limit is not None:
+            scene.alert_engine = AlertEngine(scene.alerts, history_limit=args.history_limit)
+        session = Session(scene, tick_seconds=args.tick)
     per_hour = round(3600 / args.tick)
     total = round(args.hours * per_hour)
     started = time.perf_counter()
