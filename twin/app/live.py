@@ -20,6 +20,7 @@ from typing import Any
 
 from twin.alerts.engine import Alert, AlertEngine, AlertEvent, AlertState
 from twin.alerts.rules import StaleRule
+from twin.clock import SHANGHAI, fmt_clock, fmt_datetime
 from twin.layer import Layer
 from twin.live import LiveLayer
 from twin.scene.model import Scene
@@ -39,7 +40,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "+08:00")
 SEVERITY_COLORS = {"critical": "#ef4444", "warning": "#f59e0b", "info": "#38bdf8"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 EVENT_COLORS = {"pending": "#f59e0b", "firing": "#ef4444", "resolved": "#22c55e", "cancelled": "#94a3b8", "acknowledged": "#38bdf8"}
@@ -48,16 +48,6 @@ UNITS = {"flood_points": "cm"}
 
 
 # -- time ----------------------------------------------------------------------------------------
-def fmt_datetime(when: dt.datetime | None) -> str:
-    """``YYYY-MM-DD HH:MM:SS +08:00`` (empty for None)."""
-    return "" if when is None else when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S +08:00")
-
-
-def fmt_clock(when: dt.datetime | None) -> str:
-    """``HH:MM:SS +08:00`` (empty for None)."""
-    return "" if when is None else when.astimezone(SHANGHAI).strftime("%H:%M:%S +08:00")
-
-
 def fmt_age(age: dt.timedelta | float | None) -> str:
     """A duration for people: ``8 s``, ``3 min 5 s``, ``2 h 5 min``; ``—`` for unknown."""
     if age is None:

@@ -24,8 +24,9 @@ from trame_vtk.modules.vtk.serializers import SynchronizationContext, extract_ar
 from trame_vtk.modules.vtk.serializers.utils import reference_id
 from trame_vtk.tools.vtksz2html import HTML_VIEWER_PATH, data_to_base64
 
+from twin.clock import fmt_datetime
 from twin.errors import ExportError
-from twin.export.common import clock_text, output_path
+from twin.export.common import output_path
 from twin.render.view import SceneView
 from twin.scene.model import Scene
 from twin.style import Legend
@@ -115,7 +116,7 @@ def _panel(scene: Scene, drawn: list[str], shown: dict[str, bool]) -> dict[str, 
         layers.append({"id": layer.id, "title": layer.title, "visible": shown[layer.id], "legend": _legend(legend)})
     return {
         "title": scene.settings.title or scene.name,
-        "time": clock_text(scene.time),
+        "time": fmt_datetime(scene.time),
         "left_out": LEFT_OUT,
         "layers": layers,
     }

@@ -21,8 +21,9 @@ from tqdm import tqdm
 from vtkmodules.vtkRenderingCore import vtkTextActor, vtkTextProperty
 
 from twin.alerts.rules import parse_duration
+from twin.clock import fmt_datetime
 from twin.errors import ExportError, TwinWarning, unknown_name
-from twin.export.common import clock_text, output_path
+from twin.export.common import output_path
 from twin.render import vtk_setup
 from twin.render.view import SceneView
 from twin.scene.camera import CameraPose
@@ -201,7 +202,7 @@ def _frame(view: SceneView, scene: Scene, label: vtkTextActor, stop: TourFrame |
     view.sync()
     if stop is not None:
         _apply_pose(view, stop.pose)
-    label.SetInput(clock_text(scene.time))
+    label.SetInput(fmt_datetime(scene.time))
     return view.image()
 
 
