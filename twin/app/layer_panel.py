@@ -12,6 +12,7 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from twin.app.bridge import LoopBridge
+from twin.app.i18n import tr
 from twin.app.live import layer_live_info
 from twin.errors import TwinError
 from twin.render.view import SceneView
@@ -64,7 +65,7 @@ class LayerPanel(TrameComponent):
 
     def ui(self) -> None:
         with html.Div(classes="pa-3", id="twin-layers"):
-            html.Div("Layers", classes="text-overline text-medium-emphasis mb-1")
+            html.Div(tr("Layers"), classes="text-overline text-medium-emphasis mb-1")
             with (
                 v3.VCard(v_for="layer in twin_layers", key="layer.id", classes="twin-layer mb-2", variant="tonal", raw_attrs=[':data-layer-id="layer.id"']),
                 v3.VCardText(classes="py-1 px-3"),

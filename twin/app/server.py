@@ -36,6 +36,7 @@ from trame.widgets import vuetify3 as v3
 from twin.app.access import AccessPolicy, access_policy
 from twin.app.alerts_panel import AlertsPanel
 from twin.app.bridge import LoopBridge
+from twin.app.i18n import I18n, tr_expr, tr_fmt
 from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
@@ -70,7 +71,8 @@ class TwinApp(TrameApp):
     ``tick_seconds``: how often live layers are polled (default: ``$TWIN_TICK_SECONDS`` or 5 s).
     ``resource_layers``: ids or titles of layers listing help (pumps, teams) shown near an alert;
     a layer with id ``resources`` is used without being named. ``state_dir``: where the session
-    keeps alert history and acknowledgements across restarts (None: in memory).
+    keeps alert history and acknowledgements across restarts (None: in memory). ``lang``: the page's
+    language (a key of :data:`twin.app.i18n.LANGUAGES`), or None to follow each browser's language.
     """
 
     def __init__(
@@ -84,11 +86,13 @@ class TwinApp(TrameApp):
         tick_seconds: float | None = None,
         resource_layers: Sequence[str] | None = None,
         state_dir: str | Path | None = None,
+        lang: str | None = None,
     ) -> None:
         self.session = Session(scene, tick_seconds=tick_seconds, resource_layers=resource_layers, state_dir=state_dir)
         super().__init__(server=get_server(server or f"twin-app-{next(_server_ids)}", client_type="vue3"))
         self.scene = scene
         self.bridge = bridge = LoopBridge(self.server)
+        self.i18n = I18n(self.server, lang)
         session = self.session
         self.time_bar = TimeBar(self.server, session, bridge)
         self.alerts = AlertsPanel(self.server, session, bridge)
@@ -149,11 +153,12 @@ class TwinApp(TrameApp):
                     variant="solo-filled", flat=True, prepend_inner_icon="mdi-video-outline", style="max-width: 240px;", id="twin-camera",
                     classes="twin-camera mr-2",
                 )
-                with v3.VBtn(icon=True, click=self.view_panel.reset_camera, title="Reset view", density="comfortable"):
+                with v3.VBtn(icon=True, click=self.view_panel.reset_camera, title=(tr_expr("Reset view"),), density="comfortable"):
                     v3.VIcon("mdi-crosshairs-gps")
-                v3.VChip("{{ twin_view_mode }} · {{ twin_cells }} cells", size="small", variant="tonal", color="secondary", classes="mx-2",
+                v3.VChip(tr_fmt("{mode} · {n} cells", mode="twin_view_mode", n="twin_cells"), size="small", variant="tonal", color="secondary", classes="mx-2",
                          prepend_icon="mdi-monitor")
                 self.alerts.button()
+                self.i18n.ui()
             with layout.drawer:
                 layout.drawer.color = "surface"
                 self.layer_panel.ui()
