@@ -42,8 +42,9 @@ from twin_layers.ogcapi import CoordSpace, FeatureParams, FeatureStats, _bbox_in
 
 from twin.errors import CRSError, SourceError
 from twin.geo.crs import WGS84, GeoCRS, parse_crs
-from twin.httpclient import HttpClient, HttpResult, redact_url
-from twin.source import BBox, Source
+from twin.http_source import HttpFeatureSource
+from twin.httpclient import HttpResult, redact_url
+from twin.source import BBox
 
 __all__ = ["ArcGisFeatureSource", "ArcGisParams", "esri_crs", "esri_features_to_geojson", "token_query"]
 
@@ -154,7 +155,7 @@ class _Layer:
     reference: Mapping[str, Any] | None
 
 
-class ArcGisFeatureSource(Source):
+class ArcGisFeatureSource(HttpFeatureSource):
     """Features of one ArcGIS REST FeatureServer or MapServer layer (also served by SuperMap, MapGIS IGServer, Koop)."""
 
     type_name = "arcgis"
@@ -163,15 +164,7 @@ class ArcGisFeatureSource(Source):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.client = HttpClient(self.params, name=self.describe())
         self._layer: _Layer | None = None
-        self.pages_read = 0
-        self.last_skipped: dict[str, int] = {}
-        """Features the last read skipped, by reason (no_geometry, bad_geometry_type, bad_geometry,
-        non_finite_coordinates, out_of_range, nesting_too_deep)."""
-
-    def close(self) -> None:
-        self.client.close()
 
     def describe(self) -> str:
         return f"arcgis source {redact_url(self.layer_url)}"

@@ -44,8 +44,9 @@ from twin_layers.ogcapi import CoordSpace, FeatureParams, FeatureStats, _bbox_in
 
 from twin.errors import CRSError, SourceError
 from twin.geo.crs import WGS84, GeoCRS, parse_crs
-from twin.httpclient import HttpClient, HttpResult, redact_url
-from twin.source import BBox, Source
+from twin.http_source import HttpFeatureSource
+from twin.httpclient import HttpResult, redact_url
+from twin.source import BBox
 
 __all__ = ["IServerFeatureSource", "IServerParams", "iserver_geometry"]
 
@@ -165,7 +166,7 @@ class _Dataset:
     kinds: dict[str, str]
 
 
-class IServerFeatureSource(Source):
+class IServerFeatureSource(HttpFeatureSource):
     """Features of one dataset of a SuperMap iServer REST data service."""
 
     type_name = "iserver"
@@ -174,14 +175,7 @@ class IServerFeatureSource(Source):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.client = HttpClient(self.params, name=self.describe())
         self._dataset: _Dataset | None = None
-        self.pages_read = 0
-        self.last_skipped: dict[str, int] = {}
-        """Features the last read skipped, by reason (no_geometry, bad_geometry_type, bad_geometry, ...)."""
-
-    def close(self) -> None:
-        self.client.close()
 
     def describe(self) -> str:
         return f"iserver source {self.params.dataset!r} at {redact_url(self.params.url)}"

@@ -44,8 +44,9 @@ from pydantic import Field, field_validator
 
 from twin.errors import WARNED, CRSError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, GeoCRS, geometries_to_wgs84, parse_crs
+from twin.http_source import HttpFeatureSource
 from twin.httpclient import HttpClient, HttpResult, PagedParams, redact_url
-from twin.source import BBox, Source
+from twin.source import BBox
 
 __all__ = [
     "AttributeType",
@@ -405,6 +406,8 @@ def _feature_geometry(feature: Any) -> tuple[Any, str | None]:
         return None, "bad_geometry_type"
     except RecursionError:
         return None, "nesting_too_deep"
+    except OverflowError:  # a JSON integer beyond the double range (> 1.8e308): no finite coordinate
+        return None, "non_finite_coordinates"
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, shapely.errors.ShapelyError):
         return None, "bad_geometry"
     return (None, "no_geometry") if geom.is_empty else (geom, None)
@@ -685,7 +688,7 @@ class _Collection:
     crs: list[str]
 
 
-class OgcApiFeaturesSource(Source):
+class OgcApiFeaturesSource(HttpFeatureSource):
     """Features of one OGC API – Features collection."""
 
     type_name = "ogcapi"
@@ -694,16 +697,8 @@ class OgcApiFeaturesSource(Source):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.client = HttpClient(self.params, name=self.describe())
         self._collection: _Collection | None = None
         self._last: tuple[tuple[str, ...], gpd.GeoDataFrame] | None = None
-        self.pages_read = 0
-        self.last_skipped: dict[str, int] = {}
-        """Features the last read skipped, by reason (no_geometry, bad_geometry_type, bad_geometry,
-        non_finite_coordinates, out_of_range, nesting_too_deep)."""
-
-    def close(self) -> None:
-        self.client.close()
 
     def describe(self) -> str:
         return f"ogcapi source {self.params.collection!r} at {redact_url(self.params.url)}"

@@ -49,8 +49,9 @@ from twin_layers.ogcapi import (
 )
 
 from twin.errors import CRSError, SourceError
-from twin.httpclient import HttpClient, redact_url
-from twin.source import BBox, Source
+from twin.http_source import HttpFeatureSource
+from twin.httpclient import redact_url
+from twin.source import BBox
 
 __all__ = ["WfsParams", "WfsSource"]
 
@@ -132,7 +133,7 @@ def choose_geojson(formats: list[str]) -> str | None:
     return None
 
 
-class WfsSource(Source):
+class WfsSource(HttpFeatureSource):
     """Features of one WFS 2.0 feature type."""
 
     type_name = "wfs"
@@ -141,18 +142,13 @@ class WfsSource(Source):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        self._caps: _Capabilities | None = None
+
+    def check_params(self) -> None:
         try:
             crs_from_name(self.params.srs_name)
         except CRSError as exc:
             raise SourceError(f"{self.describe()}: srs_name: {exc}") from None
-        self.client = HttpClient(self.params, name=self.describe())
-        self._caps: _Capabilities | None = None
-        self.pages_read = 0
-        self.last_skipped: dict[str, int] = {}
-        """Features the last read skipped, by reason (see ``twin_layers.ogcapi.features_to_frame``)."""
-
-    def close(self) -> None:
-        self.client.close()
 
     def describe(self) -> str:
         return f"wfs source {self.params.type_name!r} at {redact_url(self.params.url)}"

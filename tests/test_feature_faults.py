@@ -150,3 +150,13 @@ def test_any_feature_is_read_or_skipped_and_counted(items: list[Any]) -> None:
     if len(frame):
         bounds = frame.geometry.bounds.to_numpy()
         assert ((bounds[:, [0, 2]] >= -180) & (bounds[:, [0, 2]] <= 180)).all() and ((bounds[:, [1, 3]] >= -90) & (bounds[:, [1, 3]] <= 90)).all()
+
+
+def test_integer_coordinate_beyond_double_range_is_counted_non_finite() -> None:
+    """Found by the fuzz test above: JSON allows integers no double holds (10**400); such a feature is skipped as non-finite."""
+    good = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.4, 31.2]}, "properties": {"n": 1}}
+    huge = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[10**400, 31.2], [121.5, 31.2], [121.5, 31.3], [10**400, 31.2]]]}}
+    stats = FeatureStats()
+    frame = features_to_frame([good, huge], CoordSpace(crs_from_name("OGC:CRS84")), where="fuzz", stats=stats)
+    assert frame["n"].tolist() == [1]
+    assert stats.skipped == {"non_finite_coordinates": 1}
