@@ -47,7 +47,7 @@ HELP_COLORS = {"reach": "#00e5ff", "pump": "#ffd60a", "rescue_team": "#ff7b00", 
 
 
 class ViewPanel(TrameComponent):
-    """The scene in 3D for one page (``remote``: JPEG images; ``local``: geometry for vtk.js; ``auto``: local under ``triangle_budget``)."""
+    """The scene in 3D for one page (``remote``: JPEG images; ``local``: geometry for vtk.js; ``auto``: local when the browser can hold it, see :func:`twin.render.lod.choose_view_mode`)."""
 
     drawn = Signal()
     """Emitted (on the loop) after each redraw: layer errors and legends may have changed."""

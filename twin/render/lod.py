@@ -15,7 +15,7 @@ full detail: a still frame, picking and bounds never see a proxy.
 View choice (:func:`choose_view_mode`): the browser-side (vtk.js) view downloads every
 triangle, so it is used only when the geometry fits :data:`LOCAL_BYTE_BUDGET` bytes (download
 time and browser memory: the limit that decides at city scale) and the triangle budget (the
-browser's frame rate; ``twin serve --triangle-budget``, ``TwinApp(triangle_budget=...)``), and no
+browser's frame rate; ``TwinApp(triangle_budget=...)``, 2M by default), and no
 layer draws labels (vtk.js cannot show VTK's billboard text).
 """
 
