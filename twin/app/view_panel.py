@@ -34,6 +34,7 @@ from twin.app.bridge import LoopBridge
 from twin.app.live import shows_labels
 from twin.errors import TwinError
 from twin.plugins import layer_types
+from twin.render.lod import LodSettings, choose_view_mode
 from twin.render.view import SceneView
 from twin.session import CameraChange, CameraPose, Focus, Selection, Session, fly_to
 
@@ -46,7 +47,7 @@ HELP_COLORS = {"reach": "#00e5ff", "pump": "#ffd60a", "rescue_team": "#ff7b00", 
 
 
 class ViewPanel(TrameComponent):
-    """The scene in 3D for one page (``remote``: JPEG images; ``local``: geometry for vtk.js; ``auto``: local under ``triangle_budget``)."""
+    """The scene in 3D for one page (``remote``: JPEG images; ``local``: geometry for vtk.js; ``auto``: local when the browser can hold it, see :func:`twin.render.lod.choose_view_mode`)."""
 
     drawn = Signal()
     """Emitted (on the loop) after each redraw: layer errors and legends may have changed."""
@@ -70,6 +71,8 @@ class ViewPanel(TrameComponent):
             self.view.direct_colors = True
             self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
             self.fatal = self._sync()
+        else:  # proxies of big layers while the camera moves (the browser's drag reaches VTK's interactor style)
+            self.view.lod = LodSettings()
         self.block_ticks = BlockTicks(self.view)
         self.block_ticks.publish(self.state, time.time())
         self.state.update({"twin_view_mode": self.view_mode, "twin_cameras": list(self.scene.cameras), "twin_camera": self.scene.camera,
@@ -81,14 +84,13 @@ class ViewPanel(TrameComponent):
         session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show_selection(selection)))
 
     def _choose_mode(self, mode: ViewMode, budget: int) -> Literal["remote", "local"]:
+        """``auto``: the browser-side view only when it can hold the scene (see :func:`twin.render.lod.choose_view_mode`)."""
         if mode != "auto":
             return mode
-        if self.fatal is None:
-            labelled = [layer.id for layer in self.scene.layers if layer.id not in self.view.errors and shows_labels(layer, self.scene)]
-            if labelled:  # vtk.js cannot show VTK's billboard text: render on the server
-                log.info("remote view: layers %s draw labels", ", ".join(labelled))
-                return "remote"
-        return "local" if self.view.triangle_count() <= budget else "remote"
+        labelled = [layer.id for layer in self.scene.layers if layer.id not in self.view.errors and shows_labels(layer, self.scene)] if self.fatal is None else []
+        chosen, reason = choose_view_mode(labelled=labelled, triangles=self.view.triangle_count(), nbytes=self.view.geometry_bytes(), triangle_budget=budget)
+        log.info("%s view: %s", chosen, reason)
+        return chosen
 
     # -- drawing -------------------------------------------------------------------------
     def _sync(self) -> str | None:

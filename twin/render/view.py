@@ -46,6 +46,7 @@ from twin.errors import TwinError
 from twin.layer import Layer, LayerVisual
 from twin.mesh.cell_blocks import CellBlocks, blocks_payload, shown_points, tick_payload
 from twin.render import vtk_setup
+from twin.render.lod import LodSettings, build_proxy, geometry_bytes
 from twin.scene.model import Scene
 from twin.style import Legend, to_rgba8
 
@@ -75,6 +76,8 @@ class _Drawn:
     n_cells: int = 0
     labels: list[vtkBillboardTextActor3D] = field(default_factory=list)
     blocks: CellBlocks | None = None
+    proxy: vtkActor | None = None
+    proxy_key: tuple[object, ...] = ()
 
 
 class SceneView:
@@ -84,7 +87,8 @@ class SceneView:
     itself (a page that shows them as HTML turns them off; the scene's settings are left as
     they are). :attr:`overlays`: layers the view draws above the scene's without being in it
     (highlights: help within reach, a focused alert, a picked feature), by name; call
-    :meth:`sync` after changing them.
+    :meth:`sync` after changing them. :attr:`lod`: light proxies of big layers while the camera
+    moves (see :mod:`twin.render.lod`; None: always full detail).
     """
 
     def __init__(
@@ -132,6 +136,13 @@ class SceneView:
         self._drawn: dict[str, _Drawn] = {}
         self._overlay: list[object] = []
         self._camera_set = False
+        self._lod: LodSettings | None = None
+        self._fxaa_still = True
+        self._moving_frame = False
+        self.proxied: tuple[str, ...] = ()
+        """Layers the last frame drew as their proxy (empty: the frame was at full detail)."""
+        self.renderer.AddObserver("StartEvent", self._frame_start)
+        self.renderer.AddObserver("EndEvent", self._frame_end)
         self._apply_settings()
 
     # -- keeping actors in step with the scene -------------------------------------------
@@ -157,9 +168,11 @@ class SceneView:
             self.block_layouts.pop(gone, None)
             self.block_ticks.pop(gone, None)
             self.renderer.RemoveActor(drawn.actor)
+            self._drop_proxy(drawn)
             for label in drawn.labels:
                 self.label_renderer.RemoveActor(label)
         self._update_overlay()
+        self._update_proxies()
         if not self._camera_set:
             self.set_camera(self.scene.camera)
         signature = self._scene_signature()
@@ -361,6 +374,81 @@ class SceneView:
             actor.SetTextProperty(prop)
             self.label_renderer.AddActor(actor)
             drawn.labels.append(actor)
+
+    # -- level of detail -----------------------------------------------------------------
+    @property
+    def lod(self) -> LodSettings | None:
+        """Proxies for big layers while the camera moves (None: every frame at full detail)."""
+        return self._lod
+
+    @lod.setter
+    def lod(self, settings: LodSettings | None) -> None:
+        self._lod = settings
+        self._update_proxies()
+
+    def _update_proxies(self) -> None:
+        """Build, refresh or drop each layer's proxy actor (hidden between frames, never pickable)."""
+        for layer in [*self.scene.layers, *self.overlays.values()]:
+            drawn = self._drawn.get(layer.id)
+            if drawn is None:
+                continue
+            lod = self._lod
+            if lod is None or drawn.blocks is not None or drawn.actor.GetTexture() is not None or layer.triangle_count() < lod.min_triangles:
+                self._drop_proxy(drawn)
+                continue
+            shape = (id(drawn.polydata), drawn.geometry_version, drawn.points_version, lod.proxy_triangles)
+            if drawn.proxy is not None and drawn.proxy_key == (*shape, drawn.style_version):
+                continue
+            same_shape = drawn.proxy is not None and drawn.proxy_key[:-1] == shape
+            proxy_mesh = drawn.proxy.GetMapper().GetInput() if same_shape and drawn.proxy is not None else build_proxy(drawn.polydata, lod.proxy_triangles)
+            self._drop_proxy(drawn)
+            mapper = vtkPolyDataMapper()
+            mapper.ShallowCopy(drawn.actor.GetMapper())  # colours by feature: the same lookup table and cell array
+            mapper.SetInputData(proxy_mesh)
+            drawn.proxy = vtkActor()
+            drawn.proxy.SetMapper(mapper)
+            drawn.proxy.SetProperty(drawn.actor.GetProperty())
+            drawn.proxy.PickableOff()
+            drawn.proxy.VisibilityOff()
+            drawn.proxy_key = (*shape, drawn.style_version)
+            self.renderer.AddActor(drawn.proxy)
+
+    def _drop_proxy(self, drawn: _Drawn) -> None:
+        if drawn.proxy is not None:
+            self.renderer.RemoveActor(drawn.proxy)
+        drawn.proxy, drawn.proxy_key = None, ()
+
+    def moving(self) -> bool:
+        """Whether a frame rendered now counts as moving: LOD on and the window's desired update rate at least its moving rate."""
+        return self._lod is not None and self.window.GetDesiredUpdateRate() >= self._lod.moving_rate
+
+    def _frame_start(self, *_: object) -> None:
+        """Renderer start: a moving frame swaps big layers for their proxies and skips FXAA."""
+        self.proxied = ()
+        self._moving_frame = self.moving()
+        if not self._moving_frame:
+            return
+        swapped = []
+        for layer_id, drawn in self._drawn.items():
+            if drawn.proxy is not None and drawn.actor.GetVisibility():
+                drawn.actor.VisibilityOff()
+                drawn.proxy.VisibilityOn()
+                swapped.append(layer_id)
+        self.proxied = tuple(swapped)
+        self._fxaa_still = bool(self.renderer.GetUseFXAA())
+        self.renderer.SetUseFXAA(False)
+
+    def _frame_end(self, *_: object) -> None:
+        """Renderer end: back to full detail, so picking, bounds and the next still frame never see a proxy."""
+        if not self._moving_frame:
+            return
+        for layer_id in self.proxied:
+            drawn = self._drawn[layer_id]
+            drawn.actor.VisibilityOn()
+            if drawn.proxy is not None:
+                drawn.proxy.VisibilityOff()
+        self.renderer.SetUseFXAA(self._fxaa_still)
+        self._moving_frame = False
 
     # -- settings, legends, title ----------------------------------------------------------
     def _apply_settings(self) -> None:
@@ -584,6 +672,10 @@ class SceneView:
         """Triangles drawn across all visible layers (lets the app choose remote rendering above a budget)."""
         layers = [*self.scene.layers, *self.overlays.values()]
         return sum(layer.triangle_count() for layer in layers if (d := self._drawn.get(layer.id)) is not None and d.actor.GetVisibility())
+
+    def geometry_bytes(self) -> int:
+        """Bytes of geometry across visible layers, what a browser-side view downloads (see :func:`twin.render.lod.geometry_bytes`)."""
+        return sum(geometry_bytes(d.polydata) for d in self._drawn.values() if d.actor.GetVisibility())
 
     def close(self) -> None:
         self.window.Finalize()
