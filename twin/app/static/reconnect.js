@@ -24,6 +24,9 @@
   const STORE_KEY = "twin-last-picture:" + location.pathname;
   const status = { lost: false, attempts: 0, reconnects: 0, since: 0, answeredAt: 0 };
   const RELOADING_KEY = "twin-reloading:" + location.pathname;
+  const shot = document.createElement("canvas"), probe = document.createElement("canvas");
+  probe.width = 32;
+  probe.height = 18;
   let hooked = null, timer = null, picture = null, cover = null, badge = null, awaiting = false, before = new Set();
 
   const style = document.createElement("style");
@@ -53,13 +56,13 @@
     return images.concat(canvases);
   }
 
-  // The view drawn into one canvas (its canvases over its background), or null when the view shows nothing yet.
+  // The view drawn into the `shot` canvas (its images and canvases over its background), or null when it shows nothing yet.
   function capture() {
     const box = viewBox(), layers = viewLayers();
     if (!box || !layers.length || !viewDrawn()) return null;
     const rect = box.getBoundingClientRect();
     if (rect.width < 2 || rect.height < 2) return null;
-    const out = document.createElement("canvas");
+    const out = shot;  // one canvas, redrawn: a wall runs for months
     out.width = Math.round(rect.width);
     out.height = Math.round(rect.height);
     const ctx = out.getContext("2d");
@@ -80,10 +83,8 @@
   function viewDrawn(skip) {
     for (const layer of viewLayers()) {
       if (skip && skip.has(layer)) continue;
-      const probe = document.createElement("canvas");
-      probe.width = 32;
-      probe.height = 18;
-      const ctx = probe.getContext("2d");
+      const ctx = probe.getContext("2d", { willReadFrequently: true });
+      ctx.clearRect(0, 0, probe.width, probe.height);
       try {
         ctx.drawImage(layer, 0, 0, probe.width, probe.height);
         const px = ctx.getImageData(0, 0, probe.width, probe.height).data;
@@ -99,12 +100,12 @@
   let stored = 0;
   function remember() {
     if (status.lost) return;
-    const shot = capture();
-    if (!shot) return;
-    picture = shot;
+    const last = capture();
+    if (!last) return;
+    picture = last;
     if (Date.now() - stored < STORE_EVERY_MS) return;
     stored = Date.now();
-    try { sessionStorage.setItem(STORE_KEY, shot.toDataURL("image/jpeg", 0.85)); } catch (err) { /* full: the in-memory picture serves */ }
+    try { sessionStorage.setItem(STORE_KEY, last.toDataURL("image/jpeg", 0.85)); } catch (err) { /* full: the in-memory picture serves */ }
   }
 
   function text(id, fallback) {
