@@ -33,6 +33,7 @@ from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
+from twin.app import reconnect
 from twin.app.access import AccessPolicy, access_policy
 from twin.app.alerts_panel import AlertsPanel
 from twin.app.bridge import LoopBridge
@@ -40,6 +41,7 @@ from twin.app.i18n import I18n, tr_expr, tr_fmt
 from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
+from twin.app.source_badges import SourceBadges
 from twin.app.time_bar import TimeBar
 from twin.app.view_panel import ViewMode, ViewPanel
 from twin.render.view import SceneView
@@ -104,6 +106,7 @@ class TwinApp(TrameApp):
         self.view_mode = self.view_panel.view_mode
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)
+        self.source_badges = SourceBadges(self.server, session, bridge)
         self.view_panel.drawn.connect(self._on_drawn)
         self.state.update({"trame__title": scene.name, "twin_scene_name": scene.name, "twin_scene_title": scene.settings.title or ""})
         if session.now is not None:
@@ -138,6 +141,7 @@ class TwinApp(TrameApp):
         with SinglePageWithDrawerLayout(self.server, vuetify_config=_VUETIFY_CONFIG, width=320) as layout:
             self.ui = layout
             client.Style(resources.files("twin.app").joinpath("static", "twin.css").read_text(encoding="utf-8"))
+            reconnect.ui()
             layout.footer.hide()
             layout.title.set_text("")
             with layout.title:
@@ -168,6 +172,7 @@ class TwinApp(TrameApp):
                     self.view_panel.ui()
                     self.legend.ui()
                     self.pick_card.ui()
+                    self.source_badges.ui(only_stale=True)
                 self.time_bar.ui()
 
     def start(self, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False, access: AccessPolicy | None = None) -> None:

@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,12 @@ from twin.session.events import ChangeKind, Focus, HealthChange, LayerChange, Se
 from twin.session.help import focus_of, replay_start, resource_layer_ids
 from twin.viewfetch import ViewSource, follow_view, view_extent, view_footprint
 
-__all__ = ["DEFAULT_TICK_SECONDS", "TICK_ENV", "Session", "resolve_tick_seconds"]
+__all__ = ["CLOCK_SPEED_ENV", "DEFAULT_TICK_SECONDS", "TICK_ENV", "Session", "live_clock", "resolve_tick_seconds"]
 
 log = logging.getLogger(__name__)
 
 TICK_ENV = "TWIN_TICK_SECONDS"
+CLOCK_SPEED_ENV = "TWIN_CLOCK_SPEED"
 DEFAULT_TICK_SECONDS = 5.0
 ALERTS_FILE = "alerts.sqlite"
 
@@ -78,13 +80,34 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def live_clock(speed: float | None = None) -> Callable[[], dt.datetime]:
+    """The live clock (tz-aware UTC): real time, or ``speed`` times faster from now on (default ``$TWIN_CLOCK_SPEED``, else 1).
+
+    A compressed clock runs a simulated day in minutes for soak runs and benchmarks (``benchmarks/bench_wall.py``:
+    ``TWIN_CLOCK_SPEED=144`` is an hour in 25 s); simulated sources follow it, services on the network do not.
+    Raises :class:`TwinError` for a speed that is not a positive number.
+    """
+    if speed is None:
+        text = os.environ.get(CLOCK_SPEED_ENV, "").strip()
+        try:
+            speed = float(text) if text else 1.0
+        except ValueError:
+            raise TwinError(f"{CLOCK_SPEED_ENV}={text!r} is not a number (how many times faster than real time the clock runs)") from None
+    if not math.isfinite(speed) or speed <= 0:
+        raise TwinError(f"clock speed {speed!r} must be a positive number (1: real time)")
+    if speed == 1:
+        return _utcnow
+    start, origin = _utcnow(), time.monotonic()
+    return lambda: start + dt.timedelta(seconds=(time.monotonic() - origin) * speed)
+
+
 class Session:
     """A scene being watched: live clock, replay, alerts, camera, focus and selection (no view, no trame, no VTK).
 
     ``state_dir``: folder keeping the alert engine's history and open alerts (``alerts.sqlite``)
     across restarts; None keeps them in memory. ``resource_layers``: ids or titles of layers
     listing help (pumps, teams) searched around a focused alert (a layer with id ``resources``
-    is used without being named). ``clock``: the live clock (tz-aware UTC; tests pass their own).
+    is used without being named). ``clock``: the live clock (tz-aware UTC; tests pass their own; default :func:`live_clock`).
     """
 
     layer_changed = Signal(LayerChange)
@@ -104,11 +127,11 @@ class Session:
         resource_layers: Sequence[str] | None = None,
         help_radius_m: float = 3000.0,
         focus_range_m: float = 800.0,
-        clock: Callable[[], dt.datetime] = _utcnow,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.scene = scene
         self.tick_seconds = resolve_tick_seconds(tick_seconds)
-        self.clock = clock
+        self.clock = clock or live_clock()
         self.help_radius_m = help_radius_m
         self.focus_range_m = focus_range_m
         self.resource_layers = resource_layer_ids(scene, resource_layers)
