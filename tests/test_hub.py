@@ -225,6 +225,18 @@ def _changed(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.abs(a - b).max(axis=2) > 40).mean())
 
 
+def _moved(a: np.ndarray, b: np.ndarray, colors: list[tuple[int, int, int]]) -> float:
+    """How much the districts' areas on screen differ between two views: sum of |area change| over the areas in ``b``.
+
+    A camera turn or zoom moves much of it; the live layer's changing labels and a one-pixel shift of the image barely do.
+    """
+    def areas(pixels: np.ndarray) -> np.ndarray:
+        return np.array([(np.abs(pixels - np.array(c, dtype=np.int16)).max(axis=2) <= 14).sum() for c in colors], dtype=float)
+
+    before = areas(b)
+    return float(np.abs(areas(a) - before).sum() / max(before.sum(), 1.0))
+
+
 def _wait_pixels(page: sync_api.Page, ok: Callable[[np.ndarray], bool], what: str, timeout: float = 20.0) -> np.ndarray:
     deadline = time.monotonic() + timeout
     while not ok(pixels := _pixels(page)):
@@ -310,7 +322,7 @@ def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browse
         _pick_a_district(a, a_start, colors)  # pick
         a.wait_for_selector("#twin-pick", timeout=10_000)
         _drag(a)  # camera
-        turned = _wait_pixels(a, lambda px: _changed(px, a_start) > 0.15, "the turned camera in A")
+        turned = _wait_pixels(a, lambda px: _moved(px, a_start, colors) > 0.3, "the turned camera in A")
         a.locator(".twin-replay .v-slider-thumb").focus()  # time
         a.keyboard.press("Home")
         _wait(lambda: "REPLAY" in a.locator("#twin-time-mode").inner_text(), 10, "replay mode in A")
@@ -324,7 +336,8 @@ def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browse
         assert b.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').is_checked()
         assert b.locator(DISTRICTS_LEGEND).count() == 1
         b_now = _pixels(b)
-        assert _district_colors_shown(b_now, colors) >= 8 and _changed(b_now, b_start) < 0.02, f"B's view changed with A's ({_changed(b_now, b_start):.1%} of pixels)"
+        moved = _moved(b_now, b_start, colors)
+        assert _district_colors_shown(b_now, colors) >= 8 and moved < 0.08, f"B's view changed with A's ({moved:.1%} of the district areas moved)"
 
         c_context = browser.new_context()  # a third browser: no place left
         c = c_context.new_page()
@@ -371,9 +384,11 @@ def test_idle_session_is_closed_and_its_place_freed(browser: sync_api.Browser, g
     assert user == "operator" and _alive(pid)
     status, _, body = _request("127.0.0.1", port, "/index.html")  # the app itself answers only the hub
     assert (status, body.strip()) == (401, NEEDS_TOKEN)
-    context.close()
-    _wait(lambda: not _alive(pid), 15, "the idle session's app to exit")
+    _wait(lambda: not _alive(pid), 15, "the idle session's app to exit (the page is left open, untouched)")
     assert f"session {session} stopped: no input for " in guarded_hub.text()
+    page.reload()
+    assert _message(page.content()).startswith("This planner session has ended (it was closed after a time without use")
+    context.close()
     context, page = _open_session(browser, f"{guarded_hub.url}?token={TOKEN}")  # the one place is free again
     try:
         assert len(guarded_hub.sessions()) == 2 and page.locator("#twin-scene-name").inner_text().strip() == SCENE_NAME
