@@ -104,6 +104,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     districts = (shared_data / "shanghai_districts_gcj02.geojson").as_posix()
     (folder / "live.yaml").write_text(SCENE.format(name=SCENE_NAME, title=SCENE_TITLE, districts=districts), encoding="utf-8")
     (folder / "broken.yaml").write_text("version: 1\nname: [broken\n", encoding="utf-8")
+    (folder / "unknown.yaml").write_text("version: 1\nname: Unknown layer type\nlayers:\n  - {id: x, type: nosuch}\n", encoding="utf-8")
     return folder
 
 
@@ -191,15 +192,26 @@ def _wait(ok: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def _open_session(browser: sync_api.Browser, url: str) -> tuple[sync_api.BrowserContext, sync_api.Page]:
-    """A new browser (its own cookies) that opens the test scene from the hub's front page."""
-    context = browser.new_context(viewport={"width": 1280, "height": 760})
+def _begin_session(browser: sync_api.Browser, url: str) -> tuple[sync_api.BrowserContext, sync_api.Page]:
+    """A new browser (its own cookies) that asks the hub's front page for the test scene, without waiting for the app."""
+    context = browser.new_context(viewport={"width": 1100, "height": 680})
     page = context.new_page()
     page.goto(url)
-    page.locator('li[data-scene="live"] button').click()
-    page.wait_for_selector("#twin-scene-name", timeout=60_000)
-    page.wait_for_function("document.querySelector('#twin-scene-name').textContent.trim().length > 0", timeout=30_000)
+    page.locator('li[data-scene="live"] button').click(no_wait_after=True)
     return context, page
+
+
+def _loaded(page: sync_api.Page) -> sync_api.Page:
+    """``page`` once the session's app shows the scene (state came over the proxied websocket)."""
+    page.wait_for_selector("#twin-scene-name", timeout=90_000)
+    page.wait_for_function("document.querySelector('#twin-scene-name').textContent.trim().length > 0", timeout=30_000)
+    return page
+
+
+def _open_session(browser: sync_api.Browser, url: str) -> tuple[sync_api.BrowserContext, sync_api.Page]:
+    """A new browser that opens the test scene from the hub's front page."""
+    context, page = _begin_session(browser, url)
+    return context, _loaded(page)
 
 
 def _pixels(page: sync_api.Page) -> np.ndarray:
@@ -244,19 +256,6 @@ def _wait_pixels(page: sync_api.Page, ok: Callable[[np.ndarray], bool], what: st
             raise AssertionError(f"the 3D view did not show {what} in time")
         time.sleep(0.3)
     return pixels
-
-
-def _settled(page: sync_api.Page, colors: list[tuple[int, int, int]]) -> np.ndarray:
-    """The view once it shows the districts and the page layout has settled (two shots 1 s apart nearly equal)."""
-    before = _wait_pixels(page, lambda px: _district_colors_shown(px, colors) >= 8, "the districts")
-    deadline = time.monotonic() + 20
-    while True:
-        time.sleep(1.0)
-        now = _pixels(page)
-        if now.shape == before.shape and _changed(now, before) <= 0.01:
-            return now
-        assert time.monotonic() < deadline, "the view did not settle within 20 s"
-        before = now
 
 
 def _pick_a_district(page: sync_api.Page, pixels: np.ndarray, colors: list[tuple[int, int, int]]) -> None:
@@ -306,18 +305,28 @@ def test_a_missing_scene_folder_is_one_line(tmp_path: Path, capsys: pytest.Captu
     assert capsys.readouterr().err.splitlines() == [f"twin: error: {tmp_path}: no .yaml scene file in this folder"]
 
 
+def test_a_scene_whose_app_fails_shows_its_error(hub: Hub, scenes: Path) -> None:
+    status, _, body = _request(hub.host, hub.port, "/start/unknown", "POST")
+    path = scenes / "unknown.yaml"
+    assert status == 500
+    assert _message(body) == (f"{path}: the session's app stopped (exit code 1): {path}:4: layers[0].type: unknown layer type 'nosuch'; "
+                              "known types: basemap, buildings, flood_points, h3, vector")
+
+    assert "0 of 2 sessions in use" in _request(hub.host, hub.port, "/")[2]  # the failed start gave its place back
+
 # -- independent sessions ------------------------------------------------------------------------
 def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browser, hub: Hub) -> None:
-    a_context, a = _open_session(browser, hub.url)
-    b_context, b = _open_session(browser, hub.url)
+    a_context, a = _begin_session(browser, hub.url)
+    b_context, b = _begin_session(browser, hub.url)  # both apps start at once
     try:
+        _loaded(a), _loaded(b)
         assert re.fullmatch(rf"{hub.url}s/[\w-]{{20,}}/(index\.html)?", a.url) and a.url.split("/")[4] != b.url.split("/")[4]
         pids = {pid for _, pid, _ in hub.sessions().values()}
         assert len(pids) == 2, "two browsers, two app processes"
         colors = _legend_colors(a)
         assert len(colors) >= 16
-        a_start = _settled(a, colors)
-        b_start = _settled(b, colors)
+        a_start = _wait_pixels(a, lambda px: _district_colors_shown(px, colors) >= 8, "the districts in A")
+        b_start = _wait_pixels(b, lambda px: _district_colors_shown(px, colors) >= 8, "the districts in B")
 
         _pick_a_district(a, a_start, colors)  # pick
         a.wait_for_selector("#twin-pick", timeout=10_000)
@@ -349,6 +358,13 @@ def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browse
         c.goto(b.url)  # another browser's session is not reachable by its address
         assert _message(c.content()) == "This planner session belongs to another browser; open your own from the list."
         c_context.close()
+
+        own = a.url.split("/")[4]
+        a.goto(hub.url)  # the same browser again: its session is listed, and opening the scene goes back to it
+        assert a.locator("#twin-hub-mine a").get_attribute("href") == f"/s/{own}/"
+        a.locator('li[data-scene="live"] button').click()
+        a.wait_for_selector("#twin-scene-name", timeout=30_000)
+        assert a.url.split("/")[4] == own and len(hub.sessions()) == 2
     finally:
         a_context.close()
         b_context.close()
@@ -378,20 +394,24 @@ def test_front_door_needs_the_token_and_refuses_foreign_pages(guarded_hub: Hub) 
     assert TOKEN not in guarded_hub.text()
 
 
-def test_idle_session_is_closed_and_its_place_freed(browser: sync_api.Browser, guarded_hub: Hub) -> None:
+def test_idle_or_dead_session_gives_its_place_back(browser: sync_api.Browser, guarded_hub: Hub) -> None:
     context, page = _open_session(browser, f"{guarded_hub.url}?token={TOKEN}")
     (session, (user, pid, port)), = guarded_hub.sessions().items()
     assert user == "operator" and _alive(pid)
     status, _, body = _request("127.0.0.1", port, "/index.html")  # the app itself answers only the hub
     assert (status, body.strip()) == (401, NEEDS_TOKEN)
-    _wait(lambda: not _alive(pid), 15, "the idle session's app to exit (the page is left open, untouched)")
-    assert f"session {session} stopped: no input for " in guarded_hub.text()
+    _wait(lambda: f"session {session} stopped: no input for " in guarded_hub.text(), 15, "the idle session to close (its page left open, untouched)")
+    assert not _alive(pid)
     page.reload()
     assert _message(page.content()).startswith("This planner session has ended (it was closed after a time without use")
     context.close()
     context, page = _open_session(browser, f"{guarded_hub.url}?token={TOKEN}")  # the one place is free again
     try:
-        assert len(guarded_hub.sessions()) == 2 and page.locator("#twin-scene-name").inner_text().strip() == SCENE_NAME
+        (second, (_, pid, _)), = (item for item in guarded_hub.sessions().items() if item[0] != session)
+        os.kill(pid, signal.SIGKILL)  # the app dies under the page
+        _wait(lambda: f"session {second} stopped: its app exited on its own" in guarded_hub.text(), 10, "the hub to notice the dead app")
+        front = _request(guarded_hub.host, guarded_hub.port, "/", headers={"Authorization": f"Bearer {TOKEN}"})[2]
+        assert "0 of 1 sessions in use" in front
     finally:
         context.close()
 
