@@ -314,6 +314,18 @@ def test_a_scene_whose_app_fails_shows_its_error(hub: Hub, scenes: Path) -> None
 
     assert "0 of 2 sessions in use" in _request(hub.host, hub.port, "/")[2]  # the failed start gave its place back
 
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--idle-timeout", "5x", "Invalid value for '--idle-timeout': '5x' is not a duration: use e.g. 30s, 5m, 2h, 1h30m or ISO 8601 (PT5M)"),
+    ("--idle-timeout", "0s", "Invalid value for '--idle-timeout': '0s' must be longer than 0, e.g. 30m"),
+    ("--start-timeout", "-1m", "Invalid value for '--start-timeout': duration '-1m' is negative"),
+    ("--sessions", "0", "Invalid value for '--sessions': 0 is not in the range x>=1."),
+])
+def test_bad_hub_options_are_one_line(scenes: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str) -> None:
+    assert main(["hub", str(scenes), option, value]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"Error: {message}"
+
+
 # -- independent sessions ------------------------------------------------------------------------
 def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browser, hub: Hub) -> None:
     a_context, a = _begin_session(browser, hub.url)

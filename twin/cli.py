@@ -223,7 +223,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     if seconds <= 0:
-        raise click.BadParameter(f"{value!r} is no time: give e.g. 30m")
+        raise click.BadParameter(f"{value!r} must be longer than 0, e.g. 30m")
     return seconds
 
 
@@ -237,8 +237,10 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
               help="Most planner sessions at once; each is one app process (docs/serving.md says what one costs).")
 @click.option("--idle-timeout", default="30m", show_default=True, callback=_seconds, metavar="DURATION",
               help="Close a session after this long without input from its page, e.g. 90s, 30m, 2h.")
+@click.option("--start-timeout", default="5m", show_default=True, callback=_seconds, metavar="DURATION",
+              help="How long a session's app may take to load its scene before the planner is shown an error.")
 def hub(scenes: Path, host: str, port: int, view: str, token_file: Path | None, no_auth: bool, allow_origin: tuple[str, ...],
-        sessions: int, idle_timeout: float) -> None:
+        sessions: int, idle_timeout: float, start_timeout: float) -> None:
     """Serve a folder of scenes (or one SCENES file) to many planners, each in an independent session of their own.
 
     The front page lists the folder's .yaml scenes; opening one starts an app process for that browser alone
@@ -256,7 +258,7 @@ def hub(scenes: Path, host: str, port: int, view: str, token_file: Path | None, 
     how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
     click.echo(f"twin: hub of {len(listed)} scene{'s' * (len(listed) != 1)} at http://{host}:{port}/ "
                f"(at most {sessions} session{'s' * (sessions != 1)}; {how}Ctrl+C stops)")
-    run_hub(HubSettings(scenes, sessions=sessions, idle_timeout=idle_timeout, view=view), host=host, port=port, access=access)
+    run_hub(HubSettings(scenes, sessions=sessions, idle_timeout=idle_timeout, view=view, ready_timeout=start_timeout), host=host, port=port, access=access)
 
 
 @cli.command()
