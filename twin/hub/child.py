@@ -118,7 +118,7 @@ class Child:
         except asyncio.TimeoutError:
             await self.stop()
             raise HubError(f"{self.scene}: the session's app did not answer within {ready_timeout:g} s") from None
-        except HubError:
+        except BaseException:  # its own error, or the hub cancelled the start: no process is left behind
             await self.stop()
             raise
 
