@@ -35,7 +35,7 @@ from twin.source import Source
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACTS = read_configuration(str(REPO / "pyproject.toml"))["contracts_options"]
-UI = {"twin.app", "twin.render", "twin.export", "twin.cli"}
+UI = {"twin.app", "twin.render", "twin.export", "twin.cli", "twin.hub"}
 """The modules above the model: rendering, exports, the web app, the command line."""
 
 

@@ -1,4 +1,4 @@
-"""The ``twin`` command line: render, record, validate, layers, serve, demo, warmup, aggregate.
+"""The ``twin`` command line: render, record, validate, layers, serve, demo, hub, warmup, aggregate.
 
 Errors print one line (``twin: error: ...``) and exit 1; ``--debug`` shows the traceback.
 """
@@ -213,6 +213,52 @@ def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, o
     how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
     click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ ({how}Ctrl+C stops)")
     app.start(host=host, port=port, open_browser=open_browser, access=access)
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from twin.alerts.rules import parse_duration
+
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r} must be longer than 0, e.g. 30m")
+    return seconds
+
+
+@cli.command()
+@click.argument("scenes", type=click.Path(path_type=Path))
+@_host
+@_port
+@_view
+@_auth
+@click.option("--sessions", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Most planner sessions at once; each is one app process (docs/serving.md says what one costs).")
+@click.option("--idle-timeout", default="30m", show_default=True, callback=_seconds, metavar="DURATION",
+              help="Close a session after this long without input from its page, e.g. 90s, 30m, 2h.")
+@click.option("--start-timeout", default="5m", show_default=True, callback=_seconds, metavar="DURATION",
+              help="How long a session's app may take to load its scene before the planner is shown an error.")
+def hub(scenes: Path, host: str, port: int, view: str, token_file: Path | None, no_auth: bool, allow_origin: tuple[str, ...],
+        sessions: int, idle_timeout: float, start_timeout: float) -> None:
+    """Serve a folder of scenes (or one SCENES file) to many planners, each in an independent session of their own.
+
+    The front page lists the folder's .yaml scenes; opening one starts an app process for that browser alone
+    (its own camera, layers, time and picks). Access rules are those of `twin serve` (docs/serving.md).
+    """
+    from twin.hub.front import HubSettings, run_hub
+    from twin.hub.scenes import list_scenes
+
+    access = _access(host, port, token_file, no_auth, allow_origin)
+    listed = list_scenes(scenes)
+    for entry in listed:
+        if entry.error:
+            click.echo(f"twin: warning: scene {entry.path.name} is listed but cannot be opened: {entry.error}", err=True)
+    logging.getLogger("twin.hub").setLevel(logging.INFO)  # session starts and stops (ids, never tokens)
+    how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
+    click.echo(f"twin: hub of {len(listed)} scene{'s' * (len(listed) != 1)} at http://{host}:{port}/ "
+               f"(at most {sessions} session{'s' * (sessions != 1)}; {how}Ctrl+C stops)")
+    run_hub(HubSettings(scenes, sessions=sessions, idle_timeout=idle_timeout, view=view, ready_timeout=start_timeout), host=host, port=port, access=access)
 
 
 @cli.command()

@@ -94,6 +94,10 @@ class AccessError(TwinError, ValueError):
     """Serving settings that would let the wrong people in: a non-loopback address without a token, a bad token file or origin."""
 
 
+class HubError(TwinError, RuntimeError):
+    """``twin hub`` cannot serve: a missing or empty scene folder, or a session's app that would not start (the message names the scene file)."""
+
+
 def did_you_mean(name: object, known: Iterable[str]) -> str:
     """`` (did you mean 'color'?)`` for the one of ``known`` closest to ``name``, or ``""`` when none is close.
 

@@ -177,6 +177,10 @@ class AccessPolicy:
         finally:
             _current_user.reset(reset)
 
+    def same_origin(self, request: web.Request) -> bool:
+        """True if ``request`` may act for a page of this server: no Origin (not a browser), or one on this host:port or in ``allow_origins``."""
+        return self._same_origin(request)
+
     def _same_origin(self, request: web.Request) -> bool:
         """True if the request has no Origin (not a browser) or one on this host:port or in ``allow_origins``."""
         value = request.headers.get(hdrs.ORIGIN)
