@@ -44,6 +44,7 @@ from twin.scene.schema import (
     validate_layer_entry,
 )
 from twin.scene.tour import Tour, validate_tours
+from twin.scene.views import SavedView, validate_views
 from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
 from twin.source import BBox, Source
 
@@ -64,6 +65,7 @@ class Scene:
         time: dt.datetime | None = None,
         settings: SceneSettings | Mapping[str, Any] | None = None,
         tours: Mapping[str, Tour | list[Any]] | None = None,
+        views: Mapping[str, SavedView | Mapping[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.frame_spec = FrameSpec(crs=crs, center=center)
@@ -80,6 +82,11 @@ class Scene:
         self.settings = settings if isinstance(settings, SceneSettings) else SceneSettings.model_validate(dict(settings or {}))
         self.tours: dict[str, Tour] = {name: Tour.parse(name, stops, self.cameras) for name, stops in (tours or {}).items()}
         """Camera tours by name (see twin.scene.tour); :meth:`record` flies through one."""
+        self.views: dict[str, SavedView] = {k: v if isinstance(v, SavedView) else SavedView.model_validate(dict(v)) for k, v in (views or {}).items()}
+        """Saved views by name (camera, layers shown, time; see twin.scene.views): the scene file's ``views:``."""
+        for view_name in self.views:
+            if not is_id(view_name):
+                raise TwinError(f"view name {view_name!r} is invalid: {ID_RULE}")
         self._layers: list[Layer] = []
         self.alerts: list[ThresholdRule | StaleRule] = []
         """Alert rules over the scene's live layers (evaluated by twin.alerts.AlertEngine)."""
@@ -118,6 +125,8 @@ class Scene:
         layer = self[layer_id]
         self._layers.remove(layer)
         self.tours = {name: tour.without_layer(layer_id) for name, tour in self.tours.items()}  # stops no longer show or hide it
+        self.views = {name: view if view.layers is None else view.model_copy(update={"layers": tuple(i for i in view.layers if i != layer_id)})
+                      for name, view in self.views.items()}
         if layer.source is not None:
             layer.source.close()
         return layer
@@ -354,11 +363,12 @@ class Scene:
             path: KeyPath = ("layers", index)
             if any(layer.id == spec.id for layer in scene._layers):
                 raise SceneFileError(f"duplicate layer id {spec.id!r}", file=file, line=line_of(lines, path + ("id",)), key=f"layers[{index}].id")
-            params = {"title": spec.title, "visible": spec.visible, "opacity": spec.opacity, **own}
+            params = {"title": spec.title, "visible": spec.visible, "opacity": spec.opacity, "where": spec.where, **own}
             layer = build_layer(spec.type, spec.id, source=spec.source, params=params, where=locator(path, file=file, lines=lines), base_dir=base_dir)
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
         scene.tours = validate_tours(doc.tours, scene.cameras, [layer.id for layer in scene._layers], file=file, lines=lines)
+        scene.views = validate_views(doc.views, [layer.id for layer in scene._layers], file=file, lines=lines)
         scene._origin = _Origin(file, lines, base_dir)
         return scene
 
@@ -401,6 +411,8 @@ class Scene:
             out["camera"] = self.camera
         if self.tours:
             out["tours"] = {name: tour.to_list() for name, tour in self.tours.items()}
+        if self.views:
+            out["views"] = {name: view.to_dict() for name, view in self.views.items()}
         out["layers"] = [layer.to_dict() for layer in self._layers]
         if self.alerts:
             out["alerts"] = [_rule_dict(rule) for rule in self.alerts]
