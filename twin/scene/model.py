@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import tempfile
 import warnings
@@ -411,9 +412,9 @@ class Scene:
             out["camera"] = self.camera
         if self.tours:
             out["tours"] = {name: tour.to_list() for name, tour in self.tours.items()}
+        out["layers"] = [layer.to_dict() for layer in self._layers]
         if self.views:
             out["views"] = {name: view.to_dict() for name, view in self.views.items()}
-        out["layers"] = [layer.to_dict() for layer in self._layers]
         if self.alerts:
             out["alerts"] = [_rule_dict(rule) for rule in self.alerts]
         return out
@@ -433,6 +434,26 @@ class Scene:
         text = dump_yaml(self.to_dict())
         path.write_text(f"# twin scene file, schema version {SCHEMA_VERSION}\n{text}", encoding="utf-8")
         return path
+
+    def write_views(self) -> Path:
+        """Write :attr:`views` into the scene's own file (:attr:`path`): only its ``views:`` changes, the rest stays as written
+        (a planner's layer switches and styles are not saved with a view). Returns the path; raises
+        :class:`~twin.errors.SceneFileError` for a scene without a file or a file that cannot be read or written.
+        """
+        if self.path is None:
+            raise SceneFileError("scene has no file to keep its views in: save it with Scene.to_file first", file=f"<scene {self.name}>")
+        text = read_scene_text(self.path)
+        data, _ = load_yaml(text, self.path)
+        data = dict(data or {})
+        data.pop("views", None)
+        if self.views:
+            data["views"] = {name: view.to_dict() for name, view in self.views.items()}
+        header = "".join(line + "\n" for line in itertools.takewhile(lambda row: row.startswith("#"), text.splitlines()))
+        try:
+            self.path.write_text(header + dump_yaml(data), encoding="utf-8")
+        except OSError as exc:
+            raise SceneFileError(f"cannot write the scene's views: {exc.strerror or exc}", file=self.path) from None
+        return self.path
 
     def __repr__(self) -> str:
         return f"<Scene {self.name!r}: {len(self._layers)} layers>"

@@ -373,7 +373,7 @@ class Session:
             view = view_from_pose(pose.position, pose.focal_point, frame=self.scene.frame, layers=shown, time=time)
             self.scene.views[name] = view
             if self.scene.path is not None:
-                self.scene.to_file(self.scene.path)
+                self.scene.write_views()
         return view
 
     def apply_view(self, view: SavedView | str) -> CameraPose:
