@@ -114,7 +114,7 @@ class I18n(TrameComponent):
         self.state.twin_t = messages(first)
         self.state.twin_lang_from_browser = not self.fixed
         self.state.change("twin_lang")(self._on_lang)
-        self.ctrl.twin_browser_language = self.browser_language
+        self.server.trigger("twin_browser_language")(self.browser_language)  # called by the page once, with its languages
 
     @property
     def lang(self) -> str:
@@ -144,7 +144,7 @@ class I18n(TrameComponent):
         from trame.widgets import client
         from trame.widgets import vuetify3 as v3
 
-        client.ClientTriggers(mounted="twin_lang_from_browser && trigger('twin_browser_language', [(navigator.languages || [navigator.language]).join(',')])")
+        client.ClientTriggers(mounted="twin_lang_from_browser && trigger('twin_browser_language', [(window.navigator.languages || [window.navigator.language]).join(',')])")
         with v3.VBtnToggle(v_model=("twin_lang",), mandatory=True, density="compact", variant="text", id="twin-lang", classes="mr-2"):
             for value, title in LANGUAGES.items():
                 v3.VBtn(title, value=value, size="small", classes=f"twin-lang-{value}")

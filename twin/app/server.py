@@ -40,6 +40,8 @@ from twin.app.i18n import I18n, tr_expr, tr_fmt
 from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
+from twin.app.saved_views import SavedViews
+from twin.app.screenshot import Screenshot
 from twin.app.time_bar import TimeBar
 from twin.app.view_panel import ViewMode, ViewPanel
 from twin.render.view import SceneView
@@ -104,6 +106,8 @@ class TwinApp(TrameApp):
         self.view_mode = self.view_panel.view_mode
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)
+        self.screenshot = Screenshot(self.server, session, self.view)
+        self.saved_views = SavedViews(self.server, session, self.view_panel)
         self.view_panel.drawn.connect(self._on_drawn)
         self.state.update({"trame__title": scene.name, "twin_scene_name": scene.name, "twin_scene_title": scene.settings.title or ""})
         if session.now is not None:
@@ -155,6 +159,8 @@ class TwinApp(TrameApp):
                 )
                 with v3.VBtn(icon=True, click=self.view_panel.reset_camera, title=(tr_expr("Reset view"),), density="comfortable"):
                     v3.VIcon("mdi-crosshairs-gps")
+                self.saved_views.ui()
+                self.screenshot.ui()
                 v3.VChip(tr_fmt("{mode} · {n} cells", mode="twin_view_mode", n="twin_cells"), size="small", variant="tonal", color="secondary", classes="mx-2",
                          prepend_icon="mdi-monitor")
                 self.alerts.button()
