@@ -83,7 +83,7 @@ def test_filter_by_values_and_by_range_hides_features_without_a_new_mesh() -> No
 
 
 def test_picking_a_filtered_layer_names_the_feature_drawn() -> None:
-    scene, session, view, _ = _scene()
+    _, session, view, _ = _scene()
     session.set_layer("boxes", where={"kind": ["b", "c"]})
     view.sync()
     image = view.image()
@@ -192,3 +192,179 @@ def test_a_live_layer_window_and_aggregate_restyle_the_same_cells(tmp_path: Path
     assert all("geometry" not in c.kinds for c in changes)
     with pytest.raises(TwinError, match="layer 'crowd' \\(h3\\).*aggregate"):
         session.set_layer("crowd", aggregate="median")
+
+
+# -- in the browser: `twin serve` driven by headless Chromium ------------------------------------------------------------
+BUND = (121.4905, 31.2380)
+
+
+def _readings_csv(path: Path, now: dt.datetime) -> Path:
+    """Readings of the last 3 minutes: 30 in one cell at the Bund (value 10 each), 3 in a cell 2 km west (value 1)."""
+    rows = [f"{BUND[0]},{BUND[1]},{(now - dt.timedelta(seconds=5 * i)).isoformat()},10" for i in range(30)]
+    rows += [f"{BUND[0] - 0.02},{BUND[1]},{(now - dt.timedelta(seconds=20 * i)).isoformat()},1" for i in range(3)]
+    path.write_text("lon,lat,time,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def write_controls_scene(folder: Path, shared: Path) -> Path:
+    """Shanghai districts coloured by name, and a live H3 layer over fresh readings, seen from above the Bund."""
+    csv = _readings_csv(folder / "readings.csv", dt.datetime.now(UTC))
+    path = folder / "controls.yaml"
+    path.write_text(f"""version: 1
+name: 外滩
+frame: {{crs: auto}}
+cameras:
+  bund: {{target: [{BUND[0]}, {BUND[1]}], heading: 0, pitch: 90, range: 9000}}
+camera: bund
+layers:
+  - id: districts
+    type: vector
+    title: {{zh_CN: 上海各区, en: Shanghai districts}}
+    source: {{type: file, path: "{(shared / 'shanghai_districts_gcj02.geojson').as_posix()}", crs: GCJ02}}
+    color_by: name
+    palette: tab20
+  - id: crowd
+    type: h3
+    title: {{zh_CN: 人流, en: Crowd}}
+    source: {{type: file_readings, path: "{csv.as_posix()}", value: value}}
+    resolution: 8
+    aggregate: sum
+    window: 15m
+    shape: flat
+    elevation: 20
+    levels:
+      - {{at: 0, label: 正常, color: "#2ecc71"}}
+      - {{at: 100, label: 高风险, color: "#ff3b30"}}
+""", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):  # type: ignore[no-untyped-def]
+    from browsing import chromium, twin_serve
+
+    folder = tmp_path_factory.mktemp("controls")
+    with twin_serve(write_controls_scene(folder, shared_data), folder / "serve.log") as url, chromium() as browser:
+        yield url, browser
+
+
+def _open(served: tuple[str, object], path: str = "") -> object:
+    url, browser = served
+    page = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US", accept_downloads=True)  # type: ignore[attr-defined]
+    page.goto(url + path)
+    page.wait_for_selector('.twin-layer[data-layer-id="districts"] .twin-color-by', timeout=30_000)
+    return page
+
+
+def _pixels(page: object) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")  # type: ignore[attr-defined]
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def _until(page: object, ok, timeout: float = 20.0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        pixels = _pixels(page)
+        if ok(pixels):
+            return pixels
+        if time.monotonic() > deadline:
+            raise AssertionError("the 3D view did not change as expected in time")
+        time.sleep(0.3)
+
+
+def _high_risk(pixels: np.ndarray) -> np.ndarray:
+    """Pixels of the H3 cells at level 高风险 (#ff3b30): the view has drawn the live layer."""
+    return np.abs(pixels - np.array([255, 59, 48])).max(axis=2) <= 20
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of pixels that differ clearly between two pictures."""
+    return float((np.abs(a - b).max(axis=2) > 30).mean())
+
+
+def test_colour_by_and_filter_change_the_picture(served: tuple[str, object]) -> None:
+    page = _open(served)
+    row = page.locator('.twin-layer[data-layer-id="districts"]')  # type: ignore[attr-defined]
+    try:
+        first = _until(page, lambda px: _high_risk(px).sum() > 30)
+        row.locator(".twin-color-by").select_option("adcode")  # a number: a colormap with a range
+        by_code = _until(page, lambda px: _changed(px, first) > 0.2)
+        page.locator('#twin-legend [data-layer-id="districts"] .twin-gradient').wait_for(timeout=10_000)  # type: ignore[attr-defined]
+        row.locator(".twin-colormap").select_option("magma")
+        _until(page, lambda px: _changed(px, by_code) > 0.2)
+        row.locator(".twin-color-by").select_option("name")
+        named = _until(page, lambda px: _changed(px, first) < 0.2 * _changed(by_code, first))  # the first colours again
+        row.locator(".twin-filter-column").select_option("name")
+        row.locator(".twin-filter-values").select_option(["黄浦区"])  # the Bund's district only
+        only = _until(page, lambda px: _changed(px, named) > 0.2)
+        row.locator(".twin-filter-column").select_option("")
+        again = _until(page, lambda px: _changed(px, named) < 0.2 * _changed(only, named))
+        assert _changed(again, named) < 0.05
+    finally:
+        page.close()  # type: ignore[attr-defined]
+
+
+def test_the_h3_pick_card_shows_value_level_and_local_time(served: tuple[str, object]) -> None:
+    page = _open(served)
+    try:
+        pixels = _until(page, lambda px: _high_risk(px).sum() > 30)
+        ys, xs = np.nonzero(_high_risk(pixels))
+        box = page.locator("#twin-view").bounding_box()  # type: ignore[attr-defined]
+        scale = pixels.shape[1] / box["width"]
+        page.mouse.click(box["x"] + float(np.median(xs)) / scale, box["y"] + float(np.median(ys)) / scale)  # type: ignore[attr-defined]
+        card = page.locator("#twin-pick")  # type: ignore[attr-defined]
+        card.wait_for(timeout=10_000)
+        text = card.inner_text()
+        assert "Crowd" in text and "高风险" in text
+        rows = dict(row.split("\t", 1) for row in card.locator("table").inner_text().splitlines() if "\t" in row)
+        assert float(rows["value"]) == 300.0 and rows["level"] == "高风险"
+        assert rows["last_reading"].endswith("+08:00")
+        assert card.locator(".twin-pick-time").inner_text().endswith("+08:00")
+        lonlat = card.locator(".twin-pick-lonlat").inner_text()
+        lon, lat = (float(part.split()[-1]) for part in lonlat.split(","))
+        assert abs(lon - BUND[0]) < 0.01 and abs(lat - BUND[1]) < 0.01
+    finally:
+        page.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("size", ["1280x720", "view"])
+def test_the_screenshot_download_is_a_png_of_the_view(served: tuple[str, object], size: str) -> None:
+    import io
+
+    from PIL import Image
+
+    page = _open(served)
+    try:
+        seen = _until(page, lambda px: _high_risk(px).sum() > 30)
+        page.locator("#twin-shot-open").click()  # type: ignore[attr-defined]
+        page.locator(".twin-shot-size").select_option(size)  # type: ignore[attr-defined]
+        with page.expect_download(timeout=30_000) as download:  # type: ignore[attr-defined]
+            page.locator("#twin-shot-download").click()  # type: ignore[attr-defined]
+        data = Path(download.value.path()).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and download.value.suggested_filename == "外滩.png"
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+        box = page.locator("#twin-view").bounding_box()  # type: ignore[attr-defined]
+        want = (720, 1280) if size != "view" else (round(box["height"]), round(box["width"]))
+        assert image.shape[:2] == want
+        if size == "view":  # the same picture as the page shows, where no overlay (legend, painted black) covers it
+            shown = seen.max(axis=2) > 0
+            assert float((np.abs(image - seen).max(axis=2) > 40)[shown].mean()) < 0.05
+    finally:
+        page.close()  # type: ignore[attr-defined]
+
+
+def test_a_screenshot_size_beyond_4k_is_refused_with_one_line() -> None:
+    from twin.app.screenshot import screenshot_size
+    from twin.errors import ExportError
+
+    assert screenshot_size("3840x2160") == (3840, 2160) and screenshot_size("view", 1034.4, 700) == (1034, 700)
+    with pytest.raises(ExportError, match=r"^screenshot size 3841x2160: each side from 16 up to 3840x2160 pixels$"):
+        screenshot_size("3841x2160")
+    with pytest.raises(ExportError, match=r"^screenshot size 'huge': give width x height in pixels"):
+        screenshot_size("huge")

@@ -11,7 +11,7 @@ from trame.widgets import html
 
 from twin.app.i18n import LANGUAGES, tr_fmt
 from twin.render.view import SceneView
-from twin.session import Session
+from twin.session import LayerChange, Session
 from twin.style import Legend
 
 __all__ = ["LegendPanel", "legend_dict"]
@@ -30,6 +30,13 @@ class LegendPanel(TrameComponent):
         self._legends: dict[str, dict[str, Any]] | None = None
         self._errors: set[str] = set()
         self.refresh()
+        session.layer_changed.connect(self._restyled)
+
+    def _restyled(self, change: LayerChange) -> None:
+        """A layer's colours changed (colour by, colormap, range): its legend is collected again."""
+        if "style" in change.kinds:
+            self._legends = None
+            self.refresh()
 
     def _collect(self) -> dict[str, dict[str, Any]]:
         legends: dict[str, dict[str, Any]] = {}

@@ -105,7 +105,7 @@ class Screenshot(TrameComponent):
                         html.Option(tr("as the view"), value="view")
                         for size in SIZES[1:]:
                             html.Option(size.replace("x", " × "), value=size)
-                name = "(twin_scene_name || 'scene').replace(/[^\\w.-]+/g, '_') + '.png'"
+                name = "(twin_scene_name || 'scene').replace(/[\\\\/:*?<>|\\s\\x22]+/g, '_') + '.png'"  # a file name: no path or shell characters
                 grab = "trigger('twin_screenshot', [twin_shot_size, window.document.getElementById('twin-view').clientWidth, " \
                        "window.document.getElementById('twin-view').clientHeight])"
                 v3.VBtn(tr("Download PNG"), id="twin-shot-download", color="primary", variant="tonal", block=True, classes="mt-2",
