@@ -33,6 +33,7 @@ from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
+from twin.app import saved_views, screenshot
 from twin.app.access import AccessPolicy, access_policy
 from twin.app.alerts_panel import AlertsPanel
 from twin.app.bridge import LoopBridge
@@ -40,8 +41,6 @@ from twin.app.i18n import I18n, tr_expr, tr_fmt
 from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
-from twin.app.saved_views import SavedViews
-from twin.app.screenshot import Screenshot
 from twin.app.time_bar import TimeBar
 from twin.app.view_panel import ViewMode, ViewPanel
 from twin.render.view import SceneView
@@ -106,8 +105,7 @@ class TwinApp(TrameApp):
         self.view_mode = self.view_panel.view_mode
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)
-        self.screenshot = Screenshot(self.server, session, self.view)
-        self.saved_views = SavedViews(self.server, session, self.view_panel)
+        self.screenshot, self.saved_views = screenshot.Screenshot(self.server, session, self.view), saved_views.SavedViews(self.server, session, self.view_panel)
         self.view_panel.drawn.connect(self._on_drawn)
         self.state.update({"trame__title": scene.name, "twin_scene_name": scene.name, "twin_scene_title": scene.settings.title or ""})
         if session.now is not None:
