@@ -139,3 +139,75 @@ def test_a_camera_saved_from_a_pose_resolves_to_the_same_pose(heading: float, pi
     position, focal, _ = preset.resolve(frame)
     again = view_from_pose(position, focal, frame=frame, layers=None, time=None).camera.resolve(frame)
     assert math.dist(again[0], position) < 1e-3 * distance + 0.01 and math.dist(again[1], focal) < 0.01
+
+
+# -- in the browser: save a view, change what is shown, reopen the view from its URL ---------------------------------------
+def _view_pixels(page: object) -> object:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")  # type: ignore[attr-defined]
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def _wait(page: object, ok, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ok(pixels := _view_pixels(page)):
+        if time.monotonic() > deadline:
+            raise AssertionError("the 3D view did not show what was expected in time")
+        time.sleep(0.3)
+    return pixels
+
+
+def _differ(a, b) -> float:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    return float((np.abs(a - b).max(axis=2) > 30).mean())
+
+
+def test_a_saved_view_reopens_from_its_url(tmp_path: Path, shared_data: Path) -> None:
+    import numpy as np
+    from browsing import chromium, twin_serve
+    from test_explorer_controls import write_controls_scene
+
+    scene_file = write_controls_scene(tmp_path, shared_data)
+    text = scene_file.read_text(encoding="utf-8").replace("camera: bund\n", "  city: {target: [121.45, 31.2], heading: 0, pitch: 90, range: 90000}\ncamera: bund\n")
+    scene_file.write_text(text, encoding="utf-8")
+
+    def high_risk(px: np.ndarray) -> bool:
+        return int((np.abs(px - np.array([255, 59, 48])).max(axis=2) <= 20).sum()) > 30
+
+    with twin_serve(scene_file, tmp_path / "serve.log") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
+        page.goto(url)
+        page.wait_for_selector("#twin-views-open", timeout=30_000)
+        saved = _wait(page, high_risk)
+        page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').click()  # hide the districts
+        without = _wait(page, lambda px: _differ(px, saved) > 0.3)
+        page.locator("#twin-views-open").click()
+        page.locator(".twin-view-name").fill("bund_crowd")
+        page.locator("#twin-view-save").click()
+        page.locator(".twin-view-link").wait_for(timeout=10_000)
+        assert page.locator(".twin-view-link").inner_text() == "?view=bund_crowd"
+        on_file = twin.Scene.from_file(scene_file).views["bund_crowd"]
+        assert on_file.layers == ("crowd",) and on_file.time is None and math.isclose(on_file.camera.range, 9000, rel_tol=1e-3)
+        page.keyboard.press("Escape")
+        page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').click()  # districts back
+        page.locator(".twin-camera .v-field__input").click()
+        page.locator(".v-overlay .v-list-item", has_text="city").click()  # far away: the view looks different
+        elsewhere = _wait(page, lambda px: _differ(px, without) > 0.3)
+        page.close()
+
+        again = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
+        again.goto(url + "?view=bund_crowd")
+        reopened = _wait(again, lambda px: _differ(px, without) < 0.03)
+        assert not again.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').is_checked()
+        assert high_risk(reopened) and _differ(reopened, elsewhere) > 0.3
+        again.goto(url + "?view=nowhere")
+        again.locator("#twin-views-open").click()
+        assert again.locator(".twin-view-error").inner_text() == "URL parameter view: unknown view 'nowhere'; saved views: bund_crowd"
+        again.close()
