@@ -28,6 +28,11 @@ def chromium() -> Iterator[sync_api.Browser]:
             browser.close()
 
 
+def wait_for_language(page: sync_api.Page, timeout: float = 30_000) -> None:
+    """Wait until the page has taken its language from the browser (it starts in the default language, zh_CN)."""
+    page.wait_for_function("() => window.trame && window.trame.state.get('twin_lang_from_browser') === false", timeout=timeout)
+
+
 @contextmanager
 def twin_serve(scene: Path, log: Path, *, view: str = "remote", timeout: float = 40.0) -> Iterator[str]:
     """``twin serve SCENE`` in a subprocess on a free loopback port; yields its URL once it answers, stops it after."""

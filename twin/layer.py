@@ -299,6 +299,14 @@ class Layer(ABC):
             assert self._data is not None
         return self._data
 
+    def loaded_data(self) -> gpd.GeoDataFrame | None:
+        """The features as :meth:`data` gives them, but never reading the source (None before a read succeeded):
+        for code on an event loop that must not wait on a server. Layers with their own ``data()`` (live readings)
+        answer once drawn, when what it needs is held."""
+        if type(self).data is not Layer.data:
+            return self.data() if self._geometry is not None else None
+        return self._data
+
     def _read(self, now: dt.datetime) -> None:
         """Read the source into ``_data`` (screened); record success or failure in :attr:`health`."""
         assert self.source is not None

@@ -65,7 +65,8 @@ def controls_of(layer: Layer) -> dict[str, Any]:
     fields = type(layer).Params.model_fields
     params = layer.params
     try:
-        attributes = attribute_info(layer.data())
+        data = layer.loaded_data()  # never a read on the event loop: a frozen server must not hold the page
+        attributes = attribute_info(data) if data is not None else []
     except Exception as exc:  # noqa: BLE001  (a layer that cannot load shows its error badge; no controls)
         log.debug("layer %s: no attributes for controls: %s", layer.id, exc)
         attributes = []
