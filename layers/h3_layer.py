@@ -55,6 +55,7 @@ __all__ = ["H3Layer", "Level"]
 log = logging.getLogger(__name__)
 
 ACTIVE, FADED, HIDDEN = 0, 1, 2
+_WINDOW_KEYS = ("window", "aggregate", "expired", "fade", "show_above")
 
 
 class Level(BaseModel):
@@ -190,8 +191,12 @@ class H3Layer(ReadingsLayer):
         self._blocks: CellBlocks | None = None
 
     def update(self, **changes: Any) -> None:
+        """Change parameters; a new window, aggregate or fade re-aggregates the readings kept (same cells: no new mesh)."""
         old_res = self.params.resolution
+        old_span = tuple(getattr(self.params, k) for k in _WINDOW_KEYS)
         super().update(**changes)
+        if self.params.resolution == old_res and old_span != tuple(getattr(self.params, k) for k in _WINDOW_KEYS) and self.now is not None:
+            self.set_time(self.now)
         if self.params.resolution != old_res:  # re-bin the history at the new resolution
             frame = self.buffer.data
             self._reset_cells()

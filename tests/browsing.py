@@ -26,3 +26,46 @@ def chromium() -> Iterator[sync_api.Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def wait_for_language(page: sync_api.Page, timeout: float = 30_000) -> None:
+    """Wait until the page has taken its language from the browser (it starts in the default language, zh_CN)."""
+    page.wait_for_function("() => window.trame && window.trame.state.get('twin_lang_from_browser') === false", timeout=timeout)
+
+
+@contextmanager
+def twin_serve(scene: Path, log: Path, *, view: str = "remote", timeout: float = 40.0) -> Iterator[str]:
+    """``twin serve SCENE`` in a subprocess on a free loopback port; yields its URL once it answers, stops it after."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", view, "--no-browser"],
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"twin serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"twin serve did not listen on {port} within {timeout:g} s:\n{log.read_text(errors='replace')}")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

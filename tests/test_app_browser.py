@@ -21,7 +21,7 @@ import pytest
 
 from playwright import sync_api
 
-from browsing import chromium
+from browsing import chromium, wait_for_language
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DISTRICTS = DATA / "shanghai_districts_gcj02.geojson"
@@ -131,6 +131,7 @@ def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
     page = browser.new_page(viewport={"width": 1400, "height": 800})
     page.goto(url)
     page.wait_for_selector("#twin-scene-name", timeout=20_000)
+    wait_for_language(page)
     return page
 
 

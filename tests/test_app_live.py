@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 from playwright import sync_api
 
-from browsing import chromium
+from browsing import chromium, wait_for_language
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DISTRICTS = DATA / "shanghai_districts_gcj02.geojson"
@@ -157,6 +157,7 @@ def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
     page = browser.new_page(viewport={"width": 1600, "height": 900})
     page.goto(url)
     page.wait_for_selector("#twin-scene-name", timeout=20_000)
+    wait_for_language(page)
     return page
 
 

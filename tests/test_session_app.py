@@ -89,7 +89,8 @@ def test_a_frozen_onemap_server_does_not_hold_the_page(tmp_path: Path, onemap: _
         took = asyncio.run(scenario())
         assert took < 1.0, f"a UI action waited {took:.1f} s behind the poll"
         assert not onemap.release.is_set()  # the poll was still waiting
-        assert app.state.twin_layers[0] == {"id": "boundary", "title": "boundary", "visible": False, "opacity": 1.0, "error": ""}
+        assert app.state.twin_layers[0] == {"id": "boundary", "title": "boundary", "titles": {"zh_CN": "boundary", "en": "boundary"}, "visible": False,
+                                            "opacity": 1.0, "error": ""}
     finally:
         onemap.release.set()
         app._stop_live()

@@ -28,7 +28,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from pydantic import Field, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from twin.errors import WARNED, LayerDataError, SourceError, TwinWarning
 from twin.geo.crs import WGS84, finite_geometries
@@ -38,7 +38,7 @@ from twin.params import ID_RULE, PluginParams, is_id, validate_params
 from twin.readings import IngestReport
 from twin.registry import build_source
 from twin.source import BBox, Source
-from twin.style import Legend, attribute_colors, validate_color, validate_colormap
+from twin.style import Legend, Where, attribute_colors, rows_where, validate_color, validate_colormap
 
 if TYPE_CHECKING:
     import pyvista as pv
@@ -107,6 +107,9 @@ class LayerStyle:
     """RGBA per feature (k, 4), looked up through the mesh's integer cell array ``feature_index``:
     a recolour then sends k colours, not one per triangle."""
     feature_index: str | None = None
+    hidden: NDArray[np.bool_] | None = None
+    """Per cell: True for cells of features a filter (the layer's ``where``) leaves out; views skip them
+    without a new mesh. None: every cell is shown."""
 
 
 @dataclass
@@ -243,9 +246,10 @@ class Layer(ABC):
         *,
         source: Source | Mapping[str, Any] | None = None,
         data: gpd.GeoDataFrame | None = None,
-        title: str | None = None,
+        title: str | Mapping[str, str] | None = None,
         visible: bool = True,
         opacity: float = 1.0,
+        where: Where | Mapping[str, Any] | None = None,
         **params: Any,
     ) -> None:
         if not is_id(id):
@@ -255,7 +259,11 @@ class Layer(ABC):
         if not 0.0 <= float(opacity) <= 1.0:
             raise LayerDataError(f"layer {id!r}: opacity {opacity} is outside 0..1")
         self.id = id
-        self.title = title or id
+        self.titles: dict[str, str] = _titles(id, title)
+        """The title per language (``{"zh_CN": "上海各区", "en": "Shanghai districts"}``) when the scene gives several; else empty."""
+        self.title = next(iter(self.titles.values()), None) or str(title or id)
+        self.where: Where | None = _where(id, where)
+        """Draw only features whose attributes match (``{column: [values]}`` or ``{column: {min, max}}``); a restyle, never a new mesh."""
         self.visible = bool(visible)
         self.opacity = float(opacity)
         self.source: Source | None = _MemorySource(data) if data is not None else (build_source(source) if source is not None else None)
@@ -289,6 +297,14 @@ class Layer(ABC):
                 raise SourceError(f"layer {self.id!r} has no source")
             self._read(dt.datetime.now(dt.timezone.utc))
             assert self._data is not None
+        return self._data
+
+    def loaded_data(self) -> gpd.GeoDataFrame | None:
+        """The features as :meth:`data` gives them, but never reading the source (None before a read succeeded):
+        for code on an event loop that must not wait on a server. Layers with their own ``data()`` (live readings)
+        answer once drawn, when what it needs is held."""
+        if type(self).data is not Layer.data:
+            return self.data() if self._geometry is not None else None
         return self._data
 
     def _read(self, now: dt.datetime) -> None:
@@ -392,11 +408,19 @@ class Layer(ABC):
     def update(self, **changes: Any) -> None:
         """Change parameters (validated); rebuilds geometry only if a ``geometry_keys`` one changed.
 
-        ``visible`` and ``opacity`` are accepted too; they never touch geometry or colours.
+        ``visible`` and ``opacity`` are accepted too; they never touch geometry or colours. ``where``
+        (a filter, see :attr:`where`; None for none) restyles only.
         """
         for key in ("visible", "opacity"):
             if key in changes:
                 setattr(self, key, type(getattr(self, key))(changes.pop(key)))
+        if "where" in changes:
+            where = _where(self.id, changes.pop("where"))
+            if where != self.where:
+                self.where = where
+                self._style_version += 1
+        if not changes:
+            return
         merged = {**self.params.model_dump(), **changes}
         new = validate_params(self.Params, merged, where=f"layer {self.id!r} ({self.type_name})")
         changed = {k for k in changes if getattr(self.params, k) != getattr(new, k)}
@@ -424,10 +448,13 @@ class Layer(ABC):
             frame.attach(mesh)
             self._geometry = (frame, self._geometry_version, mesh)
         mesh = self._geometry[2]
+        style = self.build_style(mesh, data)
+        if self.where:
+            style.hidden = self.hidden_cells(mesh)
         return LayerVisual(
             layer_id=self.id,
             mesh=mesh,
-            style=self.build_style(mesh, data),
+            style=style,
             visible=self.visible,
             opacity=self.opacity,
             geometry_version=self._geometry_version,
@@ -439,6 +466,22 @@ class Layer(ABC):
     def visual_options(self) -> dict[str, Any]:
         """Extra :class:`LayerVisual` fields (line width, lighting, ...) for this layer type."""
         return {}
+
+    def hidden_cells(self, mesh: pv.PolyData) -> NDArray[np.bool_]:
+        """Per cell of ``mesh``: True where its feature fails :attr:`where` (raises LayerDataError naming the layer and column)."""
+        shown = rows_where(self.data(), self.where, layer=self.id)
+        if self.feature_array not in mesh.cell_data:
+            raise LayerDataError(f"layer {self.id!r} ({self.type_name}) cannot be filtered: its cells do not map to features")
+        rows = np.asarray(mesh.cell_data[self.feature_array], dtype=np.int64)
+        inside = (rows >= 0) & (rows < len(shown))
+        return ~np.where(inside, shown[np.clip(rows, 0, max(len(shown) - 1, 0))] if len(shown) else False, False)
+
+    def title_for(self, lang: str) -> str:
+        """The title in ``lang`` (``zh_CN``, ``en``): the exact language, else one of the same base language, else :attr:`title`."""
+        if lang in self.titles:
+            return self.titles[lang]
+        base = lang.split("_")[0].split("-")[0].lower()
+        return next((t for code, t in self.titles.items() if code.split("_")[0].split("-")[0].lower() == base), self.title)
 
     def triangle_count(self) -> int:
         """Triangles of the built mesh (0 before the first draw); views choose remote rendering above a budget.
@@ -471,8 +514,12 @@ class Layer(ABC):
     def to_dict(self) -> dict[str, Any]:
         """The scene-file form of this layer (defaults left out)."""
         out: dict[str, Any] = {"id": self.id, "type": self.type_name}
-        if self.title != self.id:
+        if self.titles:
+            out["title"] = dict(self.titles)
+        elif self.title != self.id:
             out["title"] = self.title
+        if self.where:
+            out["where"] = _WHERE.dump_python(self.where, mode="json", exclude_none=True)
         if not self.visible:
             out["visible"] = False
         if self.opacity != 1.0:
@@ -485,3 +532,38 @@ class Layer(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} id={self.id!r} type={self.type_name!r}>"
 
+
+
+_WHERE: TypeAdapter[Where] = TypeAdapter(Where)
+
+
+def _where(layer_id: str, where: Where | Mapping[str, Any] | None) -> Where | None:
+    """A validated filter (None or ``{}`` for none); raises LayerDataError naming the layer."""
+    if not where:
+        return None
+    if not isinstance(where, Mapping):
+        raise LayerDataError(f"layer {layer_id!r}: filter where must be a mapping {{column: [values] or {{min, max}}}}, got {type(where).__name__}")
+    try:
+        return _WHERE.validate_python(dict(where))
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False)
+    # of the two forms a rule may take, report the problem of the one the input looks like
+    first = next((e for e in problems if _range_branch(e["loc"]) == isinstance(where.get(str(e["loc"][0])), Mapping)), problems[0])
+    key = ".".join(str(p) for p in first["loc"] if not str(p).startswith("list[") and not _range_branch((p,)))
+    message = str(first["msg"]).removeprefix("Value error, ")
+    raise LayerDataError(f"layer {layer_id!r}: filter where.{key}: {message}") from None
+
+
+def _range_branch(loc: tuple[Any, ...]) -> bool:
+    """Whether a pydantic error location passes through the ValueRange form of a filter rule."""
+    return any("ValueRange" in str(part) for part in loc)
+
+
+def _titles(layer_id: str, title: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Titles per language from ``{lang: title}`` (empty for a plain title); raises LayerDataError for an empty one."""
+    if not isinstance(title, Mapping):
+        return {}
+    titles = {str(k): str(v) for k, v in title.items()}
+    if not titles or any(not k.strip() or not v.strip() for k, v in titles.items()):
+        raise LayerDataError(f"layer {layer_id!r}: title per language needs at least one language and no empty title, got {dict(title)!r}")
+    return titles

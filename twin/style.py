@@ -19,10 +19,23 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import to_rgba
 from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from twin.errors import LayerDataError
 
-__all__ = ["Legend", "LegendEntry", "attribute_colors", "categorical_colors", "continuous_colors", "to_rgba8", "validate_color", "validate_colormap"]
+__all__ = [
+    "Legend",
+    "LegendEntry",
+    "ValueRange",
+    "Where",
+    "attribute_colors",
+    "categorical_colors",
+    "continuous_colors",
+    "rows_where",
+    "to_rgba8",
+    "validate_color",
+    "validate_colormap",
+]
 
 RGBA8 = tuple[int, int, int, int]
 
@@ -154,3 +167,52 @@ def attribute_colors(
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and categories is None:
         return continuous_colors(values.to_numpy(), colormap=colormap, clim=clim, title=column)
     return categorical_colors(values.to_numpy(), palette=palette, mapping=categories, title=column)
+
+
+class ValueRange(BaseModel):
+    """An inclusive numeric range of a filter (``{min: 30}``, ``{min: 0, max: 50}``); either end may be open."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueRange:
+        if self.min is None and self.max is None:
+            raise ValueError("a range needs min, max or both")
+        if any(v is not None and not np.isfinite(v) for v in (self.min, self.max)):
+            raise ValueError(f"range ends must be finite numbers, got min {self.min}, max {self.max}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"range min {self.min:g} is above max {self.max:g}")
+        return self
+
+
+Where = dict[str, list[str | int | float | bool] | ValueRange]
+"""A filter on attributes: ``{column: [values]}`` (one of these values) or ``{column: {min, max}}`` (a numeric range); all must hold."""
+
+
+def rows_where(data: pd.DataFrame, where: Where | None, *, layer: str) -> NDArray[np.bool_]:
+    """Per data row: True where every rule of ``where`` holds (all True for None).
+
+    Values match by equality, or by their text (``[3]`` matches ``"3"``); a range compares the
+    column as numbers (text that is no number and NaN never match). Raises :class:`LayerDataError`
+    naming ``layer`` and the column for an unknown column, or a range on a column without numbers.
+    """
+    keep = np.ones(len(data), dtype=bool)
+    for column, rule in (where or {}).items():
+        if column not in data.columns:
+            names = ", ".join(str(c) for c in data.columns if c != "geometry")
+            raise LayerDataError(f"layer {layer!r}: filter on unknown attribute {column!r}; attributes: {names}")
+        values = data[column]
+        if isinstance(rule, ValueRange):
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64) if not pd.api.types.is_bool_dtype(values) else np.full(len(values), np.nan)
+            if len(values) and not np.isfinite(numbers).any() and values.notna().any():
+                raise LayerDataError(f"layer {layer!r}: filter range on attribute {column!r}, which holds no numbers: filter it by values instead")
+            with np.errstate(invalid="ignore"):
+                if rule.min is not None:
+                    keep &= numbers >= rule.min
+                if rule.max is not None:
+                    keep &= numbers <= rule.max
+        else:
+            keep &= (values.isin(rule) | values.astype(str).isin([str(v) for v in rule])).to_numpy()
+    return keep

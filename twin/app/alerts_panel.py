@@ -19,6 +19,7 @@ from trame.widgets import vuetify3 as v3
 from twin.alerts.engine import AlertEvent
 from twin.app.access import current_user
 from twin.app.bridge import LoopBridge
+from twin.app.i18n import tr, tr_expr, tr_fmt
 from twin.app.live import alert_rows, event_row, focus_dict
 from twin.errors import TwinError
 from twin.session import Focus, Session
@@ -28,6 +29,8 @@ __all__ = ["AlertsPanel"]
 log = logging.getLogger(__name__)
 
 _EVENT_LOG = 20
+_EVENT_KINDS = ("({pending: " + tr_expr("pending") + ", firing: " + tr_expr("firing") + ", resolved: " + tr_expr("resolved")
+                + ", cancelled: " + tr_expr("cancelled") + ", acknowledged: " + tr_expr("acknowledged") + "})")
 
 
 class AlertsPanel(TrameComponent):
@@ -102,7 +105,7 @@ class AlertsPanel(TrameComponent):
             classes="ml-2 mr-1",
             prepend_icon=("twin_alert_count ? 'mdi-bell-alert' : 'mdi-bell-outline'",),
         ):
-            html.Span("告警 Alerts", classes="mr-2")
+            html.Span(tr("Alerts"), classes="mr-2")
             html.Span("{{ twin_alert_count }}", id="twin-alert-count", classes="font-weight-bold")
 
     def ui(self) -> None:
@@ -120,13 +123,13 @@ class AlertsPanel(TrameComponent):
         ):
             with html.Div(classes="twin-alerts-head"):
                 v3.VIcon("mdi-alarm-light", color=("twin_alert_firing ? 'error' : 'secondary'",))
-                html.Span("告警 Alerts", classes="twin-alerts-title")
+                html.Span(tr("Alerts"), classes="twin-alerts-title")
                 v3.VSpacer()
-                v3.VChip("{{ twin_alert_firing }} firing", color="error", variant=("twin_alert_firing ? 'flat' : 'tonal'",),
+                v3.VChip(tr_fmt("{n} firing", n="twin_alert_firing"), color="error", variant=("twin_alert_firing ? 'flat' : 'tonal'",),
                          size="small", label=True, id="twin-alert-firing")
-                v3.VChip("{{ twin_alert_count - twin_alert_firing }} pending", color="warning", variant="tonal", size="small", label=True)
+                v3.VChip(tr_fmt("{n} pending", n="(twin_alert_count - twin_alert_firing)"), color="warning", variant="tonal", size="small", label=True)
             html.Div(
-                "Replay: the alerts are live 告警为实时",
+                tr("Replay: the alerts are live"),
                 v_if="!twin_live && twin_has_live",
                 classes="text-caption text-warning px-4 pb-2",
             )
@@ -137,13 +140,13 @@ class AlertsPanel(TrameComponent):
                     v3.VSpacer()
                     html.Span("{{ twin_focus.lonlat }}", classes="text-caption text-medium-emphasis")
                 with html.Div(v_if="twin_focus.has_resources"):
-                    html.Div("Help within {{ twin_focus.radius }} 附近资源", classes="text-caption text-medium-emphasis")
-                    html.Div("nothing within reach", v_if="!twin_focus.resources.length", classes="text-caption text-warning")
+                    html.Div(tr_fmt("Help within {radius}", radius="twin_focus.radius"), classes="text-caption text-medium-emphasis")
+                    html.Div(tr("nothing within reach"), v_if="!twin_focus.resources.length", classes="text-caption text-warning")
                     with html.Table(v_if="twin_focus.resources.length"), html.Tr(v_for="(r, i) in twin_focus.resources", key="i", classes="twin-resource"):
                         html.Td("{{ r.name }}")
                         html.Td("{{ r.kind || r.layer }}", classes="text-medium-emphasis")
                         html.Td("{{ r.distance }}", classes="text-right")
-            html.Div("No open alerts 无告警", v_if="!twin_alerts.length", classes="text-medium-emphasis px-4 py-3", id="twin-no-alerts")
+            html.Div(tr("No open alerts"), v_if="!twin_alerts.length", classes="text-medium-emphasis px-4 py-3", id="twin-no-alerts")
             with html.Div(
                 v_for="a in twin_alerts",
                 key="a.id",
@@ -164,7 +167,7 @@ class AlertsPanel(TrameComponent):
                     html.Span("{{ a.title }}", classes="twin-alert-title")
                     v3.VSpacer()
                     v3.VChip(
-                        "{{ a.state === 'firing' ? 'FIRING' : 'PENDING' }}",
+                        "{{ a.state === 'firing' ? " + tr_expr("FIRING") + " : " + tr_expr("PENDING") + " }}",
                         color=("a.state === 'firing' ? 'error' : 'warning'",),
                         variant=("a.state === 'firing' ? 'flat' : 'outlined'",),
                         size="x-small", label=True, classes="twin-alert-state font-weight-bold",
@@ -175,7 +178,7 @@ class AlertsPanel(TrameComponent):
                     html.Span("{{ a.peak }}", v_if="a.peak", classes="text-caption text-medium-emphasis ml-2 mb-1")
                     v3.VSpacer()
                     v3.VBtn(
-                        "Acknowledge 确认",
+                        tr("Acknowledge"),
                         v_if="!a.acknowledged",
                         size="small",
                         variant="tonal",
@@ -185,18 +188,18 @@ class AlertsPanel(TrameComponent):
                         raw_attrs=[f'@click.stop="trigger(\'{ack}\', [a.id])"'],
                     )
                     v3.VChip(
-                        "acknowledged 已确认",
+                        tr("acknowledged"),
                         v_if="a.acknowledged",
                         color="info",
                         variant="tonal",
                         size="small",
                         prepend_icon="mdi-check-all",
                         classes="twin-alert-acknowledged",
-                        title=("`by ${a.acknowledged_by}`",),
+                        title=(tr_expr("by {name}") + ".replace('{name}', a.acknowledged_by)",),
                     )
-                html.Div("since {{ a.since }} · {{ a.duration }}", classes="twin-alert-since")
-            html.Div("Events 事件", classes="twin-section", v_if="twin_events.length")
+                html.Div(tr_fmt("since {since} · {duration}", since="a.since", duration="a.duration"), classes="twin-alert-since")
+            html.Div(tr("Events"), classes="twin-section", v_if="twin_events.length")
             with html.Div(classes="twin-events", id="twin-events"), html.Div(v_for="e in twin_events", key="e.n", classes="twin-event"):
                 html.Span("{{ e.at.slice(0, 8) }}", classes="twin-event-at")
-                html.Span("{{ e.kind }}", classes="twin-event-kind", style=("{ color: e.color }",))
+                html.Span("{{ " + _EVENT_KINDS + "[e.kind] || e.kind }}", classes="twin-event-kind", style=("{ color: e.color }",))
                 html.Span("{{ e.name }} {{ e.value }} · {{ e.title }}", classes="twin-event-text")

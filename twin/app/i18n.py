@@ -114,7 +114,7 @@ class I18n(TrameComponent):
         self.state.twin_t = messages(first)
         self.state.twin_lang_from_browser = not self.fixed
         self.state.change("twin_lang")(self._on_lang)
-        self.ctrl.twin_browser_language = self.browser_language
+        self.server.trigger("twin_browser_language")(self.browser_language)  # called by the page once, with its languages
 
     @property
     def lang(self) -> str:
@@ -130,14 +130,15 @@ class I18n(TrameComponent):
     def browser_language(self, languages: str) -> None:
         """The page reports ``navigator.languages`` once; the language follows it unless fixed or already switched."""
         if self.state.twin_lang_from_browser:
-            self.state.twin_lang_from_browser = False
-            self.state.twin_lang = language_of(languages)
+            self._show(language_of(languages))
 
     def switch(self, lang: str) -> None:
         """Show the page in ``lang`` (KeyError for a language without a catalogue)."""
-        messages(lang)
-        self.state.twin_lang_from_browser = False
-        self.state.twin_lang = lang
+        self._show(lang)
+
+    def _show(self, lang: str) -> None:
+        """Language, its messages and the end of following the browser, in one state update (the page never shows a mix)."""
+        self.state.update({"twin_t": messages(lang), "twin_lang": lang, "twin_lang_from_browser": False})
 
     def ui(self) -> None:
         """The language switch (a compact toggle) and the one-shot browser-language report."""

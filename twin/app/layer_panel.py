@@ -1,4 +1,8 @@
-"""The layer panel: one row per layer (switch, opacity, error, data age of live layers). State: ``twin_layers``, ``twin_live_info``."""
+"""The layer panel: one row per layer (switch, opacity, style controls, error, data age of live layers).
+
+State: ``twin_layers`` (each row's ``titles`` holds the layer's title per language), ``twin_live_info``; the style
+controls are :class:`~twin.app.layer_controls.LayerControls`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from twin.app.bridge import LoopBridge
-from twin.app.i18n import tr
+from twin.app.i18n import LANGUAGES, tr
+from twin.app.layer_controls import LayerControls
 from twin.app.live import layer_live_info
 from twin.errors import TwinError
 from twin.render.view import SceneView
@@ -30,6 +35,7 @@ class LayerPanel(TrameComponent):
         super().__init__(server)
         self.session, self.view = session, view
         self.state.twin_live_info = {}
+        self.controls = LayerControls(server, session, bridge)
         self.refresh()
         session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh_live(change.now)))
 
@@ -39,7 +45,8 @@ class LayerPanel(TrameComponent):
             rows = []
             for layer in self.session.scene.layers:
                 error = self.view.errors.get(layer.id)
-                rows.append({"id": layer.id, "title": layer.title, "visible": layer.visible, "opacity": layer.opacity, "error": error.message if error else ""})
+                rows.append({"id": layer.id, "title": layer.title, "titles": {lang: layer.title_for(lang) for lang in LANGUAGES}, "visible": layer.visible,
+                             "opacity": layer.opacity, "error": error.message if error else ""})
         self.state.twin_layers = rows
 
     def refresh_live(self, now: dt.datetime) -> None:
@@ -75,9 +82,9 @@ class LayerPanel(TrameComponent):
                         v_model="layer.visible", update_modelValue=(self.set_layer_visible, "[layer.id, $event]"), disabled=("!!layer.error",),
                         color="primary", density="compact", hide_details=True, inset=True, classes="twin-layer-switch flex-grow-0 mr-2",
                     )
-                    html.Span("{{ layer.title }}", classes="twin-layer-title text-body-1")
+                    html.Span("{{ layer.titles[twin_lang] || layer.title }}", classes="twin-layer-title text-body-1")
                     v3.VSpacer()
-                    v3.VChip("error", v_if="layer.error", color="error", variant="flat", size="x-small", prepend_icon="mdi-alert",
+                    v3.VChip(tr("error"), v_if="layer.error", color="error", variant="flat", size="x-small", prepend_icon="mdi-alert",
                              classes="twin-layer-error", title=("layer.error",))
                 html.Div("{{ layer.error }}", v_if="layer.error", classes="text-caption text-error pb-1")
                 self._live_chips()
@@ -87,6 +94,7 @@ class LayerPanel(TrameComponent):
                         v_model="layer.opacity", end=(self.set_layer_opacity, "[layer.id, $event]"), min=0, max=1, step=0.05,
                         density="compact", hide_details=True, color="primary", thumb_size=12, classes="twin-layer-opacity",
                     )
+                self.controls.ui()
 
     @staticmethod
     def _live_chips() -> None:
@@ -96,7 +104,7 @@ class LayerPanel(TrameComponent):
             html.Span("{{ twin_live_info[layer.id].age }}", classes="twin-layer-age", title=("twin_live_info[layer.id].tip",))
             v3.VSpacer()
             v3.VChip(
-                "stale", v_if="twin_live_info[layer.id].stale", color=("twin_live_info[layer.id].color",), variant="flat", size="x-small",
+                tr("stale"), v_if="twin_live_info[layer.id].stale", color=("twin_live_info[layer.id].color",), variant="flat", size="x-small",
                 prepend_icon=("twin_live_info[layer.id].error ? 'mdi-lan-disconnect' : 'mdi-timer-sand'",), classes="twin-layer-stale",
                 title=("twin_live_info[layer.id].tip",), raw_attrs=[':data-error="twin_live_info[layer.id].error ? 1 : 0"'],
             )

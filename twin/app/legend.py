@@ -9,8 +9,9 @@ from matplotlib import colormaps
 from trame.app import TrameComponent
 from trame.widgets import html
 
+from twin.app.i18n import LANGUAGES, tr_expr, tr_fmt
 from twin.render.view import SceneView
-from twin.session import Session
+from twin.session import LayerChange, Session
 from twin.style import Legend
 
 __all__ = ["LegendPanel", "legend_dict"]
@@ -18,6 +19,8 @@ __all__ = ["LegendPanel", "legend_dict"]
 log = logging.getLogger(__name__)
 
 _MAX_LEGEND_ENTRIES = 24
+_AGGREGATES = "({count: " + tr_expr("count") + ", sum: " + tr_expr("sum") + ", mean: " + tr_expr("mean") + ", max: " + tr_expr("max") + "})"
+_LIVE_TITLE = f"({_AGGREGATES}[lg.live.aggregate] || lg.live.aggregate) + ' / ' + " + tr_expr("{n} min") + ".replace('{n}', lg.live.window)"
 
 
 class LegendPanel(TrameComponent):
@@ -29,6 +32,13 @@ class LegendPanel(TrameComponent):
         self._legends: dict[str, dict[str, Any]] | None = None
         self._errors: set[str] = set()
         self.refresh()
+        session.layer_changed.connect(self._restyled)
+
+    def _restyled(self, change: LayerChange) -> None:
+        """A layer's colours changed (colour by, colormap, range): its legend is collected again."""
+        if "style" in change.kinds:
+            self._legends = None
+            self.refresh()
 
     def _collect(self) -> dict[str, dict[str, Any]]:
         legends: dict[str, dict[str, Any]] = {}
@@ -41,7 +51,8 @@ class LegendPanel(TrameComponent):
                 log.warning("layer %s: no legend: %s", layer.id, exc)
                 continue
             if legend is not None:
-                legends[layer.id] = legend_dict(layer.id, layer.title, legend)
+                legends[layer.id] = legend_dict(layer.id, layer.title, legend, {lang: layer.title_for(lang) for lang in LANGUAGES})
+                legends[layer.id]["live"] = _live_title(layer)
         return legends
 
     def refresh(self, fatal: bool = False) -> None:
@@ -60,17 +71,27 @@ class LegendPanel(TrameComponent):
             html.Div(classes="twin-overlay twin-legend", id="twin-legend", v_if="twin_legends.length"),
             html.Div(v_for="lg in twin_legends", key="lg.id", classes="mb-2", raw_attrs=[':data-layer-id="lg.id"']),
         ):
-            html.Div("{{ lg.title }}", classes="twin-legend-title")
+            html.Div("{{ lg.live ? (lg.layer_titles[twin_lang] || lg.title) + ': ' + " + _LIVE_TITLE + " : (lg.titles[twin_lang] || lg.title) }}",
+                     classes="twin-legend-title")
             with html.Div(v_if="lg.kind === 'categorical'"):
                 with html.Div(v_for="(e, i) in lg.entries", key="i", classes="twin-legend-row"):
                     html.Span(classes="twin-swatch", style=("{ background: e.color }",))
                     html.Span("{{ e.label }}", classes="twin-legend-label")
-                html.Div("… {{ lg.more }} more", v_if="lg.more", classes="text-caption text-medium-emphasis")
+                html.Div(tr_fmt("… {n} more", n="lg.more"), v_if="lg.more", classes="text-caption text-medium-emphasis")
             with html.Div(v_if="lg.kind === 'continuous'"):
                 html.Div(classes="twin-gradient", style=("{ background: lg.gradient }",))
                 with html.Div(classes="twin-gradient-range"):
                     html.Span("{{ lg.vmin }}")
                     html.Span("{{ lg.vmax }}")
+
+
+def _live_title(layer: Any) -> dict[str, str] | None:
+    """For a layer aggregating readings over a window: the aggregate and the window (minutes), which the page shows in its language."""
+    params = getattr(layer, "params", None)
+    window, aggregate = getattr(params, "window", None), getattr(params, "aggregate", None)
+    if window is None or aggregate is None:
+        return None
+    return {"aggregate": str(aggregate), "window": f"{window.total_seconds() / 60:g}"}
 
 
 def _css_rgba(color: tuple[int, int, int, int] | tuple[float, ...]) -> str:
@@ -82,13 +103,18 @@ def _fmt_number(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-def legend_dict(layer_id: str, layer_title: str, legend: Legend) -> dict[str, Any]:
-    """A legend for the page: a CSS gradient with its range, or up to 24 colour swatches with labels."""
+def legend_dict(layer_id: str, layer_title: str, legend: Legend, titles: dict[str, str] | None = None) -> dict[str, Any]:
+    """A legend for the page: a CSS gradient with its range, or up to 24 colour swatches with labels.
+
+    ``titles``: the layer's title per language (``lang -> title``); ``titles`` of the result holds the legend's title per language.
+    """
     title = f"{layer_title}: {legend.title}" if legend.title else layer_title
+    by_lang = {lang: f"{text}: {legend.title}" if legend.title else text for lang, text in (titles or {}).items()}
+    common = {"id": layer_id, "title": title, "titles": by_lang, "layer_titles": dict(titles or {}), "live": None}
     if legend.is_continuous:
         cmap = colormaps[legend.colormap or "viridis"]
         stops = ", ".join(f"{_css_rgba(tuple(round(c * 255) for c in cmap(i / 8)))} {100 * i / 8:.1f}%" for i in range(9))
-        return {"id": layer_id, "title": title, "kind": "continuous", "gradient": f"linear-gradient(to right, {stops})",
+        return {**common, "kind": "continuous", "gradient": f"linear-gradient(to right, {stops})",
                 "vmin": _fmt_number(legend.vmin), "vmax": _fmt_number(legend.vmax), "entries": [], "more": 0}
     entries = [{"label": e.label, "color": _css_rgba(e.color)} for e in legend.entries[:_MAX_LEGEND_ENTRIES]]
-    return {"id": layer_id, "title": title, "kind": "categorical", "entries": entries, "more": max(len(legend.entries) - _MAX_LEGEND_ENTRIES, 0)}
+    return {**common, "kind": "categorical", "entries": entries, "more": max(len(legend.entries) - _MAX_LEGEND_ENTRIES, 0)}

@@ -1,4 +1,5 @@
-"""The pick card: the attributes of the feature selected in the session (``twin_pick``), times in +08:00."""
+"""The pick card: the attributes of the feature selected in the session (``twin_pick``), for every layer type: its layer,
+a label, where it was picked (lon/lat), the scene time it shows and its attributes; times in local time (+08:00)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from twin.app.bridge import LoopBridge
-from twin.app.live import fmt_datetime
+from twin.app.i18n import LANGUAGES, tr_expr, tr_fmt
+from twin.clock import fmt_datetime
 from twin.scene.model import Scene
 from twin.session import Selection, Session
 
@@ -33,7 +35,7 @@ class PickCard(TrameComponent):
         session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show(selection)))
 
     def _show(self, selection: Selection | None) -> None:
-        self.state.twin_pick = None if selection is None else pick_dict(self.session.scene, selection)
+        self.state.twin_pick = None if selection is None else pick_dict(self.session.scene, selection, self.session.shown_time)
 
     @controller.set("twin_clear_pick")
     def clear_pick(self) -> None:
@@ -45,11 +47,13 @@ class PickCard(TrameComponent):
                 v3.VIcon("mdi-map-marker", color="primary", size="small", classes="mr-1")
                 with html.Div():
                     html.Div("{{ twin_pick.label }}", classes="font-weight-bold twin-pick-label")
-                    html.Div("{{ twin_pick.title }} · #{{ twin_pick.feature }}", classes="text-caption text-medium-emphasis")
+                    html.Div("{{ twin_pick.titles[twin_lang] || twin_pick.title }} · #{{ twin_pick.feature }}", classes="text-caption text-medium-emphasis")
                 v3.VSpacer()
-                with v3.VBtn(icon=True, size="x-small", variant="text", click=self.clear_pick, title="Close"):
+                with v3.VBtn(icon=True, size="x-small", variant="text", click=self.clear_pick, title=(tr_expr("Close"),)):
                     v3.VIcon("mdi-close")
-            html.Div("{{ twin_pick.lonlat }}", classes="text-caption text-medium-emphasis mb-1 twin-pick-lonlat")
+            html.Div(tr_fmt("lon {lon}, lat {lat}", lon="twin_pick.lon_text", lat="twin_pick.lat_text"), v_if="twin_pick.lon_text",
+                     classes="text-caption text-medium-emphasis twin-pick-lonlat")
+            html.Div(tr_fmt("at {time}", time="twin_pick.time"), v_if="twin_pick.time", classes="text-caption text-medium-emphasis mb-1 twin-pick-time")
             with html.Table(), html.Tr(v_for="(row, i) in twin_pick.attributes", key="i"):
                 html.Td("{{ row[0] }}")
                 html.Td("{{ row[1] }}")
@@ -67,16 +71,19 @@ def fmt_value(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def pick_dict(scene: Scene, selection: Selection) -> dict[str, Any]:
-    """The card's content: layer title, a label (name, title, ...), where, and the first 40 attributes as text."""
+def pick_dict(scene: Scene, selection: Selection, shown: dt.datetime | None = None) -> dict[str, Any]:
+    """The card's content: layer title (and per language), a label (name, title, ...), where (lon/lat text, 6 decimals),
+    the scene time ``shown`` (+08:00; '' without one) and the first 40 attributes as text."""
     try:
-        title = scene[selection.layer_id].title
+        layer = scene[selection.layer_id]
+        title, titles = layer.title, {lang: layer.title_for(lang) for lang in LANGUAGES}
     except KeyError:
-        title = selection.layer_id
+        title, titles = selection.layer_id, {}
     attributes = selection.attributes
     rows = [[str(k), fmt_value(v)] for k, v in list(attributes.items())[:_MAX_PICK_ATTRIBUTES]]
     lon, lat = selection.lon, selection.lat
-    lonlat = f"lon {lon:.6f}, lat {lat:.6f}" if lon is not None and lat is not None else ""
+    located = lon is not None and lat is not None
     label = next((fmt_value(attributes[k]) for k in _LABEL_KEYS if attributes.get(k) not in (None, "")), f"#{selection.feature}")
-    return {"layer": selection.layer_id, "title": title, "label": label, "feature": selection.feature, "lonlat": lonlat,
-            "lon": lon, "lat": lat, "attributes": rows}
+    return {"layer": selection.layer_id, "title": title, "titles": titles, "label": label, "feature": selection.feature,
+            "lon_text": f"{lon:.6f}" if located else "", "lat_text": f"{lat:.6f}" if located else "", "lon": lon, "lat": lat,
+            "time": fmt_datetime(shown), "attributes": rows}

@@ -33,7 +33,7 @@ from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
-from twin.app import reconnect
+from twin.app import reconnect, saved_views, screenshot
 from twin.app.access import AccessPolicy, access_policy
 from twin.app.alerts_panel import AlertsPanel
 from twin.app.bridge import LoopBridge
@@ -107,6 +107,7 @@ class TwinApp(TrameApp):
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)
         self.source_badges = SourceBadges(self.server, session, bridge)
+        self.screenshot, self.saved_views = screenshot.Screenshot(self.server, session, self.view), saved_views.SavedViews(self.server, session, self.view_panel)
         self.view_panel.drawn.connect(self._on_drawn)
         self.state.update({"trame__title": scene.name, "twin_scene_name": scene.name, "twin_scene_title": scene.settings.title or ""})
         if session.now is not None:
@@ -159,6 +160,8 @@ class TwinApp(TrameApp):
                 )
                 with v3.VBtn(icon=True, click=self.view_panel.reset_camera, title=(tr_expr("Reset view"),), density="comfortable"):
                     v3.VIcon("mdi-crosshairs-gps")
+                self.saved_views.ui()
+                self.screenshot.ui()
                 v3.VChip(tr_fmt("{mode} · {n} cells", mode="twin_view_mode", n="twin_cells"), size="small", variant="tonal", color="secondary", classes="mx-2",
                          prepend_icon="mdi-monitor")
                 self.alerts.button()

@@ -15,6 +15,7 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from twin.app.bridge import LoopBridge
+from twin.app.i18n import tr, tr_expr
 from twin.app.live import SHANGHAI, fmt_age, fmt_datetime
 from twin.session import HealthChange, Session, TimeChange
 
@@ -60,7 +61,7 @@ class TimeBar(TrameComponent):
         state.twin_replay_start = dt.datetime.fromtimestamp(earliest, SHANGHAI).strftime(edge)
         state.twin_replay_end = now.astimezone(SHANGHAI).strftime(edge)
         if change.live or change.shown is None:
-            state.twin_replay_t, state.twin_replay_offset = latest, "live 实时"
+            state.twin_replay_t, state.twin_replay_offset = latest, ""  # the chip says "live" in the page's language
         else:
             state.twin_replay_t, state.twin_replay_offset = round(change.shown.timestamp()), f"−{fmt_age(now - change.shown)}"
 
@@ -88,23 +89,23 @@ class TimeBar(TrameComponent):
             with v3.VChip(v_if="twin_has_live", id="twin-time-mode", color=("twin_live ? 'success' : 'warning'",), variant="flat", size="small",
                           label=True, classes="font-weight-bold"):
                 html.Span(v_if="twin_live", classes="twin-live-dot")
-                html.Span("{{ twin_live ? 'LIVE 实时' : 'REPLAY 回放' }}")
+                html.Span("{{ twin_live ? " + tr_expr("LIVE") + " : " + tr_expr("REPLAY") + " }}")
             html.Span("{{ twin_time_text }}", id="twin-time", classes="twin-time")
 
     def ui(self) -> None:
         """Bottom bar: back to live, and a slider over the live layers' history (replay)."""
         with html.Div(classes="twin-timebar", id="twin-timebar", v_if="twin_has_live"):
-            v3.VBtn("Live 实时", id="twin-live-btn", click=self.go_live, prepend_icon="mdi-broadcast", color=("twin_live ? 'success' : 'warning'",),
+            v3.VBtn(tr("Live"), id="twin-live-btn", click=self.go_live, prepend_icon="mdi-broadcast", color=("twin_live ? 'success' : 'warning'",),
                     variant=("twin_live ? 'tonal' : 'flat'",), classes="font-weight-bold")
-            html.Span("{{ twin_replay_start }}", classes="twin-timebar-edge", title="oldest moment kept for replay")
+            html.Span("{{ twin_replay_start }}", classes="twin-timebar-edge", title=(tr_expr("oldest moment kept for replay"),))
             v3.VSlider(
                 id="twin-replay", classes="twin-replay", v_model=("twin_replay_t",), update_modelValue=(self.seek, "[$event]"),
                 min=("twin_replay_min",), max=("twin_replay_max",), step=("twin_replay_step",), color=("twin_live ? 'success' : 'warning'",),
                 track_color="surface-variant", hide_details=True, density="compact", thumb_size=18,
-                title="drag into the past to replay; Live returns to the clock",
+                title=(tr_expr("drag into the past to replay; Live returns to the clock"),),
             )
             html.Span("{{ twin_replay_end }}", classes="twin-timebar-edge")
-            v3.VChip("{{ twin_replay_offset }}", id="twin-replay-offset", color=("twin_live ? 'success' : 'warning'",), variant="tonal", size="small",
+            v3.VChip("{{ twin_live ? " + tr_expr("live") + " : twin_replay_offset }}", id="twin-replay-offset", color=("twin_live ? 'success' : 'warning'",), variant="tonal", size="small",
                      classes="twin-replay-offset justify-center", prepend_icon=("twin_live ? 'mdi-clock-outline' : 'mdi-history'",))
-            v3.VChip("tick failed", v_if="twin_tick_error", id="twin-tick-error", color="error", variant="flat", size="small", prepend_icon="mdi-alert",
+            v3.VChip(tr("tick failed"), v_if="twin_tick_error", id="twin-tick-error", color="error", variant="flat", size="small", prepend_icon="mdi-alert",
                      title=("twin_tick_error",))

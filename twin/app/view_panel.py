@@ -31,6 +31,7 @@ from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
 from twin.app.block_ticks import SCRIPT, BlockTicks
 from twin.app.bridge import LoopBridge
+from twin.app.i18n import tr_expr, tr_fmt
 from twin.app.live import shows_labels
 from twin.errors import TwinError
 from twin.plugins import layer_types
@@ -274,10 +275,10 @@ class ViewPanel(TrameComponent):
                 style="width: 100%; height: 100%;",
             )
         with html.Div(classes="twin-overlay twin-errors", v_if="twin_errors.length || twin_fatal"):
-            v3.VAlert("Scene cannot be drawn: {{ twin_fatal }}", v_if="twin_fatal", type="error", variant="flat", density="compact", classes="ma-1")
+            v3.VAlert(tr_fmt("Scene cannot be drawn: {error}", error="twin_fatal"), v_if="twin_fatal", type="error", variant="flat", density="compact", classes="ma-1")
             v3.VAlert(
                 v_for="err in twin_errors", key="err.id", type="error", variant="flat", density="compact",
-                title=("`Layer ${err.title} (${err.id}) failed`",), text=("err.message",),
+                title=(tr_expr("Layer {title} ({id}) failed") + ".replace('{title}', err.title).replace('{id}', err.id)",), text=("err.message",),
                 classes="twin-error-badge ma-1", raw_attrs=[':data-layer-id="err.id"'],
             )
 

@@ -2,7 +2,8 @@
 
 It turns each layer's :class:`~twin.layer.LayerVisual` into a VTK actor and keeps them in
 step: a new geometry version swaps the mesh, a new style version swaps only the colour array,
-visibility and opacity touch only the actor.
+visibility and opacity touch only the actor. A filter (cells the style marks ``hidden``) draws a
+threshold of the same mesh: the layer's mesh is not rebuilt.
 
 >>> import twin, geopandas as gpd, shapely
 >>> from twin.plugins import layer_types
@@ -27,7 +28,9 @@ from matplotlib import colormaps
 from numpy.typing import NDArray
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
+from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkThreshold
+from vtkmodules.vtkFiltersGeometry import vtkGeometryFilter
 from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
@@ -55,6 +58,8 @@ __all__ = ["LayerError", "SceneView"]
 log = logging.getLogger(__name__)
 
 _COLOR_ARRAY = "twin_rgba"
+_SHOWN_ARRAY = "twin_shown"
+_CELL_ARRAY = "twin_cell"
 
 
 @dataclass
@@ -78,6 +83,8 @@ class _Drawn:
     blocks: CellBlocks | None = None
     proxy: vtkActor | None = None
     proxy_key: tuple[object, ...] = ()
+    cell_ids: NDArray[np.int64] | None = None
+    """With a filter: the cell of :attr:`polydata` behind each cell drawn (the mapper draws a threshold of it)."""
 
 
 class SceneView:
@@ -225,9 +232,12 @@ class SceneView:
                 points.Modified()
             drawn.polydata.Modified()
             drawn.points_version = visual.points_version
+            if drawn.cell_ids is not None:
+                self._apply_filter(drawn, visual.style.hidden)
         if blocks is None and drawn.style_version != visual.style_version:
             self._apply_colors(drawn, visual)
             self._apply_labels(drawn, visual)
+            self._apply_filter(drawn, visual.style.hidden)
             drawn.style_version = visual.style_version
         drawn.legend = visual.style.legend
         prop = drawn.actor.GetProperty()
@@ -248,6 +258,34 @@ class SceneView:
         mapper.SetResolveCoincidentTopologyToPolygonOffset()
         mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(0, -order * 2.0)
         mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0, -order * 2.0 - 1.0)
+
+    @staticmethod
+    def _apply_filter(drawn: _Drawn, hidden: NDArray[np.bool_] | None) -> None:
+        """Draw only the cells not ``hidden`` (per cell of the layer's mesh): a threshold of the view's copy, never a new layer mesh."""
+        mapper = drawn.actor.GetMapper()
+        cell_data = drawn.polydata.GetCellData()
+        if hidden is None or len(hidden) != drawn.n_cells or not hidden.any():
+            cell_data.RemoveArray(_SHOWN_ARRAY)
+            drawn.cell_ids = None
+            mapper.SetInputData(drawn.polydata)
+            return
+        for name, values in ((_SHOWN_ARRAY, ~hidden), (_CELL_ARRAY, np.arange(drawn.n_cells))):
+            array = numpy_to_vtk(np.ascontiguousarray(values, dtype=np.uint8 if values.dtype == bool else np.int64), deep=True)
+            array.SetName(name)
+            cell_data.AddArray(array)
+        threshold = vtkThreshold()
+        threshold.SetInputData(drawn.polydata)
+        threshold.SetInputArrayToProcess(0, 0, 0, vtkDataObject.FIELD_ASSOCIATION_CELLS, _SHOWN_ARRAY)
+        threshold.SetThresholdFunction(vtkThreshold.THRESHOLD_UPPER)
+        threshold.SetUpperThreshold(0.5)
+        surface = vtkGeometryFilter()
+        surface.SetInputConnection(threshold.GetOutputPort())
+        surface.Update()
+        kept = vtkPolyData()
+        kept.ShallowCopy(surface.GetOutput())
+        ids = kept.GetCellData().GetArray(_CELL_ARRAY)
+        drawn.cell_ids = vtk_to_numpy(ids).astype(np.int64) if ids is not None else np.zeros(0, np.int64)
+        mapper.SetInputData(kept)
 
     def _update_blocks(self, drawn: _Drawn, visual: LayerVisual, blocks: CellBlocks) -> None:
         """A block layer for a browser-side view: its own points (every cell's full outline) and one RGBA per point.
@@ -661,7 +699,10 @@ class SceneView:
         for layer in self.scene.layers:
             drawn = self._drawn.get(layer.id)
             if drawn is not None and drawn.actor is actor:
-                return layer.pick(self.scene.frame, picker.GetCellId(), np.asarray(picker.GetPickPosition()))
+                cell = picker.GetCellId()
+                if drawn.cell_ids is not None:  # a filtered layer draws a subset of its cells
+                    cell = int(drawn.cell_ids[cell]) if 0 <= cell < len(drawn.cell_ids) else -1
+                return layer.pick(self.scene.frame, cell, np.asarray(picker.GetPickPosition()))
         return None
 
     def empty_layers(self) -> list[str]:

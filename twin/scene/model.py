@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import tempfile
 import warnings
@@ -44,6 +45,7 @@ from twin.scene.schema import (
     validate_layer_entry,
 )
 from twin.scene.tour import Tour, validate_tours
+from twin.scene.views import SavedView, validate_views
 from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
 from twin.source import BBox, Source
 
@@ -64,6 +66,7 @@ class Scene:
         time: dt.datetime | None = None,
         settings: SceneSettings | Mapping[str, Any] | None = None,
         tours: Mapping[str, Tour | list[Any]] | None = None,
+        views: Mapping[str, SavedView | Mapping[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.frame_spec = FrameSpec(crs=crs, center=center)
@@ -80,6 +83,11 @@ class Scene:
         self.settings = settings if isinstance(settings, SceneSettings) else SceneSettings.model_validate(dict(settings or {}))
         self.tours: dict[str, Tour] = {name: Tour.parse(name, stops, self.cameras) for name, stops in (tours or {}).items()}
         """Camera tours by name (see twin.scene.tour); :meth:`record` flies through one."""
+        self.views: dict[str, SavedView] = {k: v if isinstance(v, SavedView) else SavedView.model_validate(dict(v)) for k, v in (views or {}).items()}
+        """Saved views by name (camera, layers shown, time; see twin.scene.views): the scene file's ``views:``."""
+        for view_name in self.views:
+            if not is_id(view_name):
+                raise TwinError(f"view name {view_name!r} is invalid: {ID_RULE}")
         self._layers: list[Layer] = []
         self.alerts: list[ThresholdRule | StaleRule] = []
         """Alert rules over the scene's live layers (evaluated by twin.alerts.AlertEngine)."""
@@ -118,6 +126,8 @@ class Scene:
         layer = self[layer_id]
         self._layers.remove(layer)
         self.tours = {name: tour.without_layer(layer_id) for name, tour in self.tours.items()}  # stops no longer show or hide it
+        self.views = {name: view if view.layers is None else view.model_copy(update={"layers": tuple(i for i in view.layers if i != layer_id)})
+                      for name, view in self.views.items()}
         if layer.source is not None:
             layer.source.close()
         return layer
@@ -354,11 +364,12 @@ class Scene:
             path: KeyPath = ("layers", index)
             if any(layer.id == spec.id for layer in scene._layers):
                 raise SceneFileError(f"duplicate layer id {spec.id!r}", file=file, line=line_of(lines, path + ("id",)), key=f"layers[{index}].id")
-            params = {"title": spec.title, "visible": spec.visible, "opacity": spec.opacity, **own}
+            params = {"title": spec.title, "visible": spec.visible, "opacity": spec.opacity, "where": spec.where, **own}
             layer = build_layer(spec.type, spec.id, source=spec.source, params=params, where=locator(path, file=file, lines=lines), base_dir=base_dir)
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
         scene.tours = validate_tours(doc.tours, scene.cameras, [layer.id for layer in scene._layers], file=file, lines=lines)
+        scene.views = validate_views(doc.views, [layer.id for layer in scene._layers], file=file, lines=lines)
         scene._origin = _Origin(file, lines, base_dir)
         return scene
 
@@ -402,6 +413,8 @@ class Scene:
         if self.tours:
             out["tours"] = {name: tour.to_list() for name, tour in self.tours.items()}
         out["layers"] = [layer.to_dict() for layer in self._layers]
+        if self.views:
+            out["views"] = {name: view.to_dict() for name, view in self.views.items()}
         if self.alerts:
             out["alerts"] = [_rule_dict(rule) for rule in self.alerts]
         return out
@@ -421,6 +434,26 @@ class Scene:
         text = dump_yaml(self.to_dict())
         path.write_text(f"# twin scene file, schema version {SCHEMA_VERSION}\n{text}", encoding="utf-8")
         return path
+
+    def write_views(self) -> Path:
+        """Write :attr:`views` into the scene's own file (:attr:`path`): only its ``views:`` changes, the rest stays as written
+        (a planner's layer switches and styles are not saved with a view). Returns the path; raises
+        :class:`~twin.errors.SceneFileError` for a scene without a file or a file that cannot be read or written.
+        """
+        if self.path is None:
+            raise SceneFileError("scene has no file to keep its views in: save it with Scene.to_file first", file=f"<scene {self.name}>")
+        text = read_scene_text(self.path)
+        data, _ = load_yaml(text, self.path)
+        data = dict(data or {})
+        data.pop("views", None)
+        if self.views:
+            data["views"] = {name: view.to_dict() for name, view in self.views.items()}
+        header = "".join(line + "\n" for line in itertools.takewhile(lambda row: row.startswith("#"), text.splitlines()))
+        try:
+            self.path.write_text(header + dump_yaml(data), encoding="utf-8")
+        except OSError as exc:
+            raise SceneFileError(f"cannot write the scene's views: {exc.strerror or exc}", file=self.path) from None
+        return self.path
 
     def __repr__(self) -> str:
         return f"<Scene {self.name!r}: {len(self._layers)} layers>"

@@ -18,6 +18,7 @@ A scene file::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,11 +29,12 @@ from twin.params import Id, ParamError, dotted_path, problems_of
 from twin.registry import Locator
 from twin.scene.camera import CameraPreset
 from twin.scene.yamlfile import KeyPath, line_of
-from twin.style import validate_color
+from twin.style import Where, validate_color
 
 __all__ = ["SCHEMA_VERSION", "FrameSpec", "LayerCommon", "SceneDoc", "SceneSettings", "locate_error", "locator", "raise_located"]
 
 SCHEMA_VERSION = 1
+_LANG = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
 
 
 class FrameSpec(BaseModel):
@@ -85,10 +87,25 @@ class LayerCommon(BaseModel):
 
     id: Id = Field(description="stable id, unique in the scene")
     type: str = Field(description="layer type (see `twin layers`)")
-    title: str | None = Field(None, description="name shown in legends and the layer list")
+    title: str | dict[str, str] | None = Field(None, description="name shown in legends and the layer list; or one per language: {zh_CN: ..., en: ...}")
     visible: bool = True
     opacity: float = Field(1.0, ge=0.0, le=1.0)
+    where: Where | None = Field(None, description="draw only features that match: {column: [values]} or {column: {min, max}} (restyles, no new mesh)")
     source: dict[str, Any] | None = Field(None, description="where the data comes from: {type: ..., ...}")
+
+
+    @field_validator("title")
+    @classmethod
+    def _titles(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("a title per language needs at least one language, e.g. {zh_CN: 上海各区, en: Shanghai districts}")
+            for lang, text in value.items():
+                if not _LANG.match(lang):
+                    raise ValueError(f"{lang!r} is not a language tag like zh_CN or en")
+                if not text.strip():
+                    raise ValueError(f"the {lang} title is empty")
+        return value
 
 
 COMMON_KEYS = frozenset(LayerCommon.model_fields)
@@ -109,6 +126,7 @@ class SceneDoc(BaseModel):
     layers: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = Field([], description="alert rules over live layers (see twin.alerts)")
     tours: dict[Id, Any] = Field({}, description="camera tours: {name: [stops]} (see twin.scene.tour)")
+    views: dict[Id, Any] = Field({}, description="saved views: {name: {camera, layers, time}} (see twin.scene.views)")
 
     @field_validator("version")
     @classmethod

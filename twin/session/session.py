@@ -39,11 +39,13 @@ from psygnal import Signal
 
 from twin.alerts.engine import AlertEngine, AlertEvent
 from twin.alerts.rules import StaleRule, ThresholdRule
-from twin.errors import TwinError
+from twin.errors import TwinError, unknown_name
 from twin.layer import Layer
 from twin.live import LiveLayer
 from twin.live_layer import ReadingsLayer, ReadingsPoll
+from twin.params import ID_RULE, is_id
 from twin.scene.model import Scene
+from twin.scene.views import SavedView, ViewError, view_from_pose
 from twin.session.camera import CameraChange, CameraPose, fly_to
 from twin.session.events import ChangeKind, Focus, HealthChange, LayerChange, Selection, TimeChange
 from twin.session.help import focus_of, replay_start, resource_layer_ids
@@ -349,7 +351,11 @@ class Session:
 
     # -- layers --------------------------------------------------------------------------
     def set_layer(self, layer_id: str, **changes: Any) -> LayerChange:
-        """Change a layer: ``visible``, ``opacity`` (0..1) or its own parameters; raises :class:`TwinError` naming the layer."""
+        """Change a layer: ``visible``, ``opacity`` (0..1), ``where`` (a filter) or its own parameters; raises :class:`TwinError` naming the layer.
+
+        Colour (``color_by``, ``colormap``, ``clim``, ...), opacity and filter changes are ``style`` changes: views
+        recolour the mesh they have; only a layer's ``geometry_keys`` are ``geometry`` changes (a new mesh).
+        """
         with self.lock:
             try:
                 layer = self.scene[layer_id]
@@ -371,6 +377,53 @@ class Session:
     def _emit_layers(self, layer_ids: Iterable[str], kind: ChangeKind) -> None:
         for layer_id in dict.fromkeys(layer_ids):
             self.layer_changed.emit(LayerChange(layer_id, frozenset({kind})))
+
+    # -- saved views -----------------------------------------------------------------------
+    def save_view(self, name: str, pose: CameraPose | None = None) -> SavedView:
+        """Name what the views show: the camera (``pose``, default the last one a view reported), the visible layers and the
+        time (None while live). Kept in ``scene.views`` and written to the scene's file when it has one.
+
+        Raises :class:`ViewError` for an invalid name or no known camera, TwinError when the file cannot be written.
+        """
+        if not is_id(name):
+            raise ViewError(f"view name {name!r} is invalid: {ID_RULE}")
+        pose = pose or self.camera
+        if pose is None:
+            raise ViewError(f"view {name!r}: no camera to save yet (move or pick a camera first)")
+        with self.lock:
+            shown = [layer.id for layer in self.scene.layers if layer.visible]
+            time = None if self._live else self.scene.time
+            view = view_from_pose(pose.position, pose.focal_point, frame=self.scene.frame, layers=shown, time=time)
+            self.scene.views[name] = view
+            if self.scene.path is not None:
+                self.scene.write_views()
+        return view
+
+    def apply_view(self, view: SavedView | str) -> CameraPose:
+        """Show a saved view (or one by name): its layers' visibility and its time (replay, or live without one).
+
+        Returns the camera pose (local metres) for the calling view to take; no ``camera_changed`` is emitted
+        (each view applies the pose itself). Raises :class:`ViewError` for an unknown name.
+        """
+        if isinstance(view, str):
+            if view not in self.scene.views:
+                raise ViewError(unknown_name("view", view, list(self.scene.views), listed="saved views", none="none saved"))
+            view = self.scene.views[view]
+        if view.layers is not None:
+            for layer in self.scene.layers:
+                if layer.visible != (layer.id in view.layers):
+                    self.set_layer(layer.id, visible=layer.id in view.layers)
+        if view.time is not None and self.live_layers():
+            self.replay(view.time)
+        elif view.time is not None:
+            with self.lock:
+                self.scene.set_time(view.time)
+                change = self.time_state()
+            self.time_changed.emit(change)
+        elif not self._live:
+            self.go_live()
+        self.camera = CameraPose(*view.camera.resolve(self.scene.frame))
+        return self.camera
 
     # -- alerts --------------------------------------------------------------------------
     def acknowledge(self, alert_id: str, *, by: str | None = "operator", note: str | None = None) -> AlertEvent:

@@ -1,0 +1,213 @@
+"""Saved views (twin.scene.views): the session names the camera, visible layers and time; they are written to the
+scene file's ``views:``, read back equal, reopened by name or by URL parameters; bad ones give one located line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import twin
+from twin.errors import SceneFileError
+from twin.geo.frame import Frame
+from twin.scene.views import SavedView, ViewError, view_from_pose, view_from_query, view_query
+from twin.session import CameraPose, Session
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def _scene(tmp_path: Path) -> twin.Scene:
+    scene = twin.Scene("views", center=(121.48, 31.23))
+    for name, x in (("west", 121.47), ("east", 121.49)):
+        scene.add_data(name, gpd.GeoDataFrame({"name": [name]}, geometry=[shapely.Point(x, 31.23)], crs="EPSG:4326"))
+    scene.to_file(tmp_path / "views.yaml")
+    return twin.Scene.from_file(tmp_path / "views.yaml")
+
+
+def test_a_saved_view_is_written_to_the_scene_file_and_reopens(tmp_path: Path) -> None:
+    scene = _scene(tmp_path)
+    session = Session(scene)
+    session.set_layer("east", visible=False)
+    x, y, z = (float(v) for v in scene.frame.lonlat_to_local([121.48], [31.20], 1500.0)[0])
+    pose = CameraPose((x, y, z), (0.0, 0.0, 0.0))
+    saved = session.save_view("bund", pose)
+    assert saved.layers == ("west",) and saved.time is None
+    assert math.isclose(saved.camera.heading, 0.0, abs_tol=1e-3)  # looking north, from the south
+    text = (tmp_path / "views.yaml").read_text(encoding="utf-8")
+    assert text.startswith("# twin scene file") and "views:\n  bund:\n    camera:" in text and "layers: [west]" in text
+    again = twin.Scene.from_file(tmp_path / "views.yaml")
+    assert again.views == scene.views and again.to_dict()["views"] == scene.to_dict()["views"]
+    other = Session(again)
+    assert again["east"].visible  # the file keeps the layer's own visibility; the view hides it
+    got = other.apply_view("bund")
+    assert not again["east"].visible and again["west"].visible
+    assert math.dist(got.position, pose.position) < 0.5 and math.dist(got.focal_point, pose.focal_point) < 0.5
+
+
+def test_a_replayed_time_is_saved_and_shown_again(tmp_path: Path) -> None:
+    scene = _scene(tmp_path)
+    session = Session(scene)
+    t = dt.datetime(2026, 7, 1, 15, 0, tzinfo=SHANGHAI)
+    view = SavedView(camera={"target": [121.48, 31.23], "range": 900}, time=t)
+    times = []
+    session.time_changed.connect(times.append)
+    session.apply_view(view)
+    assert scene.time == t and times[-1].shown == t
+
+
+def test_a_view_url_carries_camera_layers_and_time() -> None:
+    frame = Frame.auto(121.48, 31.23)
+    view = view_from_query({"cam": "121.49,31.24,1500,30,45", "layers": "a", "t": "2026-07-01T15:00:00 08:00"}, ["a", "b"])
+    assert view is not None and view.layers == ("a",) and view.time == dt.datetime(2026, 7, 1, 15, tzinfo=SHANGHAI)
+    assert (view.camera.target, view.camera.range, view.camera.heading, view.camera.pitch) == ((121.49, 31.24), 1500.0, 30.0, 45.0)
+    assert view_query(view) == "cam=121.49,31.24,1500,30,45&layers=a&t=2026-07-01T15:00:00%2B08:00"
+    position, focal, _ = view.camera.resolve(frame)
+    back = view_from_pose(position, focal, frame=frame, layers=["a"], time=None)
+    assert math.isclose(back.camera.range, 1500, rel_tol=1e-6) and math.isclose(back.camera.heading, 30, abs_tol=1e-6)
+    assert view_from_query({}, ["a"]) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"view": "bnd"}, "URL parameter view: unknown view 'bnd' (did you mean 'bund'?); saved views: bund"),
+        ({"cam": "121.49,31.24"}, "URL parameter cam='121.49,31.24': give lon,lat,range[,heading[,pitch]] as numbers, e.g. cam=121.49,31.24,1500,30,45"),
+        ({"cam": "121.49,north,800"}, "URL parameter cam='121.49,north,800': give lon,lat,range[,heading[,pitch]] as numbers"),
+        ({"cam": "321,31,800"}, "URL parameter cam='321,31,800': 321, 31 is not a lon, lat pair"),
+        ({"cam": "121.49,31.24,800,0,120"}, "URL parameter cam='121.49,31.24,800,0,120': pitch input should be less than or equal to 90"),
+        ({"cam": "121.49,31.24,800", "layers": "a,ghost"}, "URL parameter layers: unknown layer 'ghost'; layers: a, b"),
+        ({"cam": "121.49,31.24,800", "t": "yesterday"}, "URL parameter t='yesterday' is not an ISO 8601 time"),
+        ({"cam": "121.49,31.24,800", "t": "2026-07-01T15:00:00"}, "URL parameter t='2026-07-01T15:00:00' needs a time zone, e.g. +08:00"),
+    ],
+)
+def test_a_bad_view_url_names_the_parameter(query: dict[str, str], message: str) -> None:
+    saved = {"bund": SavedView(camera={"target": [121.49, 31.24], "range": 800})}
+    with pytest.raises(ViewError) as caught:
+        view_from_query(query, ["a", "b"], saved)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "offset", "key", "message"),
+    [  # offset: the line of the problem below "  v:" (0: that line)
+        ("    camera: {target: [121.48, 31.23], range: 900}\n    layers: [west, ghost]\n", 2, "views.v.layers[1]", "unknown layer 'ghost'"),
+        ("    camera: {target: [121.48, 31.23], range: -5}\n", 1, "views.v.camera.range", "greater than 0"),
+        ("    camera: {target: [121.48, 31.23]}\n    time: 2026-07-01T15:00:00\n", 2, "views.v.time", "needs a time zone"),
+        ("    layers: [west]\n", 0, "views.v.camera", "required"),
+    ],
+)
+def test_a_bad_view_in_a_scene_file_names_its_line(tmp_path: Path, entry: str, offset: int, key: str, message: str) -> None:
+    _scene(tmp_path)
+    text = (tmp_path / "views.yaml").read_text(encoding="utf-8") + "views:\n  v:\n" + entry
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    v_line = text.splitlines().index("  v:") + 1
+    with pytest.raises(SceneFileError) as caught:
+        twin.Scene.from_file(tmp_path / "bad.yaml")
+    assert (caught.value.line, caught.value.key) == (v_line + offset, key) and message in str(caught.value)
+
+
+def test_an_unknown_saved_view_and_a_bad_name_are_one_line(tmp_path: Path) -> None:
+    session = Session(_scene(tmp_path))
+    with pytest.raises(ViewError, match=r"^unknown view 'bund'; saved views: none saved$"):
+        session.apply_view("bund")
+    with pytest.raises(ViewError, match=r"^view name 'my view' is invalid"):
+        session.save_view("my view", CameraPose((0.0, -10.0, 10.0), (0.0, 0.0, 0.0)))
+    with pytest.raises(ViewError, match=r"^view 'v': no camera to save yet"):
+        session.save_view("v")
+
+
+def test_removing_a_layer_drops_it_from_saved_views(tmp_path: Path) -> None:
+    scene = _scene(tmp_path)
+    scene.views["v"] = SavedView(camera={"target": [121.48, 31.23]}, layers=("west", "east"))
+    scene.remove("east")
+    assert scene.views["v"].layers == ("west",)
+    twin.Scene.from_dict(scene.to_dict())  # still a valid scene
+
+
+@settings(max_examples=150, deadline=None)
+@given(heading=st.floats(0, 359.9), pitch=st.floats(1, 89), distance=st.floats(50, 50_000),
+       lon=st.floats(121.3, 121.7), lat=st.floats(31.0, 31.4))
+def test_a_camera_saved_from_a_pose_resolves_to_the_same_pose(heading: float, pitch: float, distance: float, lon: float, lat: float) -> None:
+    frame = Frame.auto(121.48, 31.23)
+    preset = SavedView(camera={"target": [lon, lat], "heading": heading, "pitch": pitch, "range": distance}).camera
+    position, focal, _ = preset.resolve(frame)
+    again = view_from_pose(position, focal, frame=frame, layers=None, time=None).camera.resolve(frame)
+    assert math.dist(again[0], position) < 1e-3 * distance + 0.01 and math.dist(again[1], focal) < 0.01
+
+
+# -- in the browser: save a view, change what is shown, reopen the view from its URL ---------------------------------------
+def _view_pixels(page: object) -> object:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")  # type: ignore[attr-defined]
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def _wait(page: object, ok, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ok(pixels := _view_pixels(page)):
+        if time.monotonic() > deadline:
+            raise AssertionError("the 3D view did not show what was expected in time")
+        time.sleep(0.3)
+    return pixels
+
+
+def _differ(a, b) -> float:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    return float((np.abs(a - b).max(axis=2) > 30).mean())
+
+
+def test_a_saved_view_reopens_from_its_url(tmp_path: Path, shared_data: Path) -> None:
+    import numpy as np
+    from browsing import chromium, twin_serve
+    from test_explorer_controls import write_controls_scene
+
+    scene_file = write_controls_scene(tmp_path, shared_data)
+    text = scene_file.read_text(encoding="utf-8").replace("camera: bund\n", "  city: {target: [121.45, 31.2], heading: 0, pitch: 90, range: 90000}\ncamera: bund\n")
+    scene_file.write_text(text, encoding="utf-8")
+
+    def high_risk(px: np.ndarray) -> bool:
+        return int((np.abs(px - np.array([255, 59, 48])).max(axis=2) <= 20).sum()) > 30
+
+    with twin_serve(scene_file, tmp_path / "serve.log") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
+        page.goto(url)
+        page.wait_for_selector("#twin-views-open", timeout=30_000)
+        saved = _wait(page, high_risk)
+        page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').click()  # hide the districts
+        without = _wait(page, lambda px: _differ(px, saved) > 0.3)
+        page.locator("#twin-views-open").click()
+        page.locator(".twin-view-name").fill("bund_crowd")
+        page.locator("#twin-view-save").click()
+        page.locator(".twin-view-link").wait_for(timeout=10_000)
+        assert page.locator(".twin-view-link").inner_text() == "?view=bund_crowd"
+        on_file = twin.Scene.from_file(scene_file).views["bund_crowd"]
+        assert on_file.layers == ("crowd",) and on_file.time is None and math.isclose(on_file.camera.range, 9000, rel_tol=1e-3)
+        page.keyboard.press("Escape")
+        page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').click()  # districts back
+        page.locator(".twin-camera .v-field__input").click()
+        page.locator(".v-overlay .v-list-item", has_text="city").click()  # far away: the view looks different
+        elsewhere = _wait(page, lambda px: _differ(px, without) > 0.3)
+        page.close()
+
+        again = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
+        again.goto(url + "?view=bund_crowd")
+        reopened = _wait(again, lambda px: _differ(px, without) < 0.03)
+        assert not again.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').is_checked()
+        assert high_risk(reopened) and _differ(reopened, elsewhere) > 0.3
+        again.goto(url + "?view=nowhere")
+        again.locator("#twin-views-open").click()
+        assert again.locator(".twin-view-error").inner_text() == "URL parameter view: unknown view 'nowhere'; saved views: bund_crowd"
+        again.close()
