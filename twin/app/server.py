@@ -42,6 +42,7 @@ from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
 from twin.app.source_badges import SourceBadges
+from twin.app.theme import VUETIFY_CONFIG
 from twin.app.time_bar import TimeBar
 from twin.app.view_panel import ViewMode, ViewPanel
 from twin.render.view import SceneView
@@ -53,18 +54,7 @@ __all__ = ["TwinApp"]
 log = logging.getLogger(__name__)
 
 _server_ids = itertools.count(1)
-_VUETIFY_CONFIG: dict[str, Any] = {
-    "theme": {
-        "defaultTheme": "twinDark",
-        "themes": {
-            "twinDark": {
-                "dark": True,
-                "colors": {"background": "#0a1020", "surface": "#111a2e", "surface-variant": "#1b2740", "primary": "#38bdf8",
-                           "secondary": "#94a3b8", "error": "#ef4444", "warning": "#f59e0b", "success": "#22c55e"},
-            }
-        },
-    }
-}
+
 
 
 class TwinApp(TrameApp):
@@ -139,7 +129,7 @@ class TwinApp(TrameApp):
         self.bridge.detach()
 
     def _build_ui(self) -> None:
-        with SinglePageWithDrawerLayout(self.server, vuetify_config=_VUETIFY_CONFIG, width=320) as layout:
+        with SinglePageWithDrawerLayout(self.server, vuetify_config=VUETIFY_CONFIG, width=320) as layout:
             self.ui = layout
             client.Style(resources.files("twin.app").joinpath("static", "twin.css").read_text(encoding="utf-8"))
             reconnect.ui()
