@@ -8,7 +8,10 @@ out-of-order readings are placed in time order, so they land in the right window
 
 Storage is columnar numpy, sorted by time. The common case — new readings all later than the
 newest kept — appends in time proportional to the new rows; overlapping or late data merges with
-the held rows from its oldest time on, in time proportional to that tail. A layer
+the held rows from its oldest time on, in time proportional to that tail. The room reserved
+follows the rows kept, not their peak: it doubles when full, rows move within it while the flow is
+steady, and it is given back (to twice the rows) once over four times them, e.g. after a crowd surge
+leaves the history span; an unattended wall's memory then levels off. A layer
 can ``derive`` one int64 key per reading at ingest (e.g. its H3 cell), computed once.
 
 >>> import pandas as pd, datetime as dt
@@ -102,7 +105,7 @@ class ReadingsBuffer:
         self.max_value = max_value
         self.derive = derive
         self._store: dict[str, np.ndarray] = {name: np.zeros(0, dtype) for name, dtype in _DTYPES.items()}
-        self._lo = 0  # kept rows are _store[name][_lo:_hi]; appends grow the store geometrically
+        self._lo = 0  # kept rows are _store[name][_lo:_hi] (see _append, _shrink)
         self._hi = 0
         self._sensor_index = pd.Index([], dtype=object)
         self.dropped: Counter[str] = Counter()

@@ -157,10 +157,6 @@ class EventLog(Sequence[AlertEvent]):
     def __iter__(self) -> Iterator[AlertEvent]:
         return (item.event() for item in list(self._items))
 
-    @property
-    def maxlen(self) -> int | None:
-        return self._items.maxlen
-
     def append(self, transition: _Transition) -> None:
         self._items.append(transition)
 
