@@ -2,21 +2,25 @@
 
 A crowd surge fills a live layer's readings buffer; once the surge leaves the history span the
 buffer's reserved room shrinks back (and never a reading within the span is lost). The alert
-engine's event log keeps its transitions compactly, and reads them back exactly as emitted.
+engine's event log keeps its transitions compactly, and reads them back exactly as emitted. Each
+session tick hands the C heap's freed pages back, so fragmentation does not pass for growth.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tracemalloc
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from twin.alerts.engine import Alert, AlertEngine, AlertState, EventLog, _Transition
 from twin.alerts.rules import parse_rule
 from twin.live import LiveSnapshot
 from twin.readings import ReadingsBuffer
+from twin.session.session import _malloc_trim, _release_free_heap
 
 T0 = dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc)
 SPAN = dt.timedelta(hours=1)
@@ -107,3 +111,21 @@ def test_ten_thousand_logged_transitions_take_under_three_megabytes() -> None:
         tracemalloc.stop()
     assert len(log) == 9900 and log[0].alert == {**alerts[0].to_dict(), "state": "resolved"}
     assert used < 9900 * 300  # bytes
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="glibc's malloc_trim only (Linux)")
+def test_a_tick_gives_freed_heap_pages_back() -> None:
+    """What a tick frees in the middle of the C heap (pinned by what it keeps) stays resident until released."""
+    big, kept = [], []
+    for _ in range(640):  # 64 MB in 100 KB blocks (below the mmap threshold: from the heap), each followed by a kept small one
+        big.append(bytearray(100_000))
+        kept.append(bytearray(2_000))
+    del big
+    before = rss_mib()
+    _release_free_heap()
+    assert before - rss_mib() > 48
