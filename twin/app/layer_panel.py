@@ -31,7 +31,7 @@ class LayerPanel(TrameComponent):
         self.session, self.view = session, view
         self.state.twin_live_info = {}
         self.refresh()
-        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh_live(change.now)))
+        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh_live(change.now), key=self.refresh_live))
 
     def refresh(self) -> None:
         """Push the layer rows (visibility, opacity, the view's error for the layer)."""
