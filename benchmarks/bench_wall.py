@@ -4,8 +4,13 @@ The demo scene is served with a compressed live clock (``TWIN_CLOCK_SPEED``: by 
 25 s) and fast ticks; its simulators follow that clock, so storms come and go and alerts fire as readings pass the
 thresholds (the flood cycle is set to two hours: a dozen storms a day). Every simulated hour prints the server's
 resident memory (VmRSS, /proc) and the page's JS heap (CDP ``Performance.getMetrics`` JSHeapUsedSize after
-``HeapProfiler.collectGarbage``), with the alerts fired so far; at the end, the growth of both from the end of the
-first simulated hour and PASS/FAIL against 5 %.
+``HeapProfiler.collectGarbage``), with the alerts fired so far, the open alerts and the event rows the page shows;
+at the end, the growth of both from the end of the first simulated hour and PASS/FAIL against 5 %, every hour.
+
+Each hour's figure is the *level* in its second half: the least of the samples taken there (RSS every ~2 s, the heap
+every ~10 s), with the RSS peak beside it. A sample taken while a tick or a frame is under way includes its
+temporaries (a 1920x1080 frame's buffers alone are ~30 MiB), which come and go every second; what leaks raises the
+level. The page's heap follows what it shows (each open alert is a card, the event log holds up to 20 rows).
 
 Live layers keep their history for one hour here (the demo keeps 24 h of flood readings for replay, which fills
 for a whole day by design); what is measured is what grows without bound.
@@ -107,6 +112,18 @@ def growth(values: list[float]) -> float:
     return (values[-1] - values[0]) / values[0]
 
 
+def worst_growth(values: list[float]) -> float:
+    """The largest growth over the first value of any later one (a fraction; 0 with one value)."""
+    return max((v - values[0]) / values[0] for v in values[1:]) if len(values) > 1 else 0.0
+
+
+def shown(page: sync_api.Page) -> tuple[str, int, int]:
+    """The page's scene time, open alerts and event rows now."""
+    got = page.evaluate("(() => { const s = window.trame && window.trame.state; if (!s) return ['', 0, 0];"
+                        " return [s.get('twin_time_text') || '', (s.get('twin_alerts') || []).length, (s.get('twin_events') || []).length]; })()")
+    return str(got[0]), int(got[1]), int(got[2])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=24, help="simulated hours (default 24)")
@@ -131,19 +148,28 @@ def main() -> None:
                 cdp.send("Performance.enable")
                 print(f"twin serve{' --kiosk' if kiosk else ''} pid {proc.pid}, page {width}x{height}, clock x{args.speed:g} "
                       f"(1 simulated hour = {hour_s:.0f} s), tick {args.tick:g} s", flush=True)
-                print(f"{'hour':>4} {'scene time':>26} {'server RSS MiB':>15} {'JS heap MiB':>12} {'alerts fired':>13}", flush=True)
-                rss, heap, fired = [], [], set()
+                print(f"{'hour':>4} {'scene time':>26} {'RSS MiB':>8} {'RSS peak':>9} {'JS heap MiB':>12} {'open':>5} {'events':>7} {'alerts fired':>13}",
+                      flush=True)
+                rss, heap, peaks, fired = [], [], [], set()
                 start = time.monotonic()
                 for hour in range(1, args.hours + 1):
-                    while (left := start + hour * hour_s - time.monotonic()) > 0:
+                    end, rss_level, heap_level, peak, heap_at = start + hour * hour_s, float("inf"), float("inf"), 0.0, 0.0
+                    while (left := end - time.monotonic()) > 0:
                         fired |= firing_events(page)
-                        page.wait_for_timeout(min(2000.0, left * 1000))
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"twin serve exited with {proc.returncode}")
-                    rss.append(rss_mib(proc.pid))
-                    heap.append(js_heap_mib(cdp))
-                    shown = page.evaluate("(window.trame && window.trame.state.get('twin_time_text')) || ''")
-                    print(f"{hour:>4} {shown:>26} {rss[-1]:>15.1f} {heap[-1]:>12.2f} {len(fired):>13}", flush=True)
+                        if proc.poll() is not None:
+                            raise RuntimeError(f"twin serve exited with {proc.returncode}")
+                        sample = rss_mib(proc.pid)
+                        peak = max(peak, sample)
+                        if left < hour_s / 2:  # the hour's second half: its level
+                            rss_level = min(rss_level, sample)
+                            if time.monotonic() - heap_at >= 10.0:
+                                heap_level, heap_at = min(heap_level, js_heap_mib(cdp)), time.monotonic()
+                        page.wait_for_timeout(min(2000.0, max(left, 0.0) * 1000))
+                    rss.append(min(rss_level, rss_mib(proc.pid)))
+                    heap.append(min(heap_level, js_heap_mib(cdp)))
+                    peaks.append(peak)
+                    when, open_alerts, events = shown(page)
+                    print(f"{hour:>4} {when:>26} {rss[-1]:>8.1f} {peak:>9.1f} {heap[-1]:>12.2f} {open_alerts:>5} {events:>7} {len(fired):>13}", flush=True)
                 browser.close()
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -151,11 +177,12 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    rss_growth, heap_growth = growth(rss), growth(heap)
-    print(f"after the first hour: server RSS {rss[0]:.1f} -> {rss[-1]:.1f} MiB ({rss_growth:+.1%}, peak {max(rss[1:] or rss):.1f}), "
-          f"JS heap {heap[0]:.2f} -> {heap[-1]:.2f} MiB ({heap_growth:+.1%}, peak {max(heap[1:] or heap):.2f}); {len(fired)} alerts fired")
-    ok = rss_growth < LIMIT and heap_growth < LIMIT
-    print(f"{'PASS' if ok else 'FAIL'}: growth after the first hour {'<' if ok else '>='} {LIMIT:.0%}")
+    rss_worst, heap_worst = worst_growth(rss), worst_growth(heap)
+    print(f"after the first hour: server RSS {rss[0]:.1f} -> {rss[-1]:.1f} MiB ({growth(rss):+.1%}; highest hour {rss_worst:+.1%}; "
+          f"peak sample {max(peaks[1:] or peaks):.1f}), JS heap {heap[0]:.2f} -> {heap[-1]:.2f} MiB ({growth(heap):+.1%}; highest hour "
+          f"{heap_worst:+.1%}); {len(fired)} alerts fired")
+    ok = rss_worst < LIMIT and heap_worst < LIMIT
+    print(f"{'PASS' if ok else 'FAIL'}: growth after the first hour, every hour, {'<' if ok else '>='} {LIMIT:.0%}")
     sys.exit(0 if ok else 1)
 
 

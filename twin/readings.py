@@ -8,7 +8,10 @@ out-of-order readings are placed in time order, so they land in the right window
 
 Storage is columnar numpy, sorted by time. The common case — new readings all later than the
 newest kept — appends in time proportional to the new rows; overlapping or late data merges with
-the held rows from its oldest time on, in time proportional to that tail. A layer
+the held rows from its oldest time on, in time proportional to that tail. The room reserved
+follows the rows kept, not their peak: it doubles when full, rows move within it while the flow is
+steady, and it is given back (to twice the rows) once over four times them, e.g. after a crowd surge
+leaves the history span; an unattended wall's memory then levels off. A layer
 can ``derive`` one int64 key per reading at ingest (e.g. its H3 cell), computed once.
 
 >>> import pandas as pd, datetime as dt
@@ -50,6 +53,8 @@ Derive = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.int64]]
 _FIELDS = ("t", "v", "lon", "lat", "s", "k")
 _MAX_SEEN_DROPS = 100_000
 """Dropped rows remembered (so overlapping polls count each once); oldest forgotten first."""
+_MIN_CAPACITY = 1024
+"""Rows a store starts with once readings come, and never shrinks below."""
 _DTYPES = {"t": np.int64, "v": np.float64, "lon": np.float64, "lat": np.float64, "s": np.int32, "k": np.int64}
 
 
@@ -100,7 +105,7 @@ class ReadingsBuffer:
         self.max_value = max_value
         self.derive = derive
         self._store: dict[str, np.ndarray] = {name: np.zeros(0, dtype) for name, dtype in _DTYPES.items()}
-        self._lo = 0  # kept rows are _store[name][_lo:_hi]; appends grow the store geometrically
+        self._lo = 0  # kept rows are _store[name][_lo:_hi] (see _append, _shrink)
         self._hi = 0
         self._sensor_index = pd.Index([], dtype=object)
         self.dropped: Counter[str] = Counter()
@@ -115,23 +120,45 @@ class ReadingsBuffer:
     def _cols(self) -> dict[str, np.ndarray]:
         return {name: col[self._lo : self._hi] for name, col in self._store.items()}
 
-    def _replace(self, cols: dict[str, np.ndarray]) -> None:
-        self._store = {name: np.ascontiguousarray(cols[name], dtype=_DTYPES[name]) for name in _FIELDS}
-        self._lo, self._hi = 0, len(cols["t"])
-
     def _append(self, cols: dict[str, np.ndarray]) -> None:
-        """Append rows in amortised O(rows): compact or grow the store only when it is full."""
+        """Append rows in amortised O(rows): move or reallocate the store only when it is full."""
         m = len(cols["t"])
-        if self._hi + m > len(self._store["t"]):
-            size = len(self)
-            capacity = max(2 * (size + m), 1024)
-            store = {name: np.empty(capacity, dtype=_DTYPES[name]) for name in _FIELDS}
-            for name in _FIELDS:
-                store[name][:size] = self._store[name][self._lo : self._hi]
-            self._store, self._lo, self._hi = store, 0, size
+        if self._hi + m > self.capacity:
+            self._make_room(len(self) + m)
         for name in _FIELDS:
             self._store[name][self._hi : self._hi + m] = cols[name]
         self._hi += m
+
+    @property
+    def capacity(self) -> int:
+        """Rows the store has room for (its memory: 44 bytes a row); at most four times the rows kept, or 1024."""
+        return len(self._store["t"])
+
+    def _make_room(self, rows: int) -> None:
+        """Room for ``rows`` rows from the store's start: the kept rows move to the front, in place when the store
+        holds at least twice ``rows`` (the full store's kept rows then lie past its first ``rows``: no overlap, no
+        temporary), else into a new store of twice ``rows``."""
+        if self.capacity >= 2 * rows:
+            size = len(self)
+            for col in self._store.values():
+                col[:size] = col[self._lo : self._hi]
+            self._lo, self._hi = 0, size
+        else:
+            self._reallocate(max(2 * rows, _MIN_CAPACITY))
+
+    def _shrink(self) -> None:
+        """Give back the room a surge took: a store over four times the rows kept (and over the minimum) is
+        reallocated to twice them, so its size follows the readings held in the span, not their peak."""
+        if self.capacity > max(4 * len(self), _MIN_CAPACITY):
+            self._reallocate(max(2 * len(self), _MIN_CAPACITY))
+
+    def _reallocate(self, capacity: int) -> None:
+        """A new store of ``capacity`` rows (at least the rows kept), holding the kept rows from its start."""
+        size = len(self)
+        store = {name: np.empty(capacity, dtype=_DTYPES[name]) for name in _FIELDS}
+        for name in _FIELDS:
+            store[name][:size] = self._store[name][self._lo : self._hi]
+        self._store, self._lo, self._hi = store, 0, size
 
     @property
     def sensors(self) -> pd.Index:
@@ -226,6 +253,7 @@ class ReadingsBuffer:
             if not report.dropped["duplicate"]:
                 del report.dropped["duplicate"]
         self._lo += int(np.searchsorted(self._store["t"][self._lo : self._hi], oldest, side="left"))
+        self._shrink()
         self.dropped.update(report.dropped)
         return report
 

@@ -30,8 +30,8 @@ import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from twin.alerts.store import AlertStore, StoredAlert
 from twin.errors import StateStoreError, TwinError
 from twin.live import LiveSnapshot
 
-__all__ = ["Alert", "AlertEngine", "AlertEvent", "AlertState"]
+__all__ = ["Alert", "AlertEngine", "AlertEvent", "AlertState", "EventLog"]
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ class AlertState(str, Enum):
     CANCELLED = "cancelled"
 
 
-@dataclass
+@dataclass(slots=True)
 class Alert:
-    """One alert: where, which layer and rule, the value, and since when."""
+    """One alert: where, which layer and rule, the value, and since when (slots: the history holds thousands)."""
 
     id: str
     rule_id: str
@@ -89,13 +89,7 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (times as ISO strings) for the app and logs."""
-        out = asdict(self)
-        out.pop("clearing_since")
-        out["state"] = self.state.value
-        for key, value in out.items():
-            if isinstance(value, dt.datetime):
-                out[key] = value.isoformat()
-        return out
+        return _public(_shown(self))
 
 
 @dataclass(frozen=True)
@@ -108,6 +102,69 @@ class AlertEvent:
 
 
 Subscriber = Callable[[AlertEvent], None]
+
+_SHOWN = tuple(f.name for f in fields(Alert) if f.name != "clearing_since")
+"""The Alert fields an event shows, in order."""
+
+
+def _shown(alert: Alert) -> tuple[Any, ...]:
+    """The values of the fields in :data:`_SHOWN` (immutable objects, shared with the alert, not copied)."""
+    return tuple(getattr(alert, name) for name in _SHOWN)
+
+
+def _public(values: tuple[Any, ...]) -> dict[str, Any]:
+    """:func:`_shown` values as :meth:`Alert.to_dict` gives them: state as its value, times as ISO 8601 strings."""
+    out = dict(zip(_SHOWN, values))
+    out["state"] = out["state"].value
+    for key, value in out.items():
+        if isinstance(value, dt.datetime):
+            out[key] = value.isoformat()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Transition:
+    """One transition as the engine keeps it: the alert's field values then (a tuple, ~0.2 KB), not a dict of strings (~0.9 KB)."""
+
+    kind: str
+    values: tuple[Any, ...]
+    at: dt.datetime
+
+    @classmethod
+    def of(cls, kind: str, alert: Alert, at: dt.datetime) -> _Transition:
+        return cls(kind, _shown(alert), at)
+
+    def event(self) -> AlertEvent:
+        return AlertEvent(self.kind, _public(self.values), self.at)
+
+
+class EventLog(Sequence[AlertEvent]):
+    """The latest transitions, oldest first, at most ``maxlen``; read as :class:`AlertEvent` objects.
+
+    Kept compact (the alert's field values at the transition, shared with the alert), so a full
+    log of 10,000 transitions takes ~3 MB rather than ~9 MB; each read builds the event's dict anew.
+    """
+
+    def __init__(self, maxlen: int) -> None:
+        self._items: deque[_Transition] = deque(maxlen=maxlen)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> AlertEvent:  # type: ignore[override]  (no slices: a deque has none)
+        return self._items[index].event()
+
+    def __iter__(self) -> Iterator[AlertEvent]:
+        return (item.event() for item in list(self._items))
+
+    def append(self, transition: _Transition) -> None:
+        self._items.append(transition)
+
+    def forget_before(self, cutoff: dt.datetime) -> None:
+        """Drop the transitions that happened before ``cutoff``."""
+        items = self._items
+        while items and items[0].at < cutoff:
+            items.popleft()
 
 
 class AlertEngine:
@@ -150,7 +207,8 @@ class AlertEngine:
         self._by_id: dict[str, Alert] = {}
         self.history: deque[Alert] = deque()
         """Closed alerts, oldest closed first (at most ``history_limit``)."""
-        self.events: deque[AlertEvent] = deque(maxlen=history_limit)
+        self.events = EventLog(history_limit)
+        """The latest transitions (at most ``history_limit``, none older than ``history_max_age``), oldest first."""
         self._subscribers: list[Subscriber] = []
         self._serial = 0
         self.future_readings = 0
@@ -183,13 +241,12 @@ class AlertEngine:
         with self._lock:
             old = {rule.id: rule for rule in self._rules}
             self._rules = checked
-            events: list[AlertEvent] = []
+            events: list[_Transition] = []
             self._reconcile(old, at or dt.datetime.now(dt.timezone.utc), events)
             self._flush()
-            self._emit(events)
-            return events
+            return self._emit(events)
 
-    def _reconcile(self, old: Mapping[str, ThresholdRule | StaleRule], now: dt.datetime, events: list[AlertEvent]) -> None:
+    def _reconcile(self, old: Mapping[str, ThresholdRule | StaleRule], now: dt.datetime, events: list[_Transition]) -> None:
         """Cancel open alerts that no rule (of the same target) watches any more; refresh severity and title of the others."""
         rules = {rule.id: rule for rule in self._rules}
         for alert in list(self._open.values()):
@@ -224,14 +281,17 @@ class AlertEngine:
             self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
-    def _emit(self, events: list[AlertEvent]) -> None:
-        for event in events:
-            self.events.append(event)
+    def _emit(self, transitions: list[_Transition]) -> list[AlertEvent]:
+        """Log the transitions and call the subscribers with each one's event; returns the events."""
+        events = [transition.event() for transition in transitions]
+        for transition, event in zip(transitions, events):
+            self.events.append(transition)
             for callback in list(self._subscribers):
                 try:
                     callback(event)
                 except Exception:  # one bad subscriber must not stop alerts reaching the others
                     log.exception("alert subscriber %r failed", callback)
+        return events
 
     # -- acknowledging -------------------------------------------------------------------
     def acknowledge(self, alert_id: str, *, by: str | None = None, note: str | None = None, at: dt.datetime | None = None) -> AlertEvent:
@@ -246,9 +306,7 @@ class AlertEngine:
             alert.note = note
             self._touch(alert)
             self._flush()
-            event = AlertEvent("acknowledged", alert.to_dict(), alert.acknowledged_at)
-            self._emit([event])
-            return event
+            return self._emit([_Transition.of("acknowledged", alert, alert.acknowledged_at)])[0]
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, snapshots: Mapping[str, LiveSnapshot], now: dt.datetime) -> list[AlertEvent]:
@@ -256,7 +314,7 @@ class AlertEngine:
         if now.tzinfo is None:
             raise TwinError("alert evaluation time must be timezone-aware")
         with self._lock:
-            events: list[AlertEvent] = []
+            events: list[_Transition] = []
             try:
                 for rule in self._rules:
                     snapshot = snapshots.get(rule.layer)
@@ -268,10 +326,9 @@ class AlertEngine:
                 self._prune(now)
             finally:
                 self._flush()  # what changed before an error is written too
-            self._emit(events)
-            return events
+            return self._emit(events)
 
-    def _threshold(self, rule: ThresholdRule, snapshot: LiveSnapshot, now: dt.datetime, events: list[AlertEvent]) -> None:
+    def _threshold(self, rule: ThresholdRule, snapshot: LiveSnapshot, now: dt.datetime, events: list[_Transition]) -> None:
         table = snapshot.table
         if rule.field not in table.columns:
             raise TwinError(f"alert rule {rule.id!r}: layer {rule.layer!r} has no value {rule.field!r}; values: {', '.join(map(str, table.columns))}")
@@ -292,7 +349,7 @@ class AlertEngine:
             row = table.iloc[i]
             self._step(rule, keys[i], value, times.iloc[i].to_pydatetime(), now, row, bool(breached[i]), rule.cleared(value), rule.for_, rule.clear_for, events)
 
-    def _stale(self, rule: StaleRule, snapshot: LiveSnapshot | None, now: dt.datetime, events: list[AlertEvent]) -> None:
+    def _stale(self, rule: StaleRule, snapshot: LiveSnapshot | None, now: dt.datetime, events: list[_Transition]) -> None:
         zero = dt.timedelta(0)
         if not rule.per_feature:
             updated = None if snapshot is None else snapshot.updated_at
@@ -323,7 +380,7 @@ class AlertEngine:
         cleared: bool,
         hold: dt.timedelta,
         clear_hold: dt.timedelta,
-        events: list[AlertEvent],
+        events: list[_Transition],
     ) -> None:
         alert = self._open.get((rule.id, key))
         before = None if alert is None else _observed(alert)
@@ -331,7 +388,7 @@ class AlertEngine:
             if not breached:
                 return
             alert = self._new(rule, key, when)
-            events.append(AlertEvent("pending", alert.to_dict(), now))
+            events.append(_Transition.of("pending", alert, now))
         self._observe(alert, value, row)
         self._judge(alert, breached, cleared, when, now, hold, clear_hold, events)
         if alert.is_open and _observed(alert) != before:  # closed ones are written by _close; unchanged ones not at all
@@ -346,7 +403,7 @@ class AlertEngine:
         now: dt.datetime,
         hold: dt.timedelta,
         clear_hold: dt.timedelta,
-        events: list[AlertEvent],
+        events: list[_Transition],
     ) -> None:
         """Move an open alert on: pending → firing after ``hold``, or cancelled; firing → resolved after ``clear_hold`` cleared."""
         if alert.state is AlertState.PENDING:
@@ -355,7 +412,7 @@ class AlertEngine:
             elif now - alert.since >= hold:
                 alert.state = AlertState.FIRING
                 alert.fired_at = now
-                events.append(AlertEvent("firing", alert.to_dict(), now))
+                events.append(_Transition.of("firing", alert, now))
             return
         if cleared:
             alert.clearing_since = alert.clearing_since or when
@@ -390,14 +447,14 @@ class AlertEngine:
             name = row.get("name")
             alert.name = None if name is None or (isinstance(name, float) and math.isnan(name)) else str(name)
 
-    def _close(self, alert: Alert, state: AlertState, now: dt.datetime, events: list[AlertEvent]) -> None:
+    def _close(self, alert: Alert, state: AlertState, now: dt.datetime, events: list[_Transition]) -> None:
         alert.state = state
         alert.resolved_at = now
         self._open.pop((alert.rule_id, alert.key), None)
         self._dirty.pop(alert.id, None)
         self._touch(alert)  # at the end: the store gives closed alerts their history place in writing order
         self.history.append(alert)
-        events.append(AlertEvent(state.value, alert.to_dict(), now))
+        events.append(_Transition.of(state.value, alert, now))
         self._prune(now)
 
     def _prune(self, now: dt.datetime) -> None:
@@ -409,8 +466,8 @@ class AlertEngine:
             self._by_id.pop(gone.id, None)
             self._dirty.pop(gone.id, None)
             self._removed.add(gone.id)
-        while cutoff is not None and self.events and self.events[0].at < cutoff:
-            self.events.popleft()
+        if cutoff is not None:
+            self.events.forget_before(cutoff)
 
     # -- the store -----------------------------------------------------------------------
     def _touch(self, alert: Alert) -> None:
@@ -449,10 +506,11 @@ class AlertEngine:
             gone = self.history.popleft()
             self._by_id.pop(gone.id, None)
             self._removed.add(gone.id)
-        events: list[AlertEvent] = []
+        events: list[_Transition] = []
         self._reconcile({}, dt.datetime.now(dt.timezone.utc), events)
         self._flush()
-        self.events.extend(events)
+        for transition in events:
+            self.events.append(transition)
 
     def close(self) -> None:
         """Write what is pending and close the store (the engine keeps working in memory only)."""

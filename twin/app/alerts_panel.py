@@ -46,8 +46,8 @@ class AlertsPanel(TrameComponent):
         self.state.update({"twin_has_alerts": self.enabled, "twin_alerts_open": bool(scene.alerts), "twin_alert_selected": None, "twin_focus": None})
         self.refresh(session.now or session.clock())
         session.alert_event.connect(lambda event: bridge.soon(lambda: self._on_event(event)))
-        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh(change.now)))
-        session.focus_changed.connect(lambda focus: bridge.soon(lambda: self._show_focus(focus)))
+        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh(change.now), key=self.refresh))
+        session.focus_changed.connect(lambda focus: bridge.soon(lambda: self._show_focus(focus), key=self._show_focus))
 
     def refresh(self, now: dt.datetime) -> None:
         """Push the open alerts (durations at ``now``), their counts and the event log."""

@@ -37,7 +37,7 @@ class LayerPanel(TrameComponent):
         self.state.twin_live_info = {}
         self.controls = LayerControls(server, session, bridge)
         self.refresh()
-        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh_live(change.now)))
+        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh_live(change.now), key=self.refresh_live))
 
     def refresh(self) -> None:
         """Push the layer rows (visibility, opacity, the view's error for the layer)."""

@@ -32,7 +32,7 @@ class PickCard(TrameComponent):
         super().__init__(server)
         self.session = session
         self.state.twin_pick = None
-        session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show(selection)))
+        session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show(selection), key=self._show))
 
     def _show(self, selection: Selection | None) -> None:
         self.state.twin_pick = None if selection is None else pick_dict(self.session.scene, selection, self.session.shown_time)

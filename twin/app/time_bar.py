@@ -42,8 +42,8 @@ class TimeBar(TrameComponent):
         self.state.update({"twin_has_live": self.has_live, "twin_live": session.live, "twin_time_text": fmt_datetime(session.shown_time),
                            "twin_replay_t": 0, "twin_replay_min": 0, "twin_replay_max": 1, "twin_replay_step": 1, "twin_replay_start": "",
                            "twin_replay_end": "", "twin_replay_offset": "", "twin_tick_error": session.tick_error})
-        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh(change)))
-        session.health_changed.connect(lambda change: bridge.soon(lambda: self._tick_error(change)))
+        session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh(change), key=self.refresh))
+        session.health_changed.connect(lambda change: bridge.soon(lambda: self._tick_error(change), key=self._tick_error))
 
     def refresh(self, change: TimeChange) -> None:
         """Push the shown time, the mode and the slider's bounds (oldest reading kept .. the live clock)."""

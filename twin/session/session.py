@@ -25,10 +25,14 @@ ticks go on polling and evaluating alerts at the live clock (:attr:`now`).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
+import functools
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -220,6 +224,7 @@ class Session:
             self.alert_event.emit(event)
         if health.layer_ids or recovered:
             self.health_changed.emit(health)
+        _release_free_heap()
         return events
 
     def safe_tick(self, now: dt.datetime | None = None) -> bool:
@@ -523,3 +528,27 @@ def _as_time(when: dt.datetime | float) -> dt.datetime:
     if not math.isfinite(value):
         raise TwinError(f"replay time {when!r} is not a finite number of epoch seconds")
     return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+
+
+def _release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; nothing where there is none).
+
+    Every tick allocates and frees arrays and frames of varying sizes; glibc keeps the freed pages
+    inside its heap resident, so an unattended wall's RSS crept up by ~30 MB an hour at first while
+    its live data (tracemalloc) stayed flat. About 1 ms a tick.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None (another C library, another system)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return getattr(libc, "malloc_trim", None)

@@ -1,0 +1,116 @@
+"""The wall's memory levels off: what waits for the page's event loop stays bounded however far ticks run ahead of it.
+
+On a loaded wall the loop that renders and encodes large frames can fall behind the session's ticks; every tick
+used to queue its panels' refreshes (time, alerts, data age) again, all run later, so the queue and its work grew
+with the backlog. Now the newest refresh of each panel replaces the one waiting; alert transitions are each kept.
+(``benchmarks/bench_wall.py`` measures the whole server and page over a compressed day.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from twin.app.bridge import LoopBridge
+from twin.app.server import TwinApp
+from twin.clock import fmt_datetime
+from twin.scene.model import Scene
+
+LIVE_SCENE = """\
+version: 1
+name: Wall memory test
+frame: {crs: auto, center: [121.48, 31.23]}
+layers:
+  - id: flood
+    type: flood_points
+    title: 积水 Flood
+    source: {type: flood_sim, cycle: 2m, storm: 80s, interval: 10s}
+    stations: {type: demo, dataset: flood_points}
+    labels: none
+    history: 15m
+"""
+
+
+class _Server:
+    """What LoopBridge needs of a trame server: a state to flush after a drain."""
+
+    state = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def busy_loop(bridge: LoopBridge) -> Iterator[threading.Event]:
+    """A running event loop attached to ``bridge`` and kept busy (as by a large frame) until the yielded event is set."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def attach() -> None:
+        bridge.attach()
+
+    asyncio.run_coroutine_threadsafe(attach(), loop).result(10)
+    free = threading.Event()
+    loop.call_soon_threadsafe(free.wait, 60)
+    try:
+        yield free
+    finally:
+        free.set()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def drained(bridge: LoopBridge, timeout: float = 30.0) -> None:
+    """Wait until the loop has run what was waiting (AssertionError after ``timeout`` s)."""
+    assert bridge.loop is not None
+    deadline = time.monotonic() + timeout
+    while bridge.waiting and time.monotonic() < deadline:
+        time.sleep(0.02)
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), bridge.loop).result(timeout)  # the drain has returned
+    assert not bridge.waiting, f"{bridge.waiting} updates still waiting after {timeout:.0f} s"
+
+
+def test_newest_update_of_a_key_replaces_the_waiting_one_and_each_unkeyed_update_is_kept() -> None:
+    bridge = LoopBridge(_Server())
+    ran: list[tuple[str, int]] = []
+    with busy_loop(bridge) as free:
+        for i in range(1000):
+            bridge.soon(lambda i=i: ran.append(("time", i)), key="time")
+            bridge.soon(lambda i=i: ran.append(("focus", i)), key="focus")
+            if i % 200 == 0:
+                bridge.soon(lambda i=i: ran.append(("event", i)))  # alert transitions: every one is shown
+        assert bridge.waiting == 2 + 5
+        free.set()
+        drained(bridge)
+    assert ran == [("time", 999), ("focus", 999), *(("event", i) for i in range(0, 1000, 200))]
+
+
+@pytest.fixture()
+def app(tmp_path: Path) -> Iterator[TwinApp]:
+    path = tmp_path / "wall.yaml"
+    path.write_text(LIVE_SCENE, encoding="utf-8")
+    app = TwinApp(Scene.from_file(path), view_mode="remote", tick_seconds=1)
+    try:
+        yield app
+    finally:
+        app.view.close()
+
+
+def test_ticks_running_ahead_of_a_busy_page_loop_keep_one_refresh_per_panel_and_show_the_newest_time(app: TwinApp) -> None:
+    start = app.session.now or dt.datetime.now(dt.timezone.utc)
+    last = start
+    with busy_loop(app.bridge) as free:
+        for i in range(1, 61):  # a minute of ticks while the loop is busy: before, ~4 refreshes were queued per tick
+            last = start + dt.timedelta(seconds=5 * i)
+            assert app.on_timer(last)
+            assert app.bridge.waiting <= 8, f"tick {i}: {app.bridge.waiting} updates waiting for the loop"
+        free.set()
+        drained(app.bridge)
+    assert app.state.twin_time_text == fmt_datetime(last)
+    assert app.state.twin_replay_max == int(last.timestamp())
