@@ -21,6 +21,7 @@ from vtkmodules.vtkWebCore import vtkWebApplication, vtkWebInteractionEvent
 
 import twin
 from twin.app.server import TwinApp
+from twin.app.view_panel import WHEEL_SETTLE_S
 from twin.demo.district import cached_district
 from twin.plugins import layer_types
 from twin.render.lod import CELL_IDS, LOCAL_BYTE_BUDGET, Eye, LodSettings, build_proxy, build_tiles, choose_levels, choose_view_mode, in_frustum
@@ -280,6 +281,26 @@ def test_the_first_round_scheme_is_one_proxy_while_moving_and_full_detail_when_s
     view.window.SetDesiredUpdateRate(15.0)
     view.image()
     assert view.proxied == ("b",) and 2_000 < view.lod_frames["b"].triangles < 30_000
+
+
+def test_a_wheel_step_in_the_served_view_zooms_with_light_frames_until_the_wheel_settles(district: twin.Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = TwinApp(district, view_mode="remote", size=(480, 270))
+    try:
+        view = app.view
+        view.lod = dataclasses.replace(LOD, still_triangles=10**9)  # the app's default only tiles layers from 1M triangles
+        view.image()  # the first picture
+        camera = view.renderer.GetActiveCamera()
+        distance = camera.GetDistance()
+        app.view_panel._interactor.MouseWheelForwardEvent()  # what trame's remote view calls for a wheel step
+        assert camera.GetDistance() < distance, "the wheel should have zoomed in"
+        view.image()
+        assert view.moving() and view.lod_frames["b"].triangles <= LOD.moving_triangles
+        now = time.monotonic()
+        monkeypatch.setattr(time, "monotonic", lambda: now + WHEEL_SETTLE_S + 0.01)
+        view.image()
+        assert not view.moving() and view.lod_frames["b"].triangles > LOD.moving_triangles
+    finally:
+        view.close()
 
 
 # -- which view a browser gets -------------------------------------------------------------
