@@ -112,15 +112,19 @@ def _eye(position: tuple[float, float, float], focal: tuple[float, float, float]
     return Eye(np.array(position, float), np.reshape(planes, (6, 4)), height_px / (2 * np.tan(np.radians(15.0))))
 
 
-def test_each_tile_gets_the_coarsest_level_within_the_error_and_the_budget_coarsens_all() -> None:
+def test_each_tile_gets_the_coarsest_level_within_the_error_and_the_budget_coarsens_far_tiles_first() -> None:
     eye = _eye((0.0, 0.0, 1000.0), (0.0, 0.0, 0.0))  # looking straight down from 1 km: 1 m there is ~1.87 px
     bounds = np.array([[-10, 10, -10, 10, 0, 0], [100, 120, 100, 120, 0, 0], [5000, 5100, 0, 100, 0, 0]], float)  # the last is off-screen
     errors = np.array([[0, 0.4, 1.6, 6.4]] * 3)
     triangles = np.array([[1000, 300, 100, 10]] * 3)
     levels, allowed = choose_levels(bounds, errors, triangles, eye, error_px=1.0, budget=10_000)
     assert levels.tolist() == [1, 1, -1] and allowed == 1.0  # 0.4 m is ~0.75 px, 1.6 m ~3 px
+    levels, allowed = choose_levels(bounds, errors, triangles, eye, error_px=1.0, budget=450)
+    assert levels.tolist() == [1, 2, -1] and 2.9 < allowed < 3.0  # 600 triangles do not fit: the farther tile steps down first (~3 px)
     levels, allowed = choose_levels(bounds, errors, triangles, eye, error_px=1.0, budget=250)
-    assert levels.tolist() == [2, 2, -1] and allowed > 1.0  # 600 triangles do not fit: the error allowed grew to ~3 px
+    assert levels.tolist() == [2, 2, -1] and 2.9 < allowed < 3.1
+    levels, _ = choose_levels(bounds, errors, triangles, eye, error_px=1.0, budget=1)
+    assert levels.tolist() == [3, 3, -1]  # nothing fits: the coarsest levels
     levels, _ = choose_levels(bounds, errors, triangles, eye, error_px=0.0, budget=10**9)
     assert levels.tolist() == [0, 0, -1]  # no error allowed: full detail
 

@@ -9,8 +9,8 @@ the proxy's geometric error; each level is decimated from the one before). Every
 camera's frustum and draws each other tile at the coarsest level whose error, projected at the
 tile's nearest point, is at most :attr:`LodSettings.still_error_px` pixels
 (:attr:`LodSettings.moving_error_px` while the camera moves) — the 3D Tiles / Cesium
-screen-space-error rule; when the frame would draw more than its triangle budget the allowed
-error grows until it fits. Moving frames are those with the render window's desired update rate
+screen-space-error rule; when the frame would draw more than its triangle budget, tiles step
+to coarser levels, the smallest added error first, until it fits. Moving frames are those with the render window's desired update rate
 at least :attr:`LodSettings.moving_rate` (VTK's interactor styles raise it from the press that
 starts a rotate/pan/dolly until the release) or within :meth:`SceneView.hold_moving` (wheel
 zoom). The swap lives only inside a render: between frames the layer's one full-detail actor is
@@ -71,7 +71,7 @@ class LodSettings:
     (sqrt(ground area / features), ~30 m in the demo), finest first. ``still_error_px`` /
     ``moving_error_px``: the screen-space error (pixels) a still / moving frame allows; 0 keeps
     the full mesh, ``inf`` always draws the coarsest proxy. ``still_triangles`` /
-    ``moving_triangles``: the most triangles a frame draws (the error allowed grows until it fits).
+    ``moving_triangles``: the most triangles a frame draws (far tiles coarsen first until it fits).
     ``moving_rate``: render window desired update rate (frames/s) from which a frame counts as moving.
     """
 
@@ -303,21 +303,28 @@ def screen_errors(bounds: NDArray[np.float64], errors: NDArray[np.float64], eye:
 
 def choose_levels(bounds: NDArray[np.float64], errors: NDArray[np.float64], triangles: NDArray[np.int64], eye: Eye, *, error_px: float,
                   budget: int) -> tuple[NDArray[np.int64], float]:
-    """Level to draw per tile (-1: outside the frustum) and the error (pixels) the frame allowed.
+    """Level to draw per tile (-1: outside the frustum) and the largest screen error (pixels) the frame allowed.
 
-    Each tile in view gets its coarsest level whose screen error is at most ``error_px``; while
-    the frame draws more than ``budget`` triangles the allowed error grows by half (at most 40
-    times; the coarsest levels are drawn when even they exceed the budget).
+    Each tile in view gets its coarsest level whose screen error is at most ``error_px``. While
+    the frame draws more than ``budget`` triangles, tiles step to coarser levels, the step with
+    the smallest screen error first (so the frame's largest error is as small as the budget
+    allows: far tiles coarsen before near ones); when even the coarsest levels exceed the budget
+    they are drawn.
     """
     visible = in_frustum(bounds, eye.planes)
     pixels = screen_errors(bounds, errors, eye)
+    levels = (pixels <= error_px).sum(axis=1) - 1  # errors grow with the level: the last one within the bound
+    rows = np.arange(len(levels))
+    drawn = int(triangles[rows, levels][visible].sum())
     allowed = error_px
-    for _ in range(40):
-        levels = (pixels <= allowed).sum(axis=1) - 1  # errors grow with the level: the last one within the bound
-        drawn = triangles[np.arange(len(levels)), levels][visible].sum()
-        if drawn <= budget or math.isinf(allowed):
-            break
-        allowed = max(allowed * 1.5, 0.25)
+    if drawn > budget:
+        tile, level = np.nonzero((np.arange(errors.shape[1])[None, :] > levels[:, None]) & visible[:, None])
+        order = np.lexsort((level, pixels[tile, level]))  # by error, a tile's own steps in level order
+        tile, level = tile[order], level[order]
+        left = drawn - np.cumsum(triangles[tile, level - 1] - triangles[tile, level])
+        steps = int(np.argmax(left <= budget)) + 1 if (left <= budget).any() else len(left)
+        np.maximum.at(levels, tile[:steps], level[:steps])
+        allowed = max(error_px, float(pixels[tile[steps - 1], level[steps - 1]])) if steps else error_px
     return np.where(visible, levels, -1), allowed
 
 
