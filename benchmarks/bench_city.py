@@ -1,30 +1,38 @@
-"""Benchmark: a city of 1M buildings in the served (remote) view — level of detail vs full detail, same run.
+"""Benchmark: a city of 1M buildings in the served (remote) view — tiled HLOD vs the first round's LOD vs full detail, same run.
 
 The city is the demo district (``twin.demo``, 30,000 buildings) tiled on a grid until it holds
 ``--buildings`` buildings (default 1,000,000; the demo scene's own figure, 30,000, comes first
 unless ``--no-demo``), drawn like the demo's buildings layer in one :class:`~twin.render.view.SceneView`
-at 1920x1080 on this machine's renderer (CPU: llvmpipe), camera framing the whole city.
+at 1920x1080 on this machine's renderer (CPU: llvmpipe).
 
-For each size it prints, with LOD (``SceneView.lod = LodSettings()``, what ``twin serve`` uses in
-the remote view) against the baseline (``lod = None``: today's full detail in every frame), in the
-same process on the same window:
+Three ways of drawing it, each measured on the same view in the same process:
 
-- time to read + extrude + upload, to build the proxy, and the first frame;
-- still frame (render + JPEG q92): LOD and baseline draw the same pixels (max difference printed);
-- a camera orbit driven like the browser's drag (``vtkWebApplication.HandleInteractionEvent``, the
-  path trame's remote view takes): ms per frame (render + JPEG q60) and frames per second, ratio;
-- the view the app would choose (``choose_view_mode``: local/remote and the limit that decided).
+- ``hlod``: ``SceneView.lod = LodSettings()`` (what ``twin serve`` uses in the remote view):
+  tiles, frustum culling, a level per tile by screen-space error, triangle budgets;
+- ``first``: ``LodSettings.first_round(...)``: one ~200k-triangle proxy while moving, full detail when still;
+- ``full``: ``lod = None``: full detail in every frame (the baseline).
 
-``city_figure(n)`` returns these figures as a dict (``bench_app.py`` imports it).
+Frames go the way trame's remote view makes them (``vtkWebApplication.StillRenderToString``:
+render, read back, JPEG on the encoder threads); a drag is the browser's mouse through
+``HandleInteractionEvent`` with the window at half size (the view's ``interactive_ratio=0.5``)
+and JPEG quality 60; still frames are full size, quality 92. For each way it prints:
 
-    python benchmarks/bench_city.py                  # demo (30k) and 1M buildings; a few minutes
-    python benchmarks/bench_city.py --buildings 200000 --no-demo
+- still frame ms (median of ``--repeats``; wall clock and process CPU seconds, which a loaded machine
+  does not inflate) of the whole city (``overview``) and of one district (``district``: the camera 6x closer);
+- orbit frames per second and ms per frame, moving and still JPEG kB;
+- still-frame pixels against full detail: share within 8 levels (max over RGB) and mean absolute difference;
+- tiles drawn per level (``-1`` culled), the screen error the frame allowed, triangles drawn.
+
+``city_figure(n)`` returns the figures as a dict.
+
+    python benchmarks/bench_city.py                          # demo (30k) and 1M buildings; ~15 min on 2 loaded cores
+    python benchmarks/bench_city.py --buildings 200000 --no-demo --only hlod first
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import base64
 import os
 import resource
 import statistics
@@ -35,7 +43,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from PIL import Image
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 from vtkmodules.vtkWebCore import vtkWebApplication, vtkWebInteractionEvent
@@ -48,7 +55,9 @@ from twin.render.view import SceneView
 
 SIZE = (1920, 1080)
 TRIANGLE_BUDGET = 2_000_000  # twin serve's default (twin/app/server.py)
-STILL_QUALITY, MOVING_QUALITY = 92, 60  # the remote view's JPEG qualities (twin/app/view_panel.py)
+STILL_QUALITY, MOVING_QUALITY, MOVING_RATIO = 92, 60, 0.5  # the remote view's settings (twin/app/view_panel.py)
+WAYS = ("hlod", "first", "full")
+CAMERAS = ("overview", "district")
 
 
 def city_buildings(n_buildings: int) -> gpd.GeoDataFrame:
@@ -75,107 +84,160 @@ def city_scene(n_buildings: int) -> twin.Scene:
     return scene
 
 
-def _jpeg(pixels: np.ndarray, quality: int) -> int:
-    """Bytes of ``pixels`` as a JPEG of ``quality`` (what the remote view sends)."""
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="JPEG", quality=quality)
-    return out.tell()
+def lod_for(way: str, features: int) -> LodSettings | None:
+    """The view's level-of-detail settings for one way of drawing (see the module docstring)."""
+    return {"hlod": LodSettings(), "first": LodSettings.first_round(features), "full": None}[way]
 
 
-def _frame(view: SceneView, quality: int) -> tuple[float, int]:
-    """(seconds, JPEG bytes) of one frame: render, read back, encode."""
-    t = time.perf_counter()
-    pixels = view.image()
-    size = _jpeg(pixels, quality)
-    return time.perf_counter() - t, size
+class Served:
+    """One view as trame's remote view serves it: a web application making JPEG frames, the browser's mouse through VTK's interactor."""
+
+    def __init__(self, view: SceneView) -> None:
+        self.view = view
+        self.app = vtkWebApplication()
+        interactor = vtkGenericRenderWindowInteractor()  # the app's set-up (twin/app/view_panel.py)
+        interactor.SetRenderWindow(view.window)
+        interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        self.interactor = interactor
+
+    def frame(self, quality: int) -> tuple[float, float, int]:
+        """(wall s, CPU s, JPEG bytes) of one frame: render, read back and encode (waiting for the encoder)."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.app.InvalidateCache(self.view.window)
+        image = self.app.StillRenderToString(self.view.window, 0, quality)
+        while self.app.GetHasImagesBeingProcessed(self.view.window):  # the flag and the new image come with the next call
+            time.sleep(0.001)
+            image = self.app.StillRenderToString(self.view.window, self.app.GetLastStillRenderToMTime(), quality) or image
+        return time.perf_counter() - wall, time.process_time() - cpu, len(base64.b64decode(image)) if image else 0
+
+    def mouse(self, action: str, x: float, y: float) -> None:
+        """One browser mouse event (normalised x, y), as trame's remote view sends it."""
+        event = vtkWebInteractionEvent()
+        event.SetButtons(vtkWebInteractionEvent.LEFT_BUTTON if action != "up" else 0)
+        event.SetX(x)
+        event.SetY(y)
+        self.app.HandleInteractionEvent(self.view.window, event)
+
+    def orbit(self, frames: int) -> dict[str, Any]:
+        """Drag across the view for ``frames`` moves (one frame each, half size), then release; the camera is put back after."""
+        camera = self.view.renderer.GetActiveCamera()
+        saved = (camera.GetPosition(), camera.GetFocalPoint(), camera.GetViewUp())
+        self.view.window.SetSize(int(SIZE[0] * MOVING_RATIO), int(SIZE[1] * MOVING_RATIO))
+        self.mouse("down", 0.5, 0.5)
+        walls, cpus, sizes, tris = [], [], [], []
+        start = time.perf_counter()
+        for k in range(1, frames + 1):
+            self.mouse("move", 0.5 + 0.3 * np.sin(k / 4), 0.5 + 0.05 * np.cos(k / 4))
+            wall, cpu, size = self.frame(MOVING_QUALITY)
+            walls.append(wall)
+            cpus.append(cpu)
+            sizes.append(size)
+            tris.append(sum(f.triangles for f in self.view.lod_frames.values()) if self.view.lod_frames else self.view.triangle_count())
+        elapsed = time.perf_counter() - start
+        self.mouse("up", 0.5, 0.5)
+        self.view.window.SetSize(*SIZE)
+        camera.SetPosition(*saved[0])
+        camera.SetFocalPoint(*saved[1])
+        camera.SetViewUp(*saved[2])
+        return {"fps": frames / elapsed, "frame_ms": statistics.median(walls) * 1000, "frame_cpu_ms": statistics.median(cpus) * 1000,
+                "moving_kb": statistics.median(sizes) / 1000, "triangles": int(statistics.median(tris))}
 
 
-def _mouse(app: vtkWebApplication, view: SceneView, action: str, x: float, y: float) -> None:
-    """One browser mouse event (normalised x, y) through the web application, as trame's remote view sends it."""
-    event = vtkWebInteractionEvent()
-    event.SetButtons(vtkWebInteractionEvent.LEFT_BUTTON if action != "up" else 0)
-    event.SetX(x)
-    event.SetY(y)
-    app.HandleInteractionEvent(view.window, event)
+def _agreement(frame: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(share of pixels within 8 levels in every channel, mean absolute difference) of two RGB frames."""
+    diff = np.abs(frame.astype(np.int16) - reference)
+    return float((diff.max(axis=2) <= 8).mean()), float(diff.mean())
 
 
-def orbit(view: SceneView, frames: int) -> dict[str, Any]:
-    """Drag across the view for ``frames`` moves (one frame each), then release; ms per frame, fps, proxied layers, still frame after."""
-    app = vtkWebApplication()
-    camera = view.renderer.GetActiveCamera()
-    saved = (camera.GetPosition(), camera.GetFocalPoint(), camera.GetViewUp())
-    _mouse(app, view, "down", 0.5, 0.5)
-    times, sizes, proxied = [], [], set()
-    start = time.perf_counter()
-    for k in range(1, frames + 1):
-        _mouse(app, view, "move", 0.5 + 0.3 * np.sin(k / 4), 0.5 + 0.05 * np.cos(k / 4))
-        seconds, size = _frame(view, MOVING_QUALITY)
-        times.append(seconds)
-        sizes.append(size)
-        proxied.update(view.proxied)
-    elapsed = time.perf_counter() - start
-    _mouse(app, view, "up", 0.5, 0.5)
-    camera.SetPosition(*saved[0])
-    camera.SetFocalPoint(*saved[1])
-    camera.SetViewUp(*saved[2])
-    return {"frame_ms": statistics.median(times) * 1000, "fps": frames / elapsed, "moving_kb": statistics.median(sizes) / 1000, "proxied": sorted(proxied)}
+def _levels(view: SceneView) -> str:
+    """How the last frame drew the tiled layers: tiles per level (-1 culled), allowed error, triangles."""
+    parts = []
+    for frame in view.lod_frames.values():
+        counts = np.bincount(frame.levels + 1)
+        shown = " ".join(f"{level - 1}:{count}" for level, count in enumerate(counts) if count)
+        parts.append(f"tiles per level {shown}; error {frame.allowed_px:.1f} px; {frame.triangles:,} triangles")
+    return "; ".join(parts) or "full detail"
 
 
-def city_figure(n_buildings: int, *, repeats: int = 3, orbit_frames: int = 8) -> dict[str, Any]:
-    """Figures for a city of ``n_buildings`` at 1920x1080: LOD vs baseline (full detail), measured on one view in this process.
+def _camera(view: SceneView, name: str) -> None:
+    """The whole city framed (``overview``), or 6x closer on its centre (``district``)."""
+    view.set_camera(None)
+    if name == "district":
+        view.renderer.GetActiveCamera().Zoom(6.0)
 
-    Keys: ``buildings``, ``triangles``, ``proxy_triangles``, ``geometry_mb``, ``mode``/``mode_reason``
-    (the app's view choice), ``sync_s`` (read, extrude, upload), ``proxy_s``, ``first_frame_s``,
-    ``still_ms``/``still_kb`` and ``still_ms_baseline``, ``still_max_diff`` (LOD vs baseline still
-    pixels, 0 = identical), ``orbit`` and ``orbit_baseline`` (see :func:`orbit`), ``fps_ratio``.
+
+def measure_way(served: Served, way: str, features: int, *, repeats: int, orbit_frames: int, reference: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Still frames on each camera and an orbit for one way of drawing; pixels compared with ``reference`` (full detail) when given."""
+    view = served.view
+    wall = time.perf_counter()
+    view.lod = lod_for(way, features)
+    figures: dict[str, Any] = {"setup_s": time.perf_counter() - wall}
+    for name in CAMERAS:
+        _camera(view, name)
+        pixels = view.image()  # also warms the tiles in view
+        frames = [served.frame(STILL_QUALITY) for _ in range(repeats)]
+        figures[name] = {"still_ms": statistics.median(f[0] for f in frames) * 1000, "still_cpu_ms": statistics.median(f[1] for f in frames) * 1000,
+                         "still_kb": statistics.median(f[2] for f in frames) / 1000, "levels": _levels(view)}
+        if way == "full":
+            reference[name] = pixels
+        elif name in reference:
+            figures[name]["within8"], figures[name]["mean_diff"] = _agreement(pixels, reference[name])
+    _camera(view, "overview")
+    figures["orbit"] = served.orbit(orbit_frames)
+    return figures
+
+
+def city_figure(n_buildings: int, *, repeats: int = 3, orbit_frames: int = 8, ways: tuple[str, ...] = WAYS) -> dict[str, Any]:
+    """Figures for a city of ``n_buildings`` at 1920x1080, each way of ``ways`` (``full`` first when asked: the pixel reference).
+
+    Keys: ``buildings``, ``triangles``, ``geometry_mb``, ``mode``/``mode_reason`` (the app's view
+    choice), ``make_s``, ``sync_s`` (read, extrude, upload), ``first_frame_s``, and per way a dict
+    with ``setup_s`` (tiles/proxies built), per camera ``still_ms``, ``still_cpu_ms``, ``still_kb``,
+    ``levels`` (and against full detail ``within8``, ``mean_diff``), and ``orbit`` (``fps``,
+    ``frame_ms``, ``frame_cpu_ms``, ``moving_kb``, ``triangles``).
     """
-    t = time.perf_counter()
+    wall = time.perf_counter()
     scene = city_scene(n_buildings)
-    made = time.perf_counter() - t
-    t = time.perf_counter()
+    made = time.perf_counter() - wall
+    wall = time.perf_counter()
     view = SceneView(scene, size=SIZE, strict=True, show_title=False, show_legend=False)
-    interactor = vtkGenericRenderWindowInteractor()  # the app's set-up (twin/app/view_panel.py)
-    interactor.SetRenderWindow(view.window)
-    interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+    served = Served(view)
     try:
         view.sync()
-        synced = time.perf_counter() - t
-        t = time.perf_counter()
+        synced = time.perf_counter() - wall
+        wall = time.perf_counter()
         view.image()
-        first = time.perf_counter() - t
+        first = time.perf_counter() - wall
         triangles = view.triangle_count()
         mode, reason = choose_view_mode(labelled=[], triangles=triangles, nbytes=view.geometry_bytes(), triangle_budget=TRIANGLE_BUDGET)
         figures: dict[str, Any] = {"buildings": n_buildings, "triangles": triangles, "geometry_mb": view.geometry_bytes() / 1e6, "mode": mode,
                                    "mode_reason": reason, "make_s": made, "sync_s": synced, "first_frame_s": first}
-        base_still = [_frame(view, STILL_QUALITY) for _ in range(repeats)]
-        base_pixels = view.image()
-        figures["orbit_baseline"] = orbit(view, orbit_frames)
-        t = time.perf_counter()
-        view.lod = LodSettings()
-        figures["proxy_s"] = time.perf_counter() - t
-        figures["proxy_triangles"] = sum(d.proxy.GetMapper().GetInput().GetNumberOfCells() for d in view._drawn.values() if d.proxy is not None)
-        figures["orbit"] = orbit(view, orbit_frames)
-        still = [_frame(view, STILL_QUALITY) for _ in range(repeats)]
-        figures["still_max_diff"] = int(np.abs(view.image().astype(np.int16) - base_pixels).max())
-        figures.update(still_ms=statistics.median(s for s, _ in still) * 1000, still_kb=statistics.median(b for _, b in still) / 1000,
-                       still_ms_baseline=statistics.median(s for s, _ in base_still) * 1000,
-                       fps_ratio=figures["orbit"]["fps"] / figures["orbit_baseline"]["fps"])
+        reference: dict[str, np.ndarray] = {}
+        for way in sorted(ways, key=lambda w: w != "full"):
+            figures[way] = measure_way(served, way, n_buildings, repeats=repeats, orbit_frames=orbit_frames, reference=reference)
     finally:
         view.close()
     return figures
 
 
 def report(f: dict[str, Any]) -> None:
-    """Print one city's figures, each with its baseline and ratio."""
+    """Print one city's figures: each way against full detail (the baseline) and the first round."""
     label = f"[city {f['buildings']:,}]"
-    lod, base = f["orbit"], f["orbit_baseline"]
     print(f"{label} {f['triangles']:,} triangles, {f['geometry_mb']:.0f} MB geometry; view chosen: {f['mode']} ({f['mode_reason']})")
-    print(f"{label} tiled {f['make_s']:.1f} s; read+extrude+upload {f['sync_s']:.1f} s; first frame {f['first_frame_s']:.2f} s; "
-          f"proxy ({f['proxy_triangles']:,} triangles) built in {f['proxy_s']:.2f} s")
-    print(f"{label} still frame {f['still_ms']:.0f} ms, {f['still_kb']:.0f} kB (baseline {f['still_ms_baseline']:.0f} ms, "
-          f"{f['still_ms'] / f['still_ms_baseline']:.2f}x); max pixel difference from baseline: {f['still_max_diff']}")
-    print(f"{label} orbit frame {lod['frame_ms']:.0f} ms, {lod['fps']:.2f} fps, {lod['moving_kb']:.0f} kB, proxies {lod['proxied'] or 'none'} "
-          f"(baseline {base['frame_ms']:.0f} ms, {base['fps']:.2f} fps; fps ratio {f['fps_ratio']:.2f}x)")
+    print(f"{label} tiled {f['make_s']:.1f} s; read+extrude+upload {f['sync_s']:.1f} s; first frame {f['first_frame_s']:.2f} s")
+    base = f.get("full")
+    for way in (w for w in WAYS if w in f):
+        g = f[way]
+        print(f"{label} {way}: set-up {g['setup_s']:.1f} s")
+        for name in CAMERAS:
+            c = g[name]
+            ratio = f" (speed-up over full {base[name]['still_ms'] / c['still_ms']:.1f}x)" if base and way != "full" else ""
+            pixels = f"; pixels vs full: {c['within8']:.2%} within 8 levels, mean diff {c['mean_diff']:.2f}" if "within8" in c else ""
+            print(f"{label} {way} {name} still frame {c['still_ms']:,.0f} ms (CPU {c['still_cpu_ms']:,.0f} ms), {c['still_kb']:.0f} kB{ratio}{pixels}; {c['levels']}")
+        o = g["orbit"]
+        ratio = f" (speed-up over full {o['fps'] / base['orbit']['fps']:.1f}x)" if base and way != "full" else ""
+        print(f"{label} {way} orbit {o['fps']:.2f} fps{ratio}, {o['frame_ms']:,.0f} ms/frame (CPU {o['frame_cpu_ms']:,.0f} ms), "
+              f"{o['moving_kb']:.0f} kB at {MOVING_RATIO:g}x size, {o['triangles']:,} triangles")
 
 
 def main() -> None:
@@ -184,10 +246,11 @@ def main() -> None:
     parser.add_argument("--no-demo", action="store_true", help="skip the demo-size (30,000 buildings) figure")
     parser.add_argument("--repeats", type=int, default=3, help="still frames per median")
     parser.add_argument("--orbit-frames", type=int, default=8, help="frames in each orbit")
+    parser.add_argument("--only", nargs="+", choices=WAYS, default=list(WAYS), help="ways of drawing to measure (default all)")
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {SIZE[0]}x{SIZE[1]}; baseline = full detail in every frame (lod None)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {SIZE[0]}x{SIZE[1]}; wall-clock figures grow with the load, CPU ones do not")
     for n in ([] if args.no_demo else [30_000]) + [args.buildings]:
-        report(city_figure(n, repeats=args.repeats, orbit_frames=args.orbit_frames))
+        report(city_figure(n, repeats=args.repeats, orbit_frames=args.orbit_frames, ways=tuple(args.only)))
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 

@@ -44,6 +44,7 @@ __all__ = ["ViewMode", "ViewPanel"]
 log = logging.getLogger(__name__)
 
 ViewMode = Literal["auto", "remote", "local"]
+WHEEL_SETTLE_S = 0.3  # seconds after the last wheel step until the remote view draws its still frame
 HELP_COLORS = {"reach": "#00e5ff", "pump": "#ffd60a", "rescue_team": "#ff7b00", "materials": "#b5ff3b", "alert": "#ff2d55", "picked": "#ffffff"}
 
 
@@ -63,6 +64,9 @@ class ViewPanel(TrameComponent):
         self._interactor.SetRenderWindow(self.view.window)
         self._interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
         self._interactor.AddObserver("LeftButtonPressEvent", self._on_press)
+        self._wheel_steps = 0
+        for wheel in ("MouseWheelForwardEvent", "MouseWheelBackwardEvent"):
+            self._interactor.AddObserver(wheel, self._on_wheel)
         self._camera_at_press: tuple[float, ...] | None = None
         self._press_xy: tuple[float, float] | None = None
         self._widget: Any = None
@@ -188,6 +192,13 @@ class ViewPanel(TrameComponent):
         marker = _points("picked", selection.lon, selection.lat) if selection is not None else None
         self._overlay("picked_feature", marker, point_size=10, elevation=6)
         self.redraw()
+
+    def _on_wheel(self, *_: Any) -> None:
+        """Wheel zoom: frames stay light until :data:`WHEEL_SETTLE_S` after the last step, then one still frame goes out."""
+        self.view.hold_moving(WHEEL_SETTLE_S)
+        self._wheel_steps = step = self._wheel_steps + 1
+        if self.bridge.serving and self.bridge.loop is not None:
+            self.bridge.loop.call_later(WHEEL_SETTLE_S + 0.05, lambda: step == self._wheel_steps and self.update_view())
 
     # -- picking -------------------------------------------------------------------------
     def _on_press(self, *_: Any) -> None:

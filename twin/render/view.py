@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,11 +50,11 @@ from twin.errors import TwinError
 from twin.layer import Layer, LayerVisual
 from twin.mesh.cell_blocks import CellBlocks, blocks_payload, shown_points, tick_payload
 from twin.render import vtk_setup
-from twin.render.lod import LodSettings, build_proxy, geometry_bytes
+from twin.render.lod import Eye, LodSettings, Tiles, build_tiles, choose_levels, geometry_bytes, refresh_cell_data
 from twin.scene.model import Scene
 from twin.style import Legend, to_rgba8
 
-__all__ = ["LayerError", "SceneView"]
+__all__ = ["LayerError", "LodFrame", "SceneView"]
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,21 @@ class _Drawn:
     n_cells: int = 0
     labels: list[vtkBillboardTextActor3D] = field(default_factory=list)
     blocks: CellBlocks | None = None
-    proxy: vtkActor | None = None
-    proxy_key: tuple[object, ...] = ()
     cell_ids: NDArray[np.int64] | None = None
     """With a filter: the cell of :attr:`polydata` behind each cell drawn (the mapper draws a threshold of it)."""
+    feature_index: str | None = None
+    tiles: Tiles | None = None
+    tile_actors: list[list[vtkActor]] = field(default_factory=list)
+    tiles_key: tuple[object, ...] = ()
+
+
+@dataclass(frozen=True)
+class LodFrame:
+    """How the last frame drew one tiled layer: ``levels`` per tile (-1: outside the view, 0: full detail), the error allowed (pixels), triangles drawn."""
+
+    levels: NDArray[np.int64]
+    allowed_px: float
+    triangles: int
 
 
 class SceneView:
@@ -94,8 +106,9 @@ class SceneView:
     itself (a page that shows them as HTML turns them off; the scene's settings are left as
     they are). :attr:`overlays`: layers the view draws above the scene's without being in it
     (highlights: help within reach, a focused alert, a picked feature), by name; call
-    :meth:`sync` after changing them. :attr:`lod`: light proxies of big layers while the camera
-    moves (see :mod:`twin.render.lod`; None: always full detail).
+    :meth:`sync` after changing them. :attr:`lod`: big layers drawn as tiles at the level of
+    detail each needs, lighter while the camera moves (see :mod:`twin.render.lod`; None: always
+    full detail); :attr:`lod_frames` tells how the last frame drew them.
     """
 
     def __init__(
@@ -146,8 +159,11 @@ class SceneView:
         self._lod: LodSettings | None = None
         self._fxaa_still = True
         self._moving_frame = False
+        self._moving_until = 0.0
         self.proxied: tuple[str, ...] = ()
-        """Layers the last frame drew as their proxy (empty: the frame was at full detail)."""
+        """Layers the last frame drew partly from proxies (empty: every tile in view was at full detail)."""
+        self.lod_frames: dict[str, LodFrame] = {}
+        """Per tiled layer: how the last frame drew it."""
         self.renderer.AddObserver("StartEvent", self._frame_start)
         self.renderer.AddObserver("EndEvent", self._frame_end)
         self._apply_settings()
@@ -175,11 +191,11 @@ class SceneView:
             self.block_layouts.pop(gone, None)
             self.block_ticks.pop(gone, None)
             self.renderer.RemoveActor(drawn.actor)
-            self._drop_proxy(drawn)
+            self._drop_tiles(drawn)
             for label in drawn.labels:
                 self.label_renderer.RemoveActor(label)
         self._update_overlay()
-        self._update_proxies()
+        self._update_tiles()
         if not self._camera_set:
             self.set_camera(self.scene.camera)
         signature = self._scene_signature()
@@ -239,6 +255,7 @@ class SceneView:
             self._apply_labels(drawn, visual)
             self._apply_filter(drawn, visual.style.hidden)
             drawn.style_version = visual.style_version
+            drawn.feature_index = visual.style.feature_index
         drawn.legend = visual.style.legend
         prop = drawn.actor.GetProperty()
         prop.SetOpacity(visual.opacity)
@@ -416,77 +433,122 @@ class SceneView:
     # -- level of detail -----------------------------------------------------------------
     @property
     def lod(self) -> LodSettings | None:
-        """Proxies for big layers while the camera moves (None: every frame at full detail)."""
+        """Tiles at several levels of detail for big layers (see :mod:`twin.render.lod`; None: every frame at full detail)."""
         return self._lod
 
     @lod.setter
     def lod(self, settings: LodSettings | None) -> None:
         self._lod = settings
-        self._update_proxies()
+        self._update_tiles()
 
-    def _update_proxies(self) -> None:
-        """Build, refresh or drop each layer's proxy actor (hidden between frames, never pickable)."""
+    def _update_tiles(self) -> None:
+        """Build, recolour or drop each layer's tiles (their actors are hidden between frames and never pickable)."""
         for layer in [*self.scene.layers, *self.overlays.values()]:
             drawn = self._drawn.get(layer.id)
             if drawn is None:
                 continue
             lod = self._lod
             if lod is None or drawn.blocks is not None or drawn.actor.GetTexture() is not None or layer.triangle_count() < lod.min_triangles:
-                self._drop_proxy(drawn)
+                self._drop_tiles(drawn)
                 continue
-            shape = (id(drawn.polydata), drawn.geometry_version, drawn.points_version, lod.proxy_triangles)
-            if drawn.proxy is not None and drawn.proxy_key == (*shape, drawn.style_version):
+            shape = (id(drawn.polydata), drawn.geometry_version, drawn.points_version, drawn.feature_index, lod)
+            if drawn.tiles is None or drawn.tiles_key[:-1] != shape:
+                self._drop_tiles(drawn)
+                drawn.tiles = build_tiles(drawn.polydata, lod, drawn.feature_index)
+                if drawn.tiles is None:
+                    continue
+                log.info("layer %s: %d tiles at %d levels of detail built in %.1f s", layer.id, len(drawn.tiles.meshes), drawn.tiles.errors.shape[1],
+                         drawn.tiles.built_s)
+            elif drawn.tiles_key[-1] != drawn.style_version:
+                refresh_cell_data(drawn.tiles, drawn.polydata)
+            else:
                 continue
-            same_shape = drawn.proxy is not None and drawn.proxy_key[:-1] == shape
-            proxy_mesh = drawn.proxy.GetMapper().GetInput() if same_shape and drawn.proxy is not None else build_proxy(drawn.polydata, lod.proxy_triangles)
-            self._drop_proxy(drawn)
-            mapper = vtkPolyDataMapper()
-            mapper.ShallowCopy(drawn.actor.GetMapper())  # colours by feature: the same lookup table and cell array
-            mapper.SetInputData(proxy_mesh)
-            drawn.proxy = vtkActor()
-            drawn.proxy.SetMapper(mapper)
-            drawn.proxy.SetProperty(drawn.actor.GetProperty())
-            drawn.proxy.PickableOff()
-            drawn.proxy.VisibilityOff()
-            drawn.proxy_key = (*shape, drawn.style_version)
-            self.renderer.AddActor(drawn.proxy)
+            self._tile_actors(drawn)
+            drawn.tiles_key = (*shape, drawn.style_version)
 
-    def _drop_proxy(self, drawn: _Drawn) -> None:
-        if drawn.proxy is not None:
-            self.renderer.RemoveActor(drawn.proxy)
-        drawn.proxy, drawn.proxy_key = None, ()
+    def _tile_actors(self, drawn: _Drawn) -> None:
+        """One hidden, unpickable actor per distinct tile mesh, drawn like the layer's actor (its mapper's colouring, its property)."""
+        for actor in {id(a): a for row in drawn.tile_actors for a in row}.values():
+            self.renderer.RemoveActor(actor)
+        made: dict[int, vtkActor] = {}
+        drawn.tile_actors = []
+        for levels in drawn.tiles.meshes if drawn.tiles is not None else []:
+            row = []
+            for mesh in levels:
+                actor = made.get(id(mesh))
+                if actor is None:
+                    mapper = vtkPolyDataMapper()
+                    mapper.ShallowCopy(drawn.actor.GetMapper())  # colours by feature: the same lookup table and cell array
+                    mapper.SetInputData(mesh)
+                    actor = made[id(mesh)] = vtkActor()
+                    actor.SetMapper(mapper)
+                    actor.SetProperty(drawn.actor.GetProperty())
+                    actor.PickableOff()
+                    actor.VisibilityOff()
+                    self.renderer.AddActor(actor)
+                row.append(actor)
+            drawn.tile_actors.append(row)
+
+    def _drop_tiles(self, drawn: _Drawn) -> None:
+        for actor in {id(a): a for row in drawn.tile_actors for a in row}.values():
+            self.renderer.RemoveActor(actor)
+        drawn.tiles, drawn.tile_actors, drawn.tiles_key = None, [], ()
+
+    def hold_moving(self, seconds: float) -> None:
+        """Count frames as moving for the next ``seconds`` (wheel zoom: VTK's style is moving only inside each wheel step)."""
+        self._moving_until = time.monotonic() + seconds
 
     def moving(self) -> bool:
-        """Whether a frame rendered now counts as moving: LOD on and the window's desired update rate at least its moving rate."""
-        return self._lod is not None and self.window.GetDesiredUpdateRate() >= self._lod.moving_rate
+        """Whether a frame rendered now counts as moving: LOD on, and the window's desired update rate at least its moving rate or within :meth:`hold_moving`."""
+        return self._lod is not None and (self.window.GetDesiredUpdateRate() >= self._lod.moving_rate or time.monotonic() < self._moving_until)
+
+    def _eye(self) -> Eye:
+        """The active camera as level choice needs it (frustum planes for this renderer's aspect, pixels per metre)."""
+        camera = self.renderer.GetActiveCamera()
+        planes = [0.0] * 24
+        camera.GetFrustumPlanes(self.renderer.GetTiledAspectRatio(), planes)
+        height = max(self.renderer.GetSize()[1], 1)
+        if camera.GetParallelProjection():
+            return Eye(np.array(camera.GetPosition()), np.reshape(planes, (6, 4)), height / (2.0 * camera.GetParallelScale()), parallel=True)
+        return Eye(np.array(camera.GetPosition()), np.reshape(planes, (6, 4)), height / (2.0 * math.tan(math.radians(camera.GetViewAngle()) / 2.0)))
 
     def _frame_start(self, *_: object) -> None:
-        """Renderer start: a moving frame swaps big layers for their proxies and skips FXAA."""
-        self.proxied = ()
-        self._moving_frame = self.moving()
-        if not self._moving_frame:
+        """Renderer start: tiled layers show the level each tile needs (none outside the view); a moving frame also skips FXAA."""
+        self.proxied, self.lod_frames = (), {}
+        lod = self._lod
+        if lod is None:
             return
-        swapped = []
+        self._moving_frame = self.moving()
+        error_px, budget = (lod.moving_error_px, lod.moving_triangles) if self._moving_frame else (lod.still_error_px, lod.still_triangles)
+        eye = None
         for layer_id, drawn in self._drawn.items():
-            if drawn.proxy is not None and drawn.actor.GetVisibility():
-                drawn.actor.VisibilityOff()
-                drawn.proxy.VisibilityOn()
-                swapped.append(layer_id)
-        self.proxied = tuple(swapped)
-        self._fxaa_still = bool(self.renderer.GetUseFXAA())
-        self.renderer.SetUseFXAA(False)
+            if drawn.tiles is None or not drawn.actor.GetVisibility():
+                continue
+            eye = eye or self._eye()
+            tiles = drawn.tiles
+            levels, allowed = choose_levels(tiles.bounds, tiles.errors, tiles.triangles, eye, error_px=error_px, budget=budget)
+            drawn.actor.VisibilityOff()
+            for row, level in zip(drawn.tile_actors, levels):
+                if level >= 0:
+                    row[level].VisibilityOn()
+            shown = levels >= 0
+            self.lod_frames[layer_id] = LodFrame(levels=levels, allowed_px=allowed, triangles=int(tiles.triangles[np.flatnonzero(shown), levels[shown]].sum()))
+        self.proxied = tuple(layer_id for layer_id, frame in self.lod_frames.items() if (frame.levels > 0).any())
+        if self._moving_frame:
+            self._fxaa_still = bool(self.renderer.GetUseFXAA())
+            self.renderer.SetUseFXAA(False)
 
     def _frame_end(self, *_: object) -> None:
-        """Renderer end: back to full detail, so picking, bounds and the next still frame never see a proxy."""
-        if not self._moving_frame:
-            return
-        for layer_id in self.proxied:
+        """Renderer end: back to the full-detail actor, so picking, bounds and exports never see a tile or a proxy."""
+        for layer_id, frame in self.lod_frames.items():
             drawn = self._drawn[layer_id]
+            for row, level in zip(drawn.tile_actors, frame.levels):
+                if level >= 0:
+                    row[level].VisibilityOff()
             drawn.actor.VisibilityOn()
-            if drawn.proxy is not None:
-                drawn.proxy.VisibilityOff()
-        self.renderer.SetUseFXAA(self._fxaa_still)
-        self._moving_frame = False
+        if self._moving_frame:
+            self.renderer.SetUseFXAA(self._fxaa_still)
+            self._moving_frame = False
 
     # -- settings, legends, title ----------------------------------------------------------
     def _apply_settings(self) -> None:
