@@ -5,11 +5,11 @@
 // the mesh's layout per cell (twin_block_layouts): each cell owns `counts[i]` consecutive points,
 // those from `top_from[i]` on rise to base_z + height, the last one is the cell's centre.
 //
-// GPU path (WebGL2, a mesh of triangles only): a tick is two small textures, one texel per cell
-// (top z and hidden flag as RG32F, colour as RGBA8); the vertex shader looks up its cell through a
-// third texture written once per layout (per triangle: cell * 8 + a bit per corner that rises) and
-// raises, hides (moves out of the clip volume) and colours its vertex. Nothing of vtk.js's mesh is
-// touched, so a tick costs no vertex buffer rebuild, only ~9 bytes a cell of texture upload.
+// GPU path (WebGL2, a mesh of triangles only): a tick is one small texture, one RG32UI texel per
+// cell (top z as float bits, all ones when hidden; RGBA packed); the vertex shader finds its cell
+// through a texture written once per layout (per triangle: cell * 8 + a bit per corner that rises)
+// and raises, hides (moves out of the clip volume) and colours its vertex. Nothing of vtk.js's mesh
+// is touched, so a tick costs no vertex buffer rebuild, only 8 bytes a cell of texture upload.
 // CPU path (otherwise, or `?twin_ticks=cpu`: the path before the GPU one, the benchmark's baseline):
 // the dataset's points and point colours are rewritten in place and vtk.js rebuilds its buffers.
 //
@@ -26,7 +26,7 @@
   const cpuOnly = new URLSearchParams(window.location.search).get("twin_ticks") === "cpu";
   const outlines = new WeakMap(); // CPU path: vtk.js points array -> x/y of every point as first received (full outlines)
   const gpuLayers = new Map(); // dataset id -> {dataset, mapper, layout, gl, textures, ...}
-  const unitsOf = new WeakMap(); // vtk.js OpenGL render window -> the three texture units the GPU path holds
+  const unitsOf = new WeakMap(); // vtk.js OpenGL render window -> the two texture units the GPU path holds
   let gpuFailed = false; // the GPU path threw once: the CPU path from then on
   const WIDTH = 2048; // texels per texture row
   let waiting = null, inFlight = false, skipped = 0;
@@ -89,18 +89,17 @@
   }
 
   // -- GPU path -----------------------------------------------------------------------------------
-  const DECLARE = [
-    "uniform highp usampler2D twinTris;", "uniform highp sampler2D twinCellZ;", "uniform highp sampler2D twinCellColor;",
-    "uniform int twinWidth;", "uniform vec2 twinZMap;", "bool twinHidden = false;", "vec4 twinColor = vec4(1.0);",
+  const DECLARE = [ // WIDTH = 2048 = 1 << 11 texels a row
+    "uniform highp usampler2D twinTris;", "uniform highp usampler2D twinCells;", "uniform vec2 twinZMap;",
+    "bool twinHidden = false;", "vec4 twinColor = vec4(1.0);",
     "vec4 twinPosition(vec4 p) {",
     "  int tri = gl_VertexID / 3;",
-    "  uint v = texelFetch(twinTris, ivec2(tri % twinWidth, tri / twinWidth), 0).r;",
+    "  uint v = texelFetch(twinTris, ivec2(tri & 2047, tri >> 11), 0).r;",
     "  int cell = int(v >> 3u);",
-    "  ivec2 at = ivec2(cell % twinWidth, cell / twinWidth);",
-    "  vec2 zh = texelFetch(twinCellZ, at, 0).rg;",
-    "  twinColor = texelFetch(twinCellColor, at, 0);",
-    "  twinHidden = zh.y > 0.5;",
-    "  if (((v >> uint(gl_VertexID % 3)) & 1u) == 1u) p.z = (zh.x - twinZMap.x) * twinZMap.y;",
+    "  uvec2 zc = texelFetch(twinCells, ivec2(cell & 2047, cell >> 11), 0).rg;",
+    "  twinHidden = zc.x == 0xFFFFFFFFu;  // (its z is then NaN too; the clip below does not rely on that)",
+    "  twinColor = vec4(uvec4(zc.y, zc.y >> 8u, zc.y >> 16u, zc.y >> 24u) & 255u) / 255.0;",
+    "  if (((v >> uint(gl_VertexID % 3)) & 1u) == 1u) p.z = (uintBitsToFloat(zc.x) - twinZMap.x) * twinZMap.y;",
     "  return p;",
     "}",
   ].join("\n");
@@ -165,16 +164,16 @@
       tris[t] = cell[a] * 8 + top[a] + 2 * top[b] + 4 * top[c];
     }
     const rows = Math.max(1, Math.ceil(layout.n_cells / WIDTH));
-    if (!unitsOf.has(glrw)) unitsOf.set(glrw, [0, 1, 2].map(() => glrw.getTextureUnitManager().allocate()));
+    if (!unitsOf.has(glrw)) unitsOf.set(glrw, [0, 1].map(() => glrw.getTextureUnitManager().allocate()));
     const units = unitsOf.get(glrw);
     if (units.some((u) => u < 0)) return null;
+    const cells = new ArrayBuffer(8 * rows * WIDTH);
     const layer = {
       dataset: dataset, mapper: mapper, layout: layout, gl: gl, units: units, rows: rows,
-      z: new Float32Array(2 * rows * WIDTH), rgba: new Uint8Array(4 * rows * WIDTH),
+      cells: new Uint32Array(cells), z: new Float32Array(cells),
     };
     layer.tris = texture(gl, units[0], gl.R32UI, gl.RED_INTEGER, gl.UNSIGNED_INT, tris, triRows);
-    layer.zTex = texture(gl, units[1], gl.RG32F, gl.RG, gl.FLOAT, layer.z, rows);
-    layer.rgbaTex = texture(gl, units[2], gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, layer.rgba, rows);
+    layer.cellTex = texture(gl, units[1], gl.RG32UI, gl.RG_INTEGER, gl.UNSIGNED_INT, layer.cells, rows);
     layer.callback = {
       twin: true,
       userData: layer,
@@ -182,11 +181,9 @@
         const program = cellBO.getProgram();
         if (!program.isUniformUsed("twinTris")) return;
         const cabo = cellBO.getCABO(), shift = cabo.getCoordShiftAndScaleEnabled();
-        [data.tris, data.zTex, data.rgbaTex].forEach((tex, i) => { gl.activeTexture(gl.TEXTURE0 + units[i]); gl.bindTexture(gl.TEXTURE_2D, tex); });
+        [data.tris, data.cellTex].forEach((tex, i) => { gl.activeTexture(gl.TEXTURE0 + units[i]); gl.bindTexture(gl.TEXTURE_2D, tex); });
         program.setUniformi("twinTris", units[0]);
-        program.setUniformi("twinCellZ", units[1]);
-        program.setUniformi("twinCellColor", units[2]);
-        program.setUniformi("twinWidth", WIDTH);
+        program.setUniformi("twinCells", units[1]);
         program.setUniform2f("twinZMap", shift ? cabo.getCoordShift()[2] : 0.0, shift ? cabo.getCoordScale()[2] : 1.0);
       },
     };
@@ -206,7 +203,7 @@
     if (props.OpenGL && props.OpenGL.ShaderReplacements) props.OpenGL.ShaderReplacements = props.OpenGL.ShaderReplacements.filter((r) => !r.twin);
     if (props.ShadersCallbacks) props.ShadersCallbacks = props.ShadersCallbacks.filter((c) => c !== layer.callback);
     layer.mapper.modified();
-    [layer.tris, layer.zTex, layer.rgbaTex].forEach((tex) => layer.gl.deleteTexture(tex));
+    [layer.tris, layer.cellTex].forEach((tex) => layer.gl.deleteTexture(tex));
     gpuLayers.delete(id);
   }
 
@@ -215,15 +212,14 @@
     if (layer && (layer.dataset !== dataset || layer.layout !== layout)) { dropGpu(id); layer = null; }
     if (!layer) layer = installGpu(view, id, dataset, layout);
     if (!layer || tick.n_cells !== layout.n_cells) return false;
-    const d = decode(layout, tick), z = layer.z, rgba = layer.rgba, gl = layer.gl;
+    const d = decode(layout, tick), z = layer.z, gl = layer.gl;
+    const packed = new Uint32Array(d.palette.map((c) => (c[0] | (c[1] << 8) | (c[2] << 16) | (c[3] << 24)) >>> 0));
     for (let c = 0; c < layout.n_cells; c++) {
-      const color = d.palette[d.index[c]];
       z[2 * c] = d.base + d.heights[c] * d.step;
-      z[2 * c + 1] = (d.hidden[c >> 3] >> (c & 7)) & 1;
-      rgba[4 * c] = color[0]; rgba[4 * c + 1] = color[1]; rgba[4 * c + 2] = color[2]; rgba[4 * c + 3] = color[3];
+      if ((d.hidden[c >> 3] >> (c & 7)) & 1) layer.cells[2 * c] = 0xffffffff;
+      layer.cells[2 * c + 1] = packed[d.index[c]];
     }
-    upload(gl, layer.units[1], layer.zTex, gl.RG32F, gl.RG, gl.FLOAT, z, layer.rows);
-    upload(gl, layer.units[2], layer.rgbaTex, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, rgba, layer.rows);
+    upload(gl, layer.units[1], layer.cellTex, gl.RG32UI, gl.RG_INTEGER, gl.UNSIGNED_INT, layer.cells, layer.rows);
     return true;
   }
 
