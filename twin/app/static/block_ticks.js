@@ -169,7 +169,7 @@
     if (units.some((u) => u < 0)) return null;
     const cells = new ArrayBuffer(8 * rows * WIDTH);
     const layer = {
-      dataset: dataset, mapper: mapper, layout: layout, gl: gl, units: units, rows: rows,
+      dataset: dataset, actor: actor, mapper: mapper, layout: layout, gl: gl, units: units, rows: rows, used: false,
       cells: new Uint32Array(cells), z: new Float32Array(cells),
     };
     layer.tris = texture(gl, units[0], gl.R32UI, gl.RED_INTEGER, gl.UNSIGNED_INT, tris, triRows);
@@ -185,6 +185,7 @@
         program.setUniformi("twinTris", units[0]);
         program.setUniformi("twinCells", units[1]);
         program.setUniform2f("twinZMap", shift ? cabo.getCoordShift()[2] : 0.0, shift ? cabo.getCoordScale()[2] : 1.0);
+        data.used = true; // the shader compiled with our code in it
       },
     };
     const props = mapper.getViewSpecificProperties();
@@ -249,7 +250,7 @@
     requestAnimationFrame(poll);
   }
 
-  function draw(view, pending) {
+  function update(view, pending) { // the newest tick into every block layer; its stamp (null: nothing to draw)
     const ticks = pending.ticks, layouts = pending.layouts;
     for (const id of gpuLayers.keys()) if (!layouts[id]) dropGpu(id);
     let stamp = null;
@@ -260,11 +261,26 @@
       if (!gpu) dropGpu(id);
       if (gpu || applyCpu(dataset, layout, tick)) stamp = tick.stamp;
     }
-    if (stamp === null) return false;
-    const entry = { stamp: stamp, arrived: pending.arrived, updated: now(), skipped: skipped, path: gpuLayers.size ? "gpu" : "cpu" };
-    skipped = 0;
+    return stamp;
+  }
+
+  function render(view, pending) { // a shader that did not compile (other vtk.js templates) draws nothing: then the CPU path
     view.renderWindow.render();
+    if ([...gpuLayers.values()].every((layer) => layer.used || !layer.actor.getVisibility())) return;
+    console.warn("twin: live ticks drawn on the CPU from now on, the GPU path's shader did not build");
+    gpuFailed = true;
+    update(view, pending);
+    view.renderWindow.render();
+  }
+
+  function draw(view, pending) {
+    const stamp = update(view, pending);
+    if (stamp === null) return;
+    const entry = { stamp: stamp, arrived: pending.arrived, updated: now(), skipped: skipped };
+    skipped = 0;
+    render(view, pending);
     entry.rendered = now();
+    entry.path = gpuLayers.size ? "gpu" : "cpu";
     inFlight = !cpuOnly; // the CPU path draws every tick at once, as before the GPU path
     whenDrawn(view, (drawn) => {
       entry.drawn = drawn;
@@ -273,7 +289,6 @@
       inFlight = false;
       next();
     });
-    return true;
   }
 
   function next() {
