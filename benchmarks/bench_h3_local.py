@@ -193,7 +193,7 @@ def _split(stats: list[dict[str, Any]]) -> dict[str, float]:
     """Median ms of each stage: stamp -> drawn (the figure), and its parts."""
     return {"drawn_ms": _median(stats, "stamp", "drawn"), "server_wire_ms": _median(stats, "stamp", "arrived"),
             "page_ms": _median(stats, "arrived", "rendered"), "gpu_ms": _median(stats, "rendered", "drawn"),
-            "ticks_drawn": len(stats), "skipped": sum(s.get("skipped", 0) for s in stats)}
+            "ticks_drawn": len(stats), "skipped": sum(s.get("skipped", 0) for s in stats), "path": "/".join(sorted({s["path"] for s in stats}))}
 
 
 def h3_tick_figure(cells: int, *, ticks: int = 6, tick_seconds: float = 3.0, load_timeout: float = 300.0, baseline: bool = True) -> dict[str, Any]:
@@ -257,7 +257,7 @@ def report(figure: dict[str, Any]) -> str:
     base = figure.get("baseline")
     if base is not None:
         lines[-1] += f"   baseline (plain update()): {figure['baseline_bytes'] / 1e6:.2f} MB   ratio {figure['baseline_bytes'] / max(figure['bytes'], 1.0):.0f}x"
-    parts = "server+wire {server_wire_ms:.0f}, page {page_ms:.0f}, GPU draw {gpu_ms:.0f}"
+    parts = "{path} path: server+wire {server_wire_ms:.0f}, page {page_ms:.0f}, GPU draw {gpu_ms:.0f}"
     line = f"  server tick -> drawn: {figure['drawn_ms']:.0f} ms   [target <= 100 ms]   ({parts.format(**figure)})"
     if base is not None:
         line += (f"\n  baseline (CPU block ticks, ?twin_ticks=cpu): {base['drawn_ms']:.0f} ms ({parts.format(**base)})"

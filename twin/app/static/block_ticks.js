@@ -128,24 +128,22 @@
     return polys;
   }
 
-  function texture(gl, unit, internal, format, type, data, rows) {
+  function texture(gl, unit, internal, format, type, data, rows) { // a WIDTH x rows texture read with texelFetch, filled from data
     const tex = gl.createTexture();
-    gl.activeTexture(gl.TEXTURE0 + unit);
-    gl.bindTexture(gl.TEXTURE_2D, tex);
+    bind(gl, unit, tex);
     for (const [key, value] of [[gl.TEXTURE_MIN_FILTER, gl.NEAREST], [gl.TEXTURE_MAG_FILTER, gl.NEAREST], [gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE], [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE]]) {
       gl.texParameteri(gl.TEXTURE_2D, key, value);
     }
-    upload(gl, unit, tex, internal, format, type, data, rows);
+    gl.texImage2D(gl.TEXTURE_2D, 0, internal, WIDTH, rows, 0, format, type, data);
     return tex;
   }
 
-  function upload(gl, unit, tex, internal, format, type, data, rows) {
+  function bind(gl, unit, tex) { // on one of our units, with plain unpacking
     gl.activeTexture(gl.TEXTURE0 + unit);
     gl.bindTexture(gl.TEXTURE_2D, tex);
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
     gl.pixelStorei(gl.UNPACK_FLIP_Y_WEBGL, false);
     gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
-    gl.texImage2D(gl.TEXTURE_2D, 0, internal, WIDTH, rows, 0, format, type, data);
   }
 
   function installGpu(view, id, dataset, layout) {
@@ -169,7 +167,7 @@
     if (units.some((u) => u < 0)) return null;
     const cells = new ArrayBuffer(8 * rows * WIDTH);
     const layer = {
-      dataset: dataset, actor: actor, mapper: mapper, layout: layout, gl: gl, units: units, rows: rows, used: false,
+      dataset: dataset, actor: actor, mapper: mapper, layout: layout, gl: gl, units: units, rows: rows, invoked: false, used: false, misses: 0,
       cells: new Uint32Array(cells), z: new Float32Array(cells),
     };
     layer.tris = texture(gl, units[0], gl.R32UI, gl.RED_INTEGER, gl.UNSIGNED_INT, tris, triRows);
@@ -179,13 +177,14 @@
       userData: layer,
       callback: (data, cellBO) => {
         const program = cellBO.getProgram();
-        if (!program.isUniformUsed("twinTris")) return;
+        data.invoked = true; // vtk.js draws the layer ...
+        if (!program || !program.isUniformUsed("twinTris")) return;
         const cabo = cellBO.getCABO(), shift = cabo.getCoordShiftAndScaleEnabled();
         [data.tris, data.cellTex].forEach((tex, i) => { gl.activeTexture(gl.TEXTURE0 + units[i]); gl.bindTexture(gl.TEXTURE_2D, tex); });
         program.setUniformi("twinTris", units[0]);
         program.setUniformi("twinCells", units[1]);
         program.setUniform2f("twinZMap", shift ? cabo.getCoordShift()[2] : 0.0, shift ? cabo.getCoordScale()[2] : 1.0);
-        data.used = true; // the shader compiled with our code in it
+        data.used = true; // ... with our code in its shader
       },
     };
     const props = mapper.getViewSpecificProperties();
@@ -220,7 +219,8 @@
       if ((d.hidden[c >> 3] >> (c & 7)) & 1) layer.cells[2 * c] = 0xffffffff;
       layer.cells[2 * c + 1] = packed[d.index[c]];
     }
-    upload(gl, layer.units[1], layer.cellTex, gl.RG32UI, gl.RG_INTEGER, gl.UNSIGNED_INT, layer.cells, layer.rows);
+    bind(gl, layer.units[1], layer.cellTex);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, WIDTH, layer.rows, gl.RG_INTEGER, gl.UNSIGNED_INT, layer.cells);
     return true;
   }
 
@@ -264,9 +264,20 @@
     return stamp;
   }
 
-  function render(view, pending) { // a shader that did not compile (other vtk.js templates) draws nothing: then the CPU path
-    view.renderWindow.render();
-    if ([...gpuLayers.values()].every((layer) => layer.used || !layer.actor.getVisibility())) return;
+  function render(view, pending) { // a tick shader that does not build (another vtk.js, a driver) draws nothing: then the CPU path
+    gpuLayers.forEach((layer) => { layer.invoked = false; });
+    let failed = false;
+    try {
+      view.renderWindow.render();
+    } catch (error) {
+      if (!gpuLayers.size) throw error;
+      failed = true;
+    }
+    for (const layer of gpuLayers.values()) { // not drawn twice in a row while shown: vtk.js gave up on its shader
+      layer.misses = layer.invoked || !layer.actor.getVisibility() ? 0 : layer.misses + 1;
+      failed = failed || (layer.invoked && !layer.used) || layer.misses >= 2;
+    }
+    if (!failed) return;
     console.warn("twin: live ticks drawn on the CPU from now on, the GPU path's shader did not build");
     gpuFailed = true;
     update(view, pending);
