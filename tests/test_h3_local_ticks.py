@@ -197,7 +197,7 @@ def test_a_live_tick_changes_the_local_views_pixels(tmp_path: Path) -> None:
             page.close()
 
 
-def test_a_shader_that_does_not_build_falls_back_to_the_cpu_path_and_the_tick_still_shows(tmp_path: Path) -> None:
+def test_a_browser_that_does_not_build_the_tick_shader_draws_ticks_on_the_cpu_path(tmp_path: Path) -> None:
     from bench_h3_local import served
     from browsing import chromium
     from test_app_browser import _wait_for_image
@@ -221,7 +221,7 @@ def test_a_shader_that_does_not_build_falls_back_to_the_cpu_path_and_the_tick_st
             assert page.evaluate("window.twinBlockStats.at(-1).path") == "cpu"
         finally:
             page.close()
-    assert "twin: live ticks drawn on the CPU from now on, the GPU path's shader did not build" in warnings
+    assert "twin: live ticks drawn on the CPU, this browser does not build the tick shader" in warnings
 
 
 def test_the_gpu_path_draws_what_the_cpu_path_draws_for_raised_recoloured_and_hidden_cells(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@
 // through a texture written once per layout (per triangle: cell * 8 + a bit per corner that rises)
 // and raises, hides (moves out of the clip volume) and colours its vertex. Nothing of vtk.js's mesh
 // is touched, so a tick costs no vertex buffer rebuild, only 8 bytes a cell of texture upload.
-// CPU path (otherwise, or `?twin_ticks=cpu`: the path before the GPU one, the benchmark's baseline):
+// CPU path (no WebGL2, a driver that does not compile the tick code, vtk.js templates the tick code
+// does not fit, or `?twin_ticks=cpu`: the path before the GPU one, the benchmark's baseline):
 // the dataset's points and point colours are rewritten in place and vtk.js rebuilds its buffers.
 //
 // A tick that arrives while the previous one is still being drawn waits, and only the newest
@@ -27,7 +28,8 @@
   const outlines = new WeakMap(); // CPU path: vtk.js points array -> x/y of every point as first received (full outlines)
   const gpuLayers = new Map(); // dataset id -> {dataset, mapper, layout, gl, textures, ...}
   const unitsOf = new WeakMap(); // vtk.js OpenGL render window -> the two texture units the GPU path holds
-  let gpuFailed = false; // the GPU path threw once: the CPU path from then on
+  const builds = new WeakMap(); // WebGL2 context -> whether it compiles the tick shader code
+  let gpuFailed = false; // the GPU path threw or vtk.js left the tick code out once: the CPU path from then on
   const WIDTH = 2048; // texels per texture row
   let waiting = null, inFlight = false, skipped = 0;
 
@@ -146,11 +148,24 @@
     gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
   }
 
+  function shaderBuilds(gl) { // the tick code alone, compiled by this browser's driver once (a failed shader would stall vtk.js)
+    if (!builds.has(gl)) {
+      const shader = gl.createShader(gl.VERTEX_SHADER);
+      gl.shaderSource(shader, `#version 300 es\nin vec4 vertexMC;\n${DECLARE}\nout vec4 c;\nvoid main() { gl_Position = twinPosition(vertexMC); c = twinColor; }\n`);
+      gl.compileShader(shader);
+      builds.set(gl, gl.getShaderParameter(shader, gl.COMPILE_STATUS) === true);
+      gl.deleteShader(shader);
+      if (!builds.get(gl)) console.warn("twin: live ticks drawn on the CPU, this browser does not build the tick shader");
+    }
+    return builds.get(gl);
+  }
+
   function installGpu(view, id, dataset, layout) {
     const glrw = view.renderWindow.getViews()[0];
     const actor = actorOf(view, dataset), polys = onlyTriangles(dataset);
     if (!glrw || !glrw.getWebgl2 || !glrw.getWebgl2() || !actor || !polys || dataset.getNumberOfPoints() !== layout.n_points) return null;
     const gl = glrw.getContext(), mapper = actor.getMapper();
+    if (!shaderBuilds(gl)) return null;
     const counts = bytes(layout.counts), topFrom = bytes(layout.top_from);
     const cell = new Int32Array(layout.n_points), top = new Uint8Array(layout.n_points);
     for (let c = 0, p = 0; c < layout.n_cells; c++) {
@@ -167,7 +182,7 @@
     if (units.some((u) => u < 0)) return null;
     const cells = new ArrayBuffer(8 * rows * WIDTH);
     const layer = {
-      dataset: dataset, actor: actor, mapper: mapper, layout: layout, gl: gl, units: units, rows: rows, invoked: false, used: false, misses: 0,
+      dataset: dataset, mapper: mapper, layout: layout, gl: gl, units: units, rows: rows, invoked: false, used: false,
       cells: new Uint32Array(cells), z: new Float32Array(cells),
     };
     layer.tris = texture(gl, units[0], gl.R32UI, gl.RED_INTEGER, gl.UNSIGNED_INT, tris, triRows);
@@ -264,21 +279,11 @@
     return stamp;
   }
 
-  function render(view, pending) { // a tick shader that does not build (another vtk.js, a driver) draws nothing: then the CPU path
+  function render(view, pending) { // vtk.js drew the layer without the tick shader (other templates): then the CPU path
     gpuLayers.forEach((layer) => { layer.invoked = false; });
-    let failed = false;
-    try {
-      view.renderWindow.render();
-    } catch (error) {
-      if (!gpuLayers.size) throw error;
-      failed = true;
-    }
-    for (const layer of gpuLayers.values()) { // not drawn twice in a row while shown: vtk.js gave up on its shader
-      layer.misses = layer.invoked || !layer.actor.getVisibility() ? 0 : layer.misses + 1;
-      failed = failed || (layer.invoked && !layer.used) || layer.misses >= 2;
-    }
-    if (!failed) return;
-    console.warn("twin: live ticks drawn on the CPU from now on, the GPU path's shader did not build");
+    view.renderWindow.render();
+    if (![...gpuLayers.values()].some((layer) => layer.invoked && !layer.used)) return;
+    console.warn("twin: live ticks drawn on the CPU from now on, vtk.js built the layer's shader without the tick code");
     gpuFailed = true;
     update(view, pending);
     view.renderWindow.render();
