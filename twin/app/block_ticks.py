@@ -3,7 +3,10 @@
 :class:`SceneView` keeps, per block layer, its static layout and its latest tick (a few bytes
 per cell); this puts new ones into the state keys ``twin_block_layouts`` / ``twin_block_ticks``,
 keyed by the id trame-vtk gives the layer's dataset in the browser, where static/block_ticks.js
-writes them into the vtk.js arrays and redraws.
+draws them: with WebGL2, as one texel per cell that the vertex shader reads (vtk.js's buffers
+stay as they are); otherwise, or with ``?twin_ticks=cpu`` in the page's URL, by rewriting the
+vtk.js points and colours. New cells (a new layout) are a scene change: the whole mesh is sent
+again (trame-vtk ``update()``), then ticks resume.
 """
 
 from __future__ import annotations
