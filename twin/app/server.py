@@ -9,6 +9,9 @@ to one server sees (and changes) the same state.
 Live scenes tick in the session's own thread every ``tick_seconds`` (default 5 s, or the
 ``TWIN_TICK_SECONDS`` environment variable), so a source that stops answering never holds the
 page; the time bar replays the live layers' history while polling and alerts go on live.
+With ``stream=True`` (``twin serve``) the page comes first and the scene loads behind it
+(:mod:`twin.app.startup`): per-layer progress over the view, each static layer drawn as soon as
+it is built, live layers after their first poll.
 
 Serving a scene from Python (blocks until stopped)::
 
@@ -39,6 +42,7 @@ from twin.app.bridge import LoopBridge
 from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
+from twin.app.startup import SceneLoader
 from twin.app.time_bar import TimeBar
 from twin.app.view_panel import ViewMode, ViewPanel
 from twin.render.view import SceneView
@@ -70,7 +74,8 @@ class TwinApp(TrameApp):
     ``tick_seconds``: how often live layers are polled (default: ``$TWIN_TICK_SECONDS`` or 5 s).
     ``resource_layers``: ids or titles of layers listing help (pumps, teams) shown near an alert;
     a layer with id ``resources`` is used without being named. ``state_dir``: where the session
-    keeps alert history and acknowledgements across restarts (None: in memory).
+    keeps alert history and acknowledgements across restarts (None: in memory). ``stream``: serve the
+    page first and load the scene behind it (else every layer is built and polled once before the server starts).
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class TwinApp(TrameApp):
         tick_seconds: float | None = None,
         resource_layers: Sequence[str] | None = None,
         state_dir: str | Path | None = None,
+        stream: bool = False,
     ) -> None:
         self.session = Session(scene, tick_seconds=tick_seconds, resource_layers=resource_layers, state_dir=state_dir)
         super().__init__(server=get_server(server or f"twin-app-{next(_server_ids)}", client_type="vue3"))
@@ -93,9 +99,10 @@ class TwinApp(TrameApp):
         self.time_bar = TimeBar(self.server, session, bridge)
         self.alerts = AlertsPanel(self.server, session, bridge)
         self.pick_card = PickCard(self.server, session, bridge)
-        if session.live_layers():  # poll once before the first picture so live layers show data straight away
+        if session.live_layers() and not stream:  # poll once before the first picture so live layers show data straight away
             session.safe_tick()
-        self.view_panel = ViewPanel(self.server, session, bridge, view_mode=view_mode, triangle_budget=triangle_budget, size=size)
+        self.view_panel = ViewPanel(self.server, session, bridge, view_mode=view_mode, triangle_budget=triangle_budget, size=size, load=not stream)
+        self.loader = SceneLoader(self.server, session, bridge, on_layer=self.view_panel.layer_ready, on_static=self._static_drawn) if stream else None
         self.view: SceneView = self.view_panel.view
         self.view_mode = self.view_panel.view_mode
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
@@ -121,9 +128,18 @@ class TwinApp(TrameApp):
         """One live tick now, in the calling thread (the server ticks in the session's thread); False if it failed (logged, shown)."""
         return self.session.safe_tick(now)
 
+    def _static_drawn(self) -> None:
+        """Every static layer is drawn: in ``auto`` mode, a scene the browser can hold moves to the local view."""
+        if self.view_panel.settle_mode():
+            self.view_mode = self.view_panel.view_mode
+            self._build_ui()
+            self.view_panel.update_view()
+
     def _start_live(self, **_: Any) -> None:
         self.bridge.attach()
-        if self.session.live_layers():
+        if self.loader is not None:
+            self.loader.start()  # builds the layers, polls once, then ticks
+        elif self.session.live_layers():
             self.session.start()
 
     def _stop_live(self, **_: Any) -> None:
@@ -161,6 +177,8 @@ class TwinApp(TrameApp):
             with layout.content, html.Div(classes="twin-main", id="twin-main"):
                 with html.Div(classes="twin-view", id="twin-view"):
                     self.view_panel.ui()
+                    if self.loader is not None:
+                        self.loader.ui()
                     self.legend.ui()
                     self.pick_card.ui()
                 self.time_bar.ui()
