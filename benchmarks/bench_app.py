@@ -87,12 +87,13 @@ class Frames:
 
 
 def jpeg_shape(jpeg: bytes) -> tuple[int, int]:
-    """(width, height) from a JPEG's start-of-frame header; (0, 0) if there is none."""
-    for marker in (b"\xff\xc0", b"\xff\xc2"):
-        at = jpeg.find(marker)
-        if at >= 0:
-            height, width = int.from_bytes(jpeg[at + 5 : at + 7], "big"), int.from_bytes(jpeg[at + 7 : at + 9], "big")
-            return width, height
+    """(width, height) from a JPEG's start-of-frame segment (walking the segments); (0, 0) if there is none."""
+    at = 2
+    while at + 9 <= len(jpeg) and jpeg[at] == 0xFF:
+        marker, length = jpeg[at + 1], int.from_bytes(jpeg[at + 2 : at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(jpeg[at + 7 : at + 9], "big"), int.from_bytes(jpeg[at + 5 : at + 7], "big")
+        at += 2 + length
     return 0, 0
 
 
