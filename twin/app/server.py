@@ -9,9 +9,6 @@ to one server sees (and changes) the same state.
 Live scenes tick in the session's own thread every ``tick_seconds`` (default 5 s, or the
 ``TWIN_TICK_SECONDS`` environment variable), so a source that stops answering never holds the
 page; the time bar replays the live layers' history while polling and alerts go on live.
-With ``stream=True`` (``twin serve``) the page comes first and the scene loads behind it
-(:mod:`twin.app.startup`): per-layer progress over the view, each static layer drawn as soon as
-it is built, live layers after their first poll.
 
 Serving a scene from Python (blocks until stopped)::
 
@@ -74,8 +71,7 @@ class TwinApp(TrameApp):
     ``tick_seconds``: how often live layers are polled (default: ``$TWIN_TICK_SECONDS`` or 5 s).
     ``resource_layers``: ids or titles of layers listing help (pumps, teams) shown near an alert;
     a layer with id ``resources`` is used without being named. ``state_dir``: where the session
-    keeps alert history and acknowledgements across restarts (None: in memory). ``stream``: serve the
-    page first and load the scene behind it (else every layer is built and polled once before the server starts).
+    keeps alert history and acknowledgements across restarts (None: in memory). ``stream``: the page first, the scene loads behind it (:mod:`.startup`).
     """
 
     def __init__(
@@ -102,9 +98,9 @@ class TwinApp(TrameApp):
         if session.live_layers() and not stream:  # poll once before the first picture so live layers show data straight away
             session.safe_tick()
         self.view_panel = ViewPanel(self.server, session, bridge, view_mode=view_mode, triangle_budget=triangle_budget, size=size, load=not stream)
-        self.loader = SceneLoader(self.server, session, bridge, on_layer=self.view_panel.layer_ready, on_static=self._static_drawn) if stream else None
+        self.loader = SceneLoader(self.server, session, bridge, self.view_panel.view, redraw=self.view_panel.redraw,
+                                  on_static=lambda: self.view_panel.settle_mode() and self._build_ui()) if stream else None  # auto: local if it fits
         self.view: SceneView = self.view_panel.view
-        self.view_mode = self.view_panel.view_mode
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)
         self.view_panel.drawn.connect(self._on_drawn)
@@ -128,13 +124,6 @@ class TwinApp(TrameApp):
         """One live tick now, in the calling thread (the server ticks in the session's thread); False if it failed (logged, shown)."""
         return self.session.safe_tick(now)
 
-    def _static_drawn(self) -> None:
-        """Every static layer is drawn: in ``auto`` mode, a scene the browser can hold moves to the local view."""
-        if self.view_panel.settle_mode():
-            self.view_mode = self.view_panel.view_mode
-            self._build_ui()
-            self.view_panel.update_view()
-
     def _start_live(self, **_: Any) -> None:
         self.bridge.attach()
         if self.loader is not None:
@@ -147,6 +136,7 @@ class TwinApp(TrameApp):
         self.bridge.detach()
 
     def _build_ui(self) -> None:
+        self.view_mode = self.view_panel.view_mode
         with SinglePageWithDrawerLayout(self.server, vuetify_config=_VUETIFY_CONFIG, width=320) as layout:
             self.ui = layout
             client.Style(resources.files("twin.app").joinpath("static", "twin.css").read_text(encoding="utf-8"))

@@ -27,6 +27,7 @@ from twin.app.bridge import LoopBridge
 from twin.errors import TwinError
 from twin.layer import Layer
 from twin.live import LiveLayer
+from twin.render.view import SceneView
 from twin.session import Session
 
 __all__ = ["SceneLoader"]
@@ -39,15 +40,16 @@ Status = Literal["loading", "waiting", "polling", "ready", "failed"]
 class SceneLoader(TrameComponent):
     """Loads a session's scene after the page is served, showing each layer's progress in the page.
 
-    ``on_layer(layer_id)``: called on the server's loop when a static layer is built (draw it);
-    ``on_static()``: called on the loop once every static layer is built, before the first poll;
+    ``view``: the view whose :attr:`~twin.render.view.SceneView.pending` layers this builds; ``redraw()``: called
+    on the server's loop when one of them is built and no longer pending; ``on_static()``: called on the
+    loop once every static layer is built, before the first poll;
     ``workers``: threads building layers (default: the CPU count, at most 4).
     """
 
-    def __init__(self, server: Any, session: Session, bridge: LoopBridge, *, on_layer: Callable[[str], None], on_static: Callable[[], None],
+    def __init__(self, server: Any, session: Session, bridge: LoopBridge, view: SceneView, *, redraw: Callable[[], None], on_static: Callable[[], object],
                  workers: int | None = None) -> None:
         super().__init__(server)
-        self.session, self.bridge, self.on_layer, self.on_static = session, bridge, on_layer, on_static
+        self.session, self.bridge, self.view, self.redraw, self.on_static = session, bridge, view, redraw, on_static
         self.workers = workers or min(os.cpu_count() or 2, 4)
         self._rows: dict[str, dict[str, str]] = {
             layer.id: {"id": layer.id, "title": layer.title or layer.id, "status": "waiting" if isinstance(layer, LiveLayer) else "loading", "message": ""}
@@ -67,7 +69,7 @@ class SceneLoader(TrameComponent):
     def _run(self) -> None:
         live = self.session.live_layers()
         try:
-            self._build_static([layer for layer in self.session.scene.layers if not isinstance(layer, LiveLayer)])
+            self._build_static([layer for layer in self.session.scene.layers if layer.id in self.view.pending])
             self.bridge.soon(self.on_static)
             if live:
                 self._poll(live)
@@ -86,7 +88,12 @@ class SceneLoader(TrameComponent):
             for future in as_completed(builds):
                 layer_id, error = builds[future].id, future.result()
                 self._set(layer_id, "failed" if error else "ready", error)
-                self.bridge.soon(lambda layer_id=layer_id: self.on_layer(layer_id))
+                self.bridge.soon(lambda layer_id=layer_id: self._draw(layer_id))
+
+    def _draw(self, layer_id: str) -> None:
+        """On the loop: one built layer is no longer pending; draw it."""
+        self.view.pending.discard(layer_id)
+        self.redraw()
 
     def _poll(self, live: list[LiveLayer]) -> None:
         """The live layers' first poll (the session shows its own error if it fails)."""

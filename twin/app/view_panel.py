@@ -8,13 +8,7 @@ State keys: ``twin_view_mode``, ``twin_cells``, ``twin_fatal``, ``twin_errors``,
 ``twin_block_ticks`` (live H3 ticks as a few bytes per cell, applied by static/block_ticks.js).
 ``TWIN_LOCAL_TICKS=0`` sends ticks the old way (the whole changed arrays; the benchmark's baseline).
 
-Remote images are JPEG, :data:`STILL_QUALITY` at rest at the view box's size times the browser's
-device pixel ratio (at most :data:`MAX_PIXEL_RATIO`), :data:`MOVING_QUALITY` at :data:`MOVING_RATIO`
-of the box's CSS size while the camera moves. A frame is rendered and encoded once on the server
-and the same bytes go to every browser watching (trame-vtk publishes one image to all subscribers);
-the server keeps one image size per view, so browsers of different sizes get the last one asked for.
-With ``load=False`` the widget is in the page from the start and shows the layers as they come
-(:meth:`ViewPanel.layer_ready`); ``auto`` shows images until :meth:`ViewPanel.settle_mode` decides.
+Streamed start-up (``load=False``): static layers are pending until built (:mod:`twin.app.startup`); remote images: :mod:`twin.app.remote_view`.
 """
 
 from __future__ import annotations
@@ -40,7 +34,9 @@ from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 from twin.app.block_ticks import SCRIPT, BlockTicks
 from twin.app.bridge import LoopBridge
 from twin.app.live import shows_labels
+from twin.app.remote_view import remote_view
 from twin.errors import TwinError
+from twin.live import LiveLayer
 from twin.plugins import layer_types
 from twin.render.view import SceneView
 from twin.session import CameraChange, CameraPose, Focus, Selection, Session, fly_to
@@ -50,10 +46,6 @@ __all__ = ["ViewMode", "ViewPanel"]
 log = logging.getLogger(__name__)
 
 ViewMode = Literal["auto", "remote", "local"]
-STILL_QUALITY, MOVING_QUALITY, MOVING_RATIO = 30, 20, 0.5
-"""JPEG quality (0-100) of the remote image at rest and while the camera moves; the moving image's share of the view box's side."""
-MAX_PIXEL_RATIO = 2
-"""The still image is the view box's CSS size times the device pixel ratio, up to this (a 4K wall at 3x would send 9x the pixels)."""
 HELP_COLORS = {"reach": "#00e5ff", "pump": "#ffd60a", "rescue_team": "#ff7b00", "materials": "#b5ff3b", "alert": "#ff2d55", "picked": "#ffffff"}
 
 
@@ -65,7 +57,6 @@ class ViewPanel(TrameComponent):
 
     def __init__(self, server: Any, session: Session, bridge: LoopBridge, *, view_mode: ViewMode, triangle_budget: int, size: tuple[int, int],
                  load: bool = True) -> None:
-        """``load``: draw the scene now (False: every layer is pending until :meth:`layer_ready`; a streamed start-up)."""
         super().__init__(server)
         if view_mode not in ("auto", "remote", "local"):
             raise TwinError(f"view mode {view_mode!r} is not one of auto, remote, local")
@@ -80,14 +71,9 @@ class ViewPanel(TrameComponent):
         self._widget: Any = None
         self._requested_mode, self._triangle_budget = view_mode, triangle_budget
         self.view_mode: Literal["remote", "local"] = "remote"  # auto: images until settle_mode() decides
-        self.fatal: str | None = None
-        if view_mode == "local":
-            self._go_local()
-        if load:
-            self.fatal = self._sync()
-            self.settle_mode()
-        else:
-            self.view.pending = {layer.id for layer in self.scene.layers}
+        self.view.pending = set() if load else {layer.id for layer in self.scene.layers if not isinstance(layer, LiveLayer)}  # live: drawn empty
+        self.fatal = self._sync()
+        self.settle_mode()
         self.block_ticks = BlockTicks(self.view)
         self.block_ticks.publish(self.state, time.time())
         self.state.update({"twin_view_mode": self.view_mode, "twin_cameras": list(self.scene.cameras), "twin_camera": self.scene.camera,
@@ -99,27 +85,14 @@ class ViewPanel(TrameComponent):
         session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show_selection(selection)))
 
     def settle_mode(self) -> bool:
-        """Choose the view mode for the layers drawn now (``auto``: local under the triangle budget); True if it changed to local.
-
-        A change needs the page's widget made again (:meth:`ui`).
-        """
-        if self._choose_mode(self._requested_mode, self._triangle_budget) == self.view_mode:
+        """Choose the view mode (``auto``: once no layer is pending, local under the triangle budget); True if it became local: the page needs :meth:`ui` again."""
+        if self.view_mode == "local" or (self.view.pending and self._requested_mode == "auto") or self._choose_mode(self._requested_mode, self._triangle_budget) == "remote":
             return False
-        self._go_local()
+        self.view_mode, self.view.direct_colors = "local", True  # vtk.js shows colours given per cell, not through our lookup tables
+        self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
         self.fatal = self._sync()
         self.state.twin_view_mode = self.view_mode
         return True
-
-    def _go_local(self) -> None:
-        """vtk.js shows colours given per cell, not through our lookup tables."""
-        self.view_mode = "local"
-        self.view.direct_colors = True
-        self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
-
-    def layer_ready(self, layer_id: str) -> None:
-        """A pending layer was built elsewhere: draw it now."""
-        self.view.pending.discard(layer_id)
-        self.redraw()
 
     def _choose_mode(self, mode: ViewMode, budget: int) -> Literal["remote", "local"]:
         if mode != "auto":
@@ -299,11 +272,7 @@ class ViewPanel(TrameComponent):
     def ui(self) -> None:
         """The view widget and its error badges (inside the page's view box)."""
         if self.view_mode == "remote":
-            self._widget = vtk_widgets.VtkRemoteView(
-                self.view.window, ref="twin_view", interactive_ratio=MOVING_RATIO, interactive_quality=MOVING_QUALITY, still_quality=STILL_QUALITY,
-                still_ratio=(f"Math.min(window.devicePixelRatio || 1, {MAX_PIXEL_RATIO})",),
-                picking_modes=("twin_picking",), click=(self.on_click, "[$event]"), style="width: 100%; height: 100%;",
-            )
+            self._widget = remote_view(self.view.window, ref="twin_view", picking_modes=("twin_picking",), click=(self.on_click, "[$event]"))
         else:
             client.Script(SCRIPT.read_text(encoding="utf-8"))
             self._widget = vtk_widgets.VtkLocalView(
