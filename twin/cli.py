@@ -209,7 +209,7 @@ def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, o
         return
     from twin.app.server import TwinApp
 
-    app = TwinApp(scene, view_mode=view)
+    app = TwinApp(scene, view_mode=view, stream=True)  # the page first, the scene loads behind it
     how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
     click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ ({how}Ctrl+C stops)")
     app.start(host=host, port=port, open_browser=open_browser, access=access)

@@ -30,7 +30,7 @@ class LegendPanel(TrameComponent):
         super().__init__(server)
         self.session, self.view = session, view
         self._legends: dict[str, dict[str, Any]] | None = None
-        self._errors: set[str] = set()
+        self._left_out: tuple[set[str], set[str]] = (set(), set())  # (failed, pending) layers when the legends were collected
         self.refresh()
         session.layer_changed.connect(self._restyled)
 
@@ -43,7 +43,7 @@ class LegendPanel(TrameComponent):
     def _collect(self) -> dict[str, dict[str, Any]]:
         legends: dict[str, dict[str, Any]] = {}
         for layer in self.session.scene.layers:
-            if layer.id in self.view.errors:
+            if layer.id in self.view.errors or layer.id in self.view.pending:
                 continue
             try:
                 legend = layer.visual(self.session.scene.frame).style.legend
@@ -60,9 +60,9 @@ class LegendPanel(TrameComponent):
         with self.session.lock:
             if fatal:
                 self._legends = {}
-            elif self._legends is None or set(self.view.errors) != self._errors:  # a layer failed or came back
+            elif self._legends is None or (set(self.view.errors), set(self.view.pending)) != self._left_out:  # a layer failed, came back or came in
                 self._legends = self._collect()
-                self._errors = set(self.view.errors)
+                self._left_out = (set(self.view.errors), set(self.view.pending))
             visible = {layer.id for layer in self.session.scene.layers if layer.visible}
         self.state.twin_legends = [lg for lid, lg in self._legends.items() if lid in visible]
 

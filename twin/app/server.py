@@ -22,8 +22,7 @@ import datetime as dt
 import itertools
 import logging
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
 from twin.app.source_badges import SourceBadges
+from twin.app.startup import SceneLoader
 from twin.app.theme import VUETIFY_CONFIG
 from twin.app.time_bar import TimeBar
 from twin.app.view_panel import ViewMode, ViewPanel
@@ -65,6 +65,7 @@ class TwinApp(TrameApp):
     a layer with id ``resources`` is used without being named. ``state_dir``: where the session
     keeps alert history and acknowledgements across restarts (None: in memory). ``lang``: the page's
     language (a key of :data:`twin.app.i18n.LANGUAGES`), or None to follow each browser's language.
+    ``stream``: the page first, the scene loads behind it (:mod:`.startup`).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class TwinApp(TrameApp):
         resource_layers: Sequence[str] | None = None,
         state_dir: str | Path | None = None,
         lang: str | None = None,
+        stream: bool = False,
     ) -> None:
         self.session = Session(scene, tick_seconds=tick_seconds, resource_layers=resource_layers, state_dir=state_dir)
         super().__init__(server=get_server(server or f"twin-app-{next(_server_ids)}", client_type="vue3"))
@@ -89,11 +91,12 @@ class TwinApp(TrameApp):
         self.time_bar = TimeBar(self.server, session, bridge)
         self.alerts = AlertsPanel(self.server, session, bridge)
         self.pick_card = PickCard(self.server, session, bridge)
-        if session.live_layers():  # poll once before the first picture so live layers show data straight away
+        if session.live_layers() and not stream:  # poll once before the first picture so live layers show data straight away
             session.safe_tick()
-        self.view_panel = ViewPanel(self.server, session, bridge, view_mode=view_mode, triangle_budget=triangle_budget, size=size)
+        self.view_panel = ViewPanel(self.server, session, bridge, view_mode=view_mode, triangle_budget=triangle_budget, size=size, load=not stream)
+        self.loader = SceneLoader(self.server, session, bridge, self.view_panel.view, redraw=self.view_panel.redraw,
+                                  on_static=lambda: self.view_panel.settle_mode() and self._build_ui()) if stream else None  # auto: local if it fits
         self.view: SceneView = self.view_panel.view
-        self.view_mode = self.view_panel.view_mode
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)
         self.source_badges = SourceBadges(self.server, session, bridge)
@@ -121,7 +124,9 @@ class TwinApp(TrameApp):
 
     def _start_live(self, **_: Any) -> None:
         self.bridge.attach()
-        if self.session.live_layers():
+        if self.loader is not None:
+            self.loader.start()  # builds the layers, polls once, then ticks
+        elif self.session.live_layers():
             self.session.start()
 
     def _stop_live(self, **_: Any) -> None:
@@ -129,6 +134,7 @@ class TwinApp(TrameApp):
         self.bridge.detach()
 
     def _build_ui(self) -> None:
+        self.view_mode = self.view_panel.view_mode
         with SinglePageWithDrawerLayout(self.server, vuetify_config=VUETIFY_CONFIG, width=320) as layout:
             self.ui = layout
             client.Style(resources.files("twin.app").joinpath("static", "twin.css").read_text(encoding="utf-8"))
@@ -163,6 +169,8 @@ class TwinApp(TrameApp):
             with layout.content, html.Div(classes="twin-main", id="twin-main"):
                 with html.Div(classes="twin-view", id="twin-view"):
                     self.view_panel.ui()
+                    if self.loader is not None:
+                        self.loader.ui()
                     self.legend.ui()
                     self.pick_card.ui()
                     self.source_badges.ui(only_stale=True)
@@ -174,21 +182,12 @@ class TwinApp(TrameApp):
         ``access``: who may connect (default: :func:`~twin.app.access.access_policy` for ``host``, with ``$TWIN_TOKEN``);
         raises AccessError for a non-loopback ``host`` without a token.
         """
+        saved_argv, sys.argv = sys.argv, sys.argv[:1]  # hide our command line from trame's argument parser (TRAME_ARGS still applies)
         try:
             self.ctrl.on_server_bind.add((access or access_policy(host, port)).install)
-            with _trame_argv():
-                self.server.start(host=host, port=port, open_browser=open_browser, timeout=0, show_connection_info=False)
+            self.server.start(host=host, port=port, open_browser=open_browser, timeout=0, show_connection_info=False)
         finally:
+            sys.argv = saved_argv
             self.session.close()
             self.view.close()
 
-
-@contextmanager
-def _trame_argv() -> Iterator[None]:
-    """Hide our own command line from trame's argument parser (``TRAME_ARGS`` still applies)."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved

@@ -7,6 +7,8 @@ State keys: ``twin_view_mode``, ``twin_cells``, ``twin_fatal``, ``twin_errors``,
 ``twin_picking``, ``twin_cameras``, ``twin_camera``; in local mode ``twin_block_layouts`` and
 ``twin_block_ticks`` (live H3 ticks as a few bytes per cell, applied by static/block_ticks.js).
 ``TWIN_LOCAL_TICKS=0`` sends ticks the old way (the whole changed arrays; the benchmark's baseline).
+
+Streamed start-up (``load=False``): static layers are pending until built (:mod:`twin.app.startup`); remote images: :mod:`twin.app.remote_view`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import geopandas as gpd
-import shapely
 from psygnal import Signal
 from trame.app import TrameComponent
 from trame.decorators import change, controller
@@ -33,7 +34,10 @@ from twin.app.block_ticks import SCRIPT, BlockTicks
 from twin.app.bridge import LoopBridge
 from twin.app.i18n import tr_expr, tr_fmt
 from twin.app.live import shows_labels
+from twin.app.picking import marker, pick_along_ray
+from twin.app.remote_view import remote_view
 from twin.errors import TwinError
+from twin.live import LiveLayer
 from twin.plugins import layer_types
 from twin.render.lod import LodSettings, choose_view_mode
 from twin.render.view import SceneView
@@ -54,7 +58,8 @@ class ViewPanel(TrameComponent):
     drawn = Signal()
     """Emitted (on the loop) after each redraw: layer errors and legends may have changed."""
 
-    def __init__(self, server: Any, session: Session, bridge: LoopBridge, *, view_mode: ViewMode, triangle_budget: int, size: tuple[int, int]) -> None:
+    def __init__(self, server: Any, session: Session, bridge: LoopBridge, *, view_mode: ViewMode, triangle_budget: int, size: tuple[int, int],
+                 load: bool = True) -> None:
         super().__init__(server)
         if view_mode not in ("auto", "remote", "local"):
             raise TwinError(f"view mode {view_mode!r} is not one of auto, remote, local")
@@ -70,14 +75,12 @@ class ViewPanel(TrameComponent):
         self._camera_at_press: tuple[float, ...] | None = None
         self._press_xy: tuple[float, float] | None = None
         self._widget: Any = None
+        self._requested_mode, self._triangle_budget = view_mode, triangle_budget
+        self.view_mode: Literal["remote", "local"] = "remote"  # auto: images until settle_mode() decides
+        self.view.pending = set() if load else {layer.id for layer in self.scene.layers if not isinstance(layer, LiveLayer)}  # live: drawn empty
         self.fatal = self._sync()
-        self.view_mode: Literal["remote", "local"] = self._choose_mode(view_mode, triangle_budget)
-        if self.view_mode == "local":  # vtk.js shows colours given per cell, not through our lookup tables
-            self.view.direct_colors = True
-            self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
-            self.fatal = self._sync()
-        else:  # proxies of big layers while the camera moves (the browser's drag reaches VTK's interactor style)
-            self.view.lod = LodSettings()
+        self.view.lod = LodSettings()  # remote: lighter tiles of big layers while the camera moves (the browser's drag reaches VTK's style)
+        self.settle_mode()
         self.block_ticks = BlockTicks(self.view)
         self.block_ticks.publish(self.state, time.time())
         self.state.update({"twin_view_mode": self.view_mode, "twin_cameras": list(self.scene.cameras), "twin_camera": self.scene.camera,
@@ -87,6 +90,16 @@ class ViewPanel(TrameComponent):
         session.camera_changed.connect(lambda change: bridge.soon(lambda: self._apply_camera(change)))
         session.focus_changed.connect(lambda focus: bridge.soon(lambda: self._show_focus(focus)))
         session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show_selection(selection)))
+
+    def settle_mode(self) -> bool:
+        """Choose the view mode (``auto``: once no layer is pending, local under the triangle budget); True if it became local: the page needs :meth:`ui` again."""
+        if self.view_mode == "local" or (self.view.pending and self._requested_mode == "auto") or self._choose_mode(self._requested_mode, self._triangle_budget) == "remote":
+            return False
+        self.view_mode, self.view.direct_colors, self.view.lod = "local", True, None  # vtk.js shows colours given per cell, not through our LUTs
+        self.view.cell_ticks = os.environ.get("TWIN_LOCAL_TICKS", "1") != "0"
+        self.fatal = self._sync()
+        self.state.twin_view_mode = self.view_mode
+        return True
 
     def _choose_mode(self, mode: ViewMode, budget: int) -> Literal["remote", "local"]:
         """``auto``: the browser-side view only when it can hold the scene (see :func:`twin.render.lod.choose_view_mode`)."""
@@ -183,14 +196,14 @@ class ViewPanel(TrameComponent):
         located = focus is not None and focus.lon is not None and focus.lat is not None
         self._overlay("help_within_reach", focus.reach if located and focus is not None else None,
                       title="救援力量 Help within reach", point_size=18, line_width=3, elevation=4)
-        marker = _points("alert", focus.lon, focus.lat) if located and focus is not None else None
-        self._overlay("focused_alert", marker, point_size=24, elevation=5)
+        alert_marker = marker("alert", focus.lon, focus.lat) if located and focus is not None else None
+        self._overlay("focused_alert", alert_marker, point_size=24, elevation=5)
         self.redraw()
 
     def _show_selection(self, selection: Selection | None) -> None:
         """A marker where the selected feature was picked."""
-        marker = _points("picked", selection.lon, selection.lat) if selection is not None else None
-        self._overlay("picked_feature", marker, point_size=10, elevation=6)
+        picked_marker = marker("picked", selection.lon, selection.lat) if selection is not None else None
+        self._overlay("picked_feature", picked_marker, point_size=10, elevation=6)
         self.redraw()
 
     def _on_wheel(self, *_: Any) -> None:
@@ -235,26 +248,7 @@ class ViewPanel(TrameComponent):
         if press is not None and math.hypot(press[0] - at[0], press[1] - at[1]) > 6:
             return  # the press started a rotation/pan
         near, far = event["ray"]
-        self.show_pick(lambda: self._pick_along_ray(near, far))
-
-    def _pick_along_ray(self, near: list[float], far: list[float]) -> dict[str, Any] | None:
-        """Pick at the centre pixel of a server camera looking along near -> far, then restore it."""
-        camera = self.view.renderer.GetActiveCamera()
-        saved = (camera.GetPosition(), camera.GetFocalPoint(), camera.GetViewUp())
-        direction = [f - n for n, f in zip(near, far)]
-        length = math.sqrt(sum(d * d for d in direction)) or 1.0
-        try:
-            camera.SetPosition(*near)
-            camera.SetFocalPoint(*far)
-            camera.SetViewUp(*((0.0, 0.0, 1.0) if abs(direction[2] / length) < 0.9 else (0.0, 1.0, 0.0)))
-            self.view.renderer.ResetCameraClippingRange()
-            width, height = self.view.window.GetSize()
-            return self.view.pick(width // 2, height // 2)
-        finally:
-            camera.SetPosition(*saved[0])
-            camera.SetFocalPoint(*saved[1])
-            camera.SetViewUp(*saved[2])
-            self.view.renderer.ResetCameraClippingRange()
+        self.show_pick(lambda: pick_along_ray(self.view, near, far))
 
     def show_pick(self, pick: Callable[[], dict[str, Any] | None]) -> None:
         """Run a pick (under the session's lock) and select what it hit (or nothing)."""
@@ -272,10 +266,7 @@ class ViewPanel(TrameComponent):
     def ui(self) -> None:
         """The view widget and its error badges (inside the page's view box)."""
         if self.view_mode == "remote":
-            self._widget = vtk_widgets.VtkRemoteView(
-                self.view.window, ref="twin_view", interactive_ratio=0.5, interactive_quality=60, still_quality=92,
-                picking_modes=("twin_picking",), click=(self.on_click, "[$event]"), style="width: 100%; height: 100%;",
-            )
+            self._widget = remote_view(self.view.window, ref="twin_view", picking_modes=("twin_picking",), click=(self.on_click, "[$event]"))
         else:
             client.Script(SCRIPT.read_text(encoding="utf-8"))
             self._widget = vtk_widgets.VtkLocalView(
@@ -293,9 +284,3 @@ class ViewPanel(TrameComponent):
                 classes="twin-error-badge ma-1", raw_attrs=[':data-layer-id="err.id"'],
             )
 
-
-def _points(kind: str, lon: float | None, lat: float | None) -> gpd.GeoDataFrame | None:
-    """One marker (EPSG:4326) of ``kind`` at (lon, lat); None without a location."""
-    if lon is None or lat is None:
-        return None
-    return gpd.GeoDataFrame({"kind": [kind]}, geometry=[shapely.Point(lon, lat)], crs="EPSG:4326")

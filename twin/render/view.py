@@ -139,6 +139,8 @@ class SceneView:
         """After :meth:`sync`: whether anything besides block ticks changed (a browser-side view needs the scene again)."""
         self._signature: tuple[object, ...] = ()
         self.errors: dict[str, LayerError] = {}
+        self.pending: set[str] = set()
+        """Ids of scene layers still being built elsewhere (a streamed start-up): :meth:`sync` leaves them out until they are ready."""
         self.renderer = vtkRenderer()
         self.window = vtkRenderWindow()
         self.window.SetOffScreenRendering(1 if offscreen else 0)
@@ -170,10 +172,12 @@ class SceneView:
 
     # -- keeping actors in step with the scene -------------------------------------------
     def sync(self) -> None:
-        """Bring every actor up to date with the scene's layers; failures are recorded, not fatal."""
+        """Bring every actor up to date with the scene's layers (except :attr:`pending` ones); failures are recorded, not fatal."""
         frame = self.scene.frame
-        seen = set()
+        seen, before = set(), set(self._drawn)
         for order, layer in enumerate([*self.scene.layers, *self.overlays.values()]):
+            if layer.id in self.pending:
+                continue
             seen.add(layer.id)
             try:
                 visual = layer.visual(frame)
@@ -198,6 +202,9 @@ class SceneView:
         self._update_tiles()
         if not self._camera_set:
             self.set_camera(self.scene.camera)
+            self._camera_set = self.scene.camera is not None or not self.pending  # framing all data waits for every layer
+        elif set(self._drawn) - before:  # a layer came in: near/far planes around it too
+            self._reset_clipping()
         signature = self._scene_signature()
         self.scene_changed, self._signature = signature != self._signature, signature
 

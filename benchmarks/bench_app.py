@@ -1,0 +1,345 @@
+"""Benchmark: the browser app as a user meets it, each figure beside a baseline measured in the same run.
+
+The baseline is the code before this benchmark was added (``--baseline-ref``, default: the parent
+of the commit that added this file, i.e. the start-up and remote settings as they were), unpacked
+with ``git archive`` into a temporary folder and run with the same interpreter (``PYTHONPATH``
+points there first); its kernels are compiled once (``twin warmup``) before anything is timed.
+Runs of today's code and of the baseline alternate, so both meet the same machine load; each
+figure is the median of ``--repeats`` runs.
+
+Figures (``--only`` picks some, comma-separated; :data:`FIGURES` maps names to functions, and
+other figures join it the same way):
+
+- ``startup``: seconds from starting ``twin serve scenes/demo.yaml`` (warm install) to the
+  district visible in headless Chromium, checked on the view's pixels (the browser is already
+  open, as a user's is), and to the port listening. Goal ≤ 3 s.
+- ``remote``: bytes of the remote view's JPEG frames on the websocket (Chromium's CDP frames)
+  with the view box at 1920×1080 CSS pixels: the still image, and the frames while the camera
+  orbits (a mouse drag), with orbit frames per second on this machine's CPU renderer. Goal:
+  still ≤ 150 kB, less while moving.
+
+    python benchmarks/bench_app.py                          # every figure
+    python benchmarks/bench_app.py --only startup --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+DEMO = REPO / "scenes" / "demo.yaml"
+DRAWER_PX, TOOLBAR_PX, TIMEBAR_PX = 320, 48, 60  # the page around the view box (server.py, twin.css)
+STARTUP_GOAL_S, STILL_GOAL_KB = 3.0, 150.0
+
+
+@dataclass
+class Bench:
+    """What every figure gets: the browser, the two code trees and the run's settings."""
+
+    browser: Any
+    baseline: Path
+    repeats: int
+    timeout: float
+
+
+@dataclass
+class Served:
+    """A ``twin serve`` process started at ``t0`` (perf_counter seconds)."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    t0: float
+    log: Path
+
+
+@dataclass
+class Frames:
+    """JPEG images received on the websocket, with arrival times and pixel sizes."""
+
+    sizes: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    shapes: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, payload: bytes | str) -> None:
+        if isinstance(payload, bytes) and (start := payload.find(b"\xff\xd8\xff")) >= 0:
+            self.sizes.append(len(payload) - start)
+            self.times.append(time.perf_counter())
+            self.shapes.append(jpeg_shape(payload[start:]))
+
+
+def jpeg_shape(jpeg: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment (walking the segments); (0, 0) if there is none."""
+    at = 2
+    while at + 9 <= len(jpeg) and jpeg[at] == 0xFF:
+        marker, length = jpeg[at + 1], int.from_bytes(jpeg[at + 2 : at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(jpeg[at + 7 : at + 9], "big"), int.from_bytes(jpeg[at + 5 : at + 7], "big")
+        at += 2 + length
+    return 0, 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def baseline_tree(ref: str | None) -> Path:
+    """The repository at ``ref`` (default: before this benchmark existed) in a temporary folder, kernels compiled."""
+    if ref is None:
+        added = subprocess.run(["git", "log", "--diff-filter=A", "--format=%H", "--", "benchmarks/bench_app.py"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.split()
+        ref = f"{added[-1]}^" if added else "HEAD"
+    folder = Path(tempfile.mkdtemp(prefix="twin-baseline-"))
+    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    (folder / "twin_layers").symlink_to(folder / "layers")  # the plugins of that tree, not the installed ones
+    print(f"baseline: {ref} in {folder}; compiling its kernels (twin warmup) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "twin.cli", "warmup"], cwd=folder, env=_env(folder), check=True, capture_output=True)
+    return folder
+
+
+def _env(tree: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+@contextmanager
+def serve(scene: Path, tree: Path, view: str = "auto") -> Iterator[Served]:
+    """``twin serve SCENE`` from the code in ``tree``; stopped on exit."""
+    port = _free_port()
+    log = Path(tempfile.mkstemp(prefix="twin-serve-", suffix=".log")[1])
+    t0 = time.perf_counter()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", view, "--no-browser"],
+                                cwd=tree, stdout=out, stderr=subprocess.STDOUT, env=_env(tree))
+    try:
+        yield Served(proc, f"http://127.0.0.1:{port}/", t0, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.unlink(missing_ok=True)
+
+
+class Timeout(Exception):
+    """A figure's run did not finish in time (the run is reported and left out)."""
+
+
+def wait_listening(served: Served, timeout: float) -> float:
+    """Seconds from process start until the port accepts connections."""
+    port = int(served.url.rsplit(":", 1)[1].strip("/"))
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if served.proc.poll() is not None:
+            raise Timeout(f"twin serve exited:\n{served.log.read_text(errors='replace')[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return time.perf_counter() - served.t0
+        except OSError:
+            time.sleep(0.01)
+    raise Timeout(f"twin serve did not listen within {timeout:g} s")
+
+
+def view_pixels(page: Any) -> np.ndarray:
+    """The 3D view box as RGB, HTML overlays (legend, loading card) painted the page's background colour."""
+    from PIL import Image
+
+    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#0a1020", timeout=10_000)
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def district_visible(pixels: np.ndarray) -> bool:
+    """The district is drawn: ≥ 3 % of the view is light grey building walls/roofs (the ``bone`` colormap; the sky gradient is dark blue)."""
+    light_grey = (pixels.min(axis=2) > 120) & (np.ptp(pixels, axis=2) < 40)
+    return float(light_grey.mean()) >= 0.03
+
+
+def page_for(browser: Any, width: int, height: int, frames: Frames | None = None) -> Any:
+    """A page whose view box is ``width`` × ``height`` CSS pixels, recording the JPEG frames on its websocket."""
+    page = browser.new_page(viewport={"width": width + DRAWER_PX, "height": height + TOOLBAR_PX + TIMEBAR_PX})
+    if frames is not None:
+        page.on("websocket", lambda ws: ws.on("framereceived", frames.add))
+    return page
+
+
+def fit_view_box(page: Any, width: int, height: int) -> None:
+    """Resize the page so that the view box is ``width`` × ``height`` CSS pixels."""
+    box, viewport = page.locator("#twin-view").bounding_box(), page.viewport_size
+    page.set_viewport_size({"width": round(viewport["width"] + width - box["width"]), "height": round(viewport["height"] + height - box["height"])})
+
+
+def wait_district(page: Any, timeout: float) -> None:
+    """Poll the view's pixels until the district shows; raises Timeout."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.perf_counter() + timeout
+    while True:
+        try:
+            if district_visible(view_pixels(page)):
+                return
+        except PlaywrightError as exc:  # a screenshot that timed out on a loaded machine: try again until the deadline
+            print(f"  (screenshot: {str(exc).splitlines()[0]})", flush=True)
+        if time.perf_counter() > deadline:
+            raise Timeout(f"the district did not appear within {timeout:g} s")
+        time.sleep(0.03)
+
+
+def time_to_pixels(bench: Bench, tree: Path, scene: Path = DEMO) -> tuple[float, float]:
+    """(seconds to the port listening, seconds to the district visible on pixels) from ``twin serve`` start."""
+    page = page_for(bench.browser, 1280, 720)
+    try:
+        with serve(scene, tree) as served:
+            listening = wait_listening(served, bench.timeout)
+            page.goto(served.url, timeout=bench.timeout * 1000)
+            wait_district(page, bench.timeout)
+            return listening, time.perf_counter() - served.t0
+    finally:
+        page.close()
+
+
+def _wait_frame(page: Any, frames: Frames, after: int, shape: tuple[int, int], timeout: float) -> int:
+    """Index of the first frame of ``shape`` received after frame ``after`` (the still image once it comes); raises Timeout."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        found = [i for i in range(after, len(frames.shapes)) if frames.shapes[i] == shape]
+        if found:
+            return found[0]
+        page.wait_for_timeout(100)  # websocket events are delivered while Playwright waits
+    raise Timeout(f"no {shape[0]}x{shape[1]} image within {timeout:g} s")
+
+
+def remote_frames(bench: Bench, tree: Path, scene: Path = DEMO, width: int = 1920, height: int = 1080, orbit_s: float = 4.0) -> dict[str, float]:
+    """Still and moving JPEG sizes (kB) at ``width`` × ``height`` and orbit frames per second (a drag of ``orbit_s`` s).
+
+    The still image is the last one at the view box's full size; moving frames are those smaller,
+    received during the drag; after the drag the next full-size image is the settled one.
+    """
+    frames = Frames()
+    page = page_for(bench.browser, width, height, frames)
+    try:
+        with serve(scene, tree, view="remote") as served:
+            wait_listening(served, bench.timeout)
+            page.goto(served.url, timeout=bench.timeout * 1000)
+            wait_district(page, bench.timeout)
+            fit_view_box(page, width, height)  # drawers (the alerts panel) take their share of the page
+            page.wait_for_timeout(3000)  # after the live layers' first poll
+            at = _wait_frame(page, frames, len(frames.shapes) - 1, (width, height), bench.timeout)
+            still = frames.sizes[max(i for i in range(at, len(frames.shapes)) if frames.shapes[i] == (width, height))]
+            box = page.locator("#twin-view").bounding_box()
+            cx, cy = box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2  # left of the legend and any drawer
+            page.mouse.move(cx, cy)
+            page.mouse.down()
+            start, before = time.perf_counter(), len(frames.sizes)
+            step = 0
+            while time.perf_counter() - start < orbit_s:
+                step += 1
+                page.mouse.move(cx + 300 * np.sin(step / 15), cy + 60 * np.cos(step / 15))
+                page.wait_for_timeout(16)
+            elapsed = time.perf_counter() - start
+            moving = [size for size, shape in zip(frames.sizes[before:], frames.shapes[before:], strict=True) if shape[0] < width]
+            end = len(frames.sizes)
+            page.mouse.up()
+            settled = frames.sizes[_wait_frame(page, frames, end, (width, height), bench.timeout)]
+    finally:
+        page.close()
+    return {"still_kb": still / 1e3, "moving_kb": float(np.median(moving)) / 1e3 if moving else float("nan"),
+            "after_orbit_kb": settled / 1e3, "orbit_fps": len(moving) / elapsed}
+
+
+def _ratio(new: float, old: float) -> str:
+    return f"{new / old:.2f}x" if old else "-"
+
+
+def _medians(bench: Bench, label: str, run: Callable[[Path], dict[str, float]], repeats: int | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Median of each value over ``repeats`` (default ``bench.repeats``) runs of today's code and of the baseline, alternating."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    today: list[dict[str, float]] = []
+    base: list[dict[str, float]] = []
+    for i in range(repeats or bench.repeats):
+        for tree, runs in ((bench.baseline, base), (REPO, today)):
+            try:
+                runs.append(run(tree))
+            except (Timeout, PlaywrightError) as exc:
+                print(f"[{label}] run {i + 1} ({'baseline' if tree == bench.baseline else 'today'}) left out: {exc}", flush=True)
+    if not today or not base:
+        raise SystemExit(f"[{label}] no complete run of {'today' if not today else 'the baseline'}")
+    return ({key: statistics.median(r[key] for r in today) for key in today[0]},
+            {key: statistics.median(r[key] for r in base) for key in base[0]})
+
+
+def figure_startup(bench: Bench) -> None:
+    """Start-up to pixels, today vs baseline (warm: one untimed start of each fills the caches)."""
+    def run(tree: Path) -> dict[str, float]:
+        return dict(zip(("listening", "visible"), time_to_pixels(bench, tree), strict=True))
+
+    _medians(bench, "startup warm-up", run, repeats=1)
+    new, old = _medians(bench, "startup", run)
+    n = f"median of {bench.repeats}"
+    print(f"[startup] port listening: {new['listening']:.2f} s (baseline {old['listening']:.2f} s, {_ratio(new['listening'], old['listening'])}; {n})")
+    verdict = "OK" if new["visible"] <= STARTUP_GOAL_S else "over"
+    print(f"[startup] district visible on pixels: {new['visible']:.2f} s (baseline {old['visible']:.2f} s, {_ratio(new['visible'], old['visible'])}; {n}); "
+          f"goal <= {STARTUP_GOAL_S:g} s: {verdict}")
+
+
+def figure_remote(bench: Bench) -> None:
+    """Remote JPEG bytes (still, moving) at 1920x1080 and orbit fps, today vs baseline settings."""
+    new, old = _medians(bench, "remote", lambda tree: remote_frames(bench, tree))
+    for key, unit in (("still_kb", "kB"), ("moving_kb", "kB"), ("after_orbit_kb", "kB"), ("orbit_fps", "fps")):
+        print(f"[remote] {key}: {new[key]:.1f} {unit} (baseline {old[key]:.1f} {unit}, {_ratio(new[key], old[key])}; median of {bench.repeats})")
+    print(f"[remote] still goal <= {STILL_GOAL_KB:g} kB: {'OK' if new['still_kb'] <= STILL_GOAL_KB else 'over'}; "
+          f"moving < still: {'OK' if new['moving_kb'] < new['still_kb'] else 'no'}")
+
+
+FIGURES: dict[str, Callable[[Bench], None]] = {"startup": figure_startup, "remote": figure_remote}
+
+
+def main() -> None:
+    from browsing import chromium  # tests/ helper: Debian's Chromium, headless
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(FIGURES), help=f"comma-separated figures: {', '.join(FIGURES)}")
+    parser.add_argument("--baseline-ref", default=None, help="git ref of the baseline (default: before bench_app.py was added)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side per figure (the median is printed)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds one run may take before it is left out")
+    args = parser.parse_args()
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(FIGURES)
+    if unknown:
+        raise SystemExit(f"unknown figure(s) {', '.join(sorted(unknown))}; figures: {', '.join(FIGURES)}")
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    baseline = baseline_tree(args.baseline_ref)
+    with chromium() as browser:
+        bench = Bench(browser, baseline, max(args.repeats, 1), args.timeout)
+        for name in only:
+            started = time.perf_counter()
+            FIGURES[name](bench)
+            print(f"[{name}] took {time.perf_counter() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Start-up in the page's order: the page at once, each static layer as soon as it is built, live layers after their first poll.
+
+:class:`SceneLoader` builds the scene's static layers (reading sources, meshing) in worker
+threads, in parallel where the work allows, once the server listens; each built layer is drawn
+at once (on the server's loop: VTK is never used from the worker threads). When every static
+layer is in, the live layers are polled once, then tick as usual. Each layer's progress is shown
+in the page over the view (state ``twin_loading``: one row per layer with ``status`` ``loading`` /
+``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
+layer was built and the live layers were polled once. A layer that fails is shown failed here and
+as an error badge by the view; the others load on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Literal
+
+from trame.app import TrameComponent
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+
+from twin.app.bridge import LoopBridge
+from twin.errors import TwinError
+from twin.layer import Layer
+from twin.live import LiveLayer
+from twin.render.view import SceneView
+from twin.session import Session
+
+__all__ = ["SceneLoader"]
+
+log = logging.getLogger(__name__)
+
+Status = Literal["loading", "waiting", "polling", "ready", "failed"]
+
+
+class SceneLoader(TrameComponent):
+    """Loads a session's scene after the page is served, showing each layer's progress in the page.
+
+    ``view``: the view whose :attr:`~twin.render.view.SceneView.pending` layers this builds; ``redraw()``: called
+    on the server's loop when one of them is built and no longer pending; ``on_static()``: called on the
+    loop once every static layer is built, before the first poll;
+    ``workers``: threads building layers (default: the CPU count, at most 4).
+    """
+
+    def __init__(self, server: Any, session: Session, bridge: LoopBridge, view: SceneView, *, redraw: Callable[[], None], on_static: Callable[[], object],
+                 workers: int | None = None) -> None:
+        super().__init__(server)
+        self.session, self.bridge, self.view, self.redraw, self.on_static = session, bridge, view, redraw, on_static
+        self.workers = workers or min(os.cpu_count() or 2, 4)
+        self._rows: dict[str, dict[str, str]] = {
+            layer.id: {"id": layer.id, "title": layer.title or layer.id, "status": "waiting" if isinstance(layer, LiveLayer) else "loading", "message": ""}
+            for layer in session.scene.layers
+        }
+        self._thread: threading.Thread | None = None
+        self.done = threading.Event()
+        """Set once every layer was built and the live layers were polled once (or failed)."""
+        self.state.update({"twin_loading": list(self._rows.values()), "twin_loading_done": False})
+
+    def start(self) -> None:
+        """Build the layers in the background (call once the server's loop runs); returns at once."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="twin-startup", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        live = self.session.live_layers()
+        try:
+            self._build_static([layer for layer in self.session.scene.layers if layer.id in self.view.pending])
+            self.bridge.soon(self.on_static)
+            if live:
+                self._poll(live)
+        finally:
+            self.done.set()
+            self.bridge.soon(self._finish)
+        if live and self.bridge.serving:
+            self.session.start()  # live ticks from now on
+
+    def _build_static(self, layers: list[Layer]) -> None:
+        """Build ``layers`` in parallel; each is drawn as soon as it is built."""
+        if not layers:
+            return
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="twin-build") as pool:
+            builds = {pool.submit(self._build, layer): layer for layer in layers}
+            for future in as_completed(builds):
+                layer_id, error = builds[future].id, future.result()
+                self._set(layer_id, "failed" if error else "ready", error)
+                self.bridge.soon(lambda layer_id=layer_id: self._draw(layer_id))
+
+    def _draw(self, layer_id: str) -> None:
+        """On the loop: one built layer is no longer pending; draw it."""
+        self.view.pending.discard(layer_id)
+        self.redraw()
+
+    def _poll(self, live: list[LiveLayer]) -> None:
+        """The live layers' first poll (the session shows its own error if it fails)."""
+        for layer in live:
+            self._set(layer.id, "polling")
+        ok = self.session.safe_tick()
+        for layer in live:
+            self._set(layer.id, "ready" if ok else "failed", "" if ok else str(self.session.tick_error or ""))
+
+    def _build(self, layer: Layer) -> str:
+        """Build one layer's geometry and style now (cached by the layer); its one-line error, or ``""``."""
+        try:  # no lock: nothing else reads a pending layer (the view and the legend leave it out)
+            layer.visual(self.session.scene.frame)
+        except TwinError as exc:
+            return str(exc)
+        except Exception as exc:  # the view records it again, naming the layer; the page goes on
+            log.exception("layer %s failed to build", layer.id)
+            return f"{type(exc).__name__}: {exc}"
+        return ""
+
+    def _set(self, layer_id: str, status: Status, message: str = "") -> None:
+        self._rows[layer_id] = {**self._rows[layer_id], "status": status, "message": message}
+        rows = list(self._rows.values())
+        self.bridge.soon(lambda: self.state.update({"twin_loading": rows}))
+
+    def _finish(self) -> None:
+        self.state.twin_loading_done = True
+
+    def ui(self) -> None:
+        """The per-layer progress card (over the view until every layer is in)."""
+        with html.Div(v_if="!twin_loading_done", classes="twin-overlay twin-loading", id="twin-loading"):
+            html.Div("加载中 Loading the scene …", classes="twin-loading-title")
+            with html.Div(v_for="row in twin_loading", key="row.id", classes="twin-loading-layer",
+                          raw_attrs=[':data-layer-id="row.id"', ':data-status="row.status"', ':title="row.message"']):
+                v3.VProgressCircular(v_if="['loading', 'waiting', 'polling'].includes(row.status)", indeterminate=True, size=14, width=2)
+                v3.VIcon(v_else=True, icon=("row.status === 'ready' ? 'mdi-check' : 'mdi-alert-circle-outline'",), size="small")
+                html.Span("{{ row.title }}")
+                html.Span("{{ {waiting: 'waits for the first poll', polling: 'first poll', loading: 'loading'}[row.status] || row.status }}",
+                          classes="text-medium-emphasis")
