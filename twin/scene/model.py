@@ -44,6 +44,7 @@ from twin.scene.schema import (
     validate_layer_entry,
 )
 from twin.scene.tour import Tour, validate_tours
+from twin.scene.wall import WallSpec, parse_wall, validate_wall
 from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
 from twin.source import BBox, Source
 
@@ -64,6 +65,7 @@ class Scene:
         time: dt.datetime | None = None,
         settings: SceneSettings | Mapping[str, Any] | None = None,
         tours: Mapping[str, Tour | list[Any]] | None = None,
+        wall: WallSpec | Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.frame_spec = FrameSpec(crs=crs, center=center)
@@ -80,6 +82,8 @@ class Scene:
         self.settings = settings if isinstance(settings, SceneSettings) else SceneSettings.model_validate(dict(settings or {}))
         self.tours: dict[str, Tour] = {name: Tour.parse(name, stops, self.cameras) for name, stops in (tours or {}).items()}
         """Camera tours by name (see twin.scene.tour); :meth:`record` flies through one."""
+        self.wall: WallSpec | None = None if wall is None else parse_wall(wall, list(self.tours), None)
+        """The command-hall wall's tour and alert interrupts (see twin.scene.wall); None: no ``wall:`` section."""
         self._layers: list[Layer] = []
         self.alerts: list[ThresholdRule | StaleRule] = []
         """Alert rules over the scene's live layers (evaluated by twin.alerts.AlertEngine)."""
@@ -359,6 +363,7 @@ class Scene:
             scene._layers.append(layer)
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
         scene.tours = validate_tours(doc.tours, scene.cameras, [layer.id for layer in scene._layers], file=file, lines=lines)
+        scene.wall = validate_wall(doc.wall, list(scene.tours), [rule.id for rule in scene.alerts], file=file, lines=lines)
         scene._origin = _Origin(file, lines, base_dir)
         return scene
 
@@ -404,6 +409,8 @@ class Scene:
         out["layers"] = [layer.to_dict() for layer in self._layers]
         if self.alerts:
             out["alerts"] = [_rule_dict(rule) for rule in self.alerts]
+        if self.wall is not None:
+            out["wall"] = self.wall.to_dict()
         return out
 
     def to_file(self, path: str | Path) -> Path:

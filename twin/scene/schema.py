@@ -109,6 +109,7 @@ class SceneDoc(BaseModel):
     layers: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = Field([], description="alert rules over live layers (see twin.alerts)")
     tours: dict[Id, Any] = Field({}, description="camera tours: {name: [stops]} (see twin.scene.tour)")
+    wall: Any = Field(None, description="the command-hall wall: its tour and alert interrupts (see twin.scene.wall)")
 
     @field_validator("version")
     @classmethod
