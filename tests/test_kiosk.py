@@ -195,6 +195,12 @@ def _view(page: sync_api.Page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
 
 
+def _colours(pixels: np.ndarray) -> int:
+    """Distinct colours in a view (16 levels a channel): a drawn scene has many, an empty view a few."""
+    quantized = (pixels[::2, ::2] // 16).reshape(-1, 3)
+    return len(np.unique(quantized[:, 0] * 256 + quantized[:, 1] * 16 + quantized[:, 2]))
+
+
 def _differ(a: np.ndarray, b: np.ndarray) -> float:
     """Share of pixels that changed visibly between two views."""
     return float((np.abs(a - b).max(axis=2) > 40).mean())
@@ -255,6 +261,7 @@ def test_the_tour_visits_its_stops_in_order(browser: sync_api.Browser, wall_url:
                 assert math.dist(_position(hall["pose"]), expected.position) < 1.0, hall  # the camera the page reports is the stop's
                 assert math.dist(_focal(hall["pose"]), expected.focal_point) < 1.0, hall
                 rests.append((hall["camera"], _view(page)))
+                assert _colours(rests[-1][1]) > 40, hall
                 flying_seen = False
             time.sleep(0.1)
         names = [name for name, _ in rests]
@@ -289,7 +296,8 @@ def test_an_alert_shows_its_banner_within_a_tick_flies_to_it_and_the_tour_resume
         x, y, _ = scene.frame.lonlat_to_local([GAUGES["G2"][0]], [GAUGES["G2"][1]])[0]
         assert math.dist(_focal(hall["pose"])[:2], (x, y)) < 2.0, hall  # the camera looks at the gauge
         assert math.dist(_position(hall["pose"]), _focal(hall["pose"])) == pytest.approx(3000.0, abs=2.0)
-        assert _differ(before, _view(page)) > 0.05
+        at_alert = _view(page)
+        assert _differ(before, at_alert) > 0.05 and _colours(at_alert) > 40  # another picture, and a picture
         _wait(lambda: _hall(page)["mode"] == "tour", RESUME_S + 4, "the tour to resume")
         modes = page.evaluate("window.twinLog.modes")
         (alerting, shown), (resumed, back) = modes[-2:]

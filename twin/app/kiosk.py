@@ -6,7 +6,8 @@ sets ``html.twin-kiosk``; ``static/kiosk.css`` hides the chrome and sizes the ov
 so a kiosk page never changes the planners' pages. What the wall shows is shared server state:
 the hall runs on the server while the server is a ``--kiosk`` one or a kiosk page said it is
 open in the last :data:`ALIVE_S` seconds, and every page of the server shows the same stop and
-banner. It moves the server's camera eased (:data:`FLIGHT_FPS` frames a second in flight).
+banner. It moves the server's camera eased: the remote view streams light frames (half size, up to
+:data:`FLIGHT_FPS` a second, fewer on a slow renderer) during a flight and a full still at rest.
 
 State: ``twin_hall`` (``active``, ``mode``, ``stop``, ``stops``, ``camera``, ``tour``, ``flying``,
 ``pose`` — the view's camera at rest, ``"x,y,z|fx,fy,fz"`` in frame metres —, ``banner``,
@@ -25,6 +26,7 @@ from typing import Any
 from trame.app import TrameComponent
 
 from twin.alerts.engine import AlertEvent
+from twin.app.bridge import LoopBridge
 from twin.app.kiosk_overlays import overlays
 from twin.app.live import SEVERITY_COLORS, alert_rows, focus_dict
 from twin.app.view_panel import ViewPanel
@@ -50,19 +52,18 @@ _IDLE = {"active": False, "mode": "", "stop": -1, "stops": 0, "camera": "", "tou
 class KioskPanel(TrameComponent):
     """The wall's overlays and the hall ticking on the server's loop; ``kiosk``: every page is a kiosk unless it says ``?kiosk=0``."""
 
-    def __init__(self, server: Any, session: Session, view_panel: ViewPanel, *, kiosk: bool) -> None:
+    def __init__(self, server: Any, session: Session, bridge: LoopBridge, view_panel: ViewPanel, *, kiosk: bool) -> None:
         super().__init__(server)
-        self.session, self.view_panel, self.kiosk = session, view_panel, kiosk
+        self.session, self.bridge, self.view_panel, self.kiosk = session, bridge, view_panel, kiosk
         self.hall: Hall | None = None
         self._alive_until = 0.0
         self._applied: tuple[float, ...] | None = None
         self._leg, self._banner_id, self._banner_row = -1, "", None
         self._base_visible: dict[str, bool] = {}
         self._help: list[dict[str, Any]] = []
-        self._focused = ""
+        self._focused, self._flying = "", False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.state.update({"twin_hall": dict(_IDLE), "twin_kiosk_clock": {"date": "", "time": ""}})
         session.alert_event.connect(self._on_alert)
         self.server.trigger("twin_kiosk_alive")(self.alive)
@@ -80,13 +81,12 @@ class KioskPanel(TrameComponent):
         return self.kiosk or now < self._alive_until
 
     def _start(self, **_: Any) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._run())
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _stop(self, **_: Any) -> None:
         if self._task is not None:
             self._task.cancel()
-        self._task = self._loop = None
+        self._task = None
 
     async def _run(self) -> None:
         """Step the wall on the server's loop: its state reaches the pages before the view is redrawn."""
@@ -102,11 +102,15 @@ class KioskPanel(TrameComponent):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     def _on_alert(self, event: AlertEvent) -> None:
-        """An alert transition (any thread): the hall takes it now, and the wall steps at once."""
+        """An alert transition (any thread): the hall takes it now; the banner goes out with the tick's other updates."""
         if self.hall is not None:
             self.hall.on_event(event, time.monotonic())
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._wake.set)
+            self.bridge.soon(self._alerted)
+
+    def _alerted(self) -> None:
+        """On the loop: publish the hall, then let the wall step (fly) at once."""
+        self._advance()
+        self._wake.set()
 
     def step(self) -> float:
         """One step of the wall now, outside the server's loop (tests, notebooks); the seconds until the next."""
@@ -171,7 +175,9 @@ class KioskPanel(TrameComponent):
         self._restore_layers({})
         if self._focused:
             self.session.clear_focus()
-        self._applied, self._leg, self._banner_id, self._focused = None, -1, "", ""
+        if self._flying:
+            self.view_panel.animate(False)
+        self._applied, self._leg, self._banner_id, self._focused, self._flying = None, -1, "", "", False
         self.state.twin_hall = dict(_IDLE)
 
     # -- the view ------------------------------------------------------------------------------
@@ -191,10 +197,14 @@ class KioskPanel(TrameComponent):
             camera.SetViewAngle(pose.view_angle)
             self.view_panel.view.renderer.ResetCameraClippingRange()
             self._applied = key
+            if frame.flying != self._flying:  # remote: the view streams light frames in flight, a full still at rest
+                self._flying = frame.flying
+                self.view_panel.animate(frame.flying, fps=FLIGHT_FPS)
             if not frame.flying:  # at rest: layers read by view fetch what came into sight
                 width, height = self.view_panel.view.window.GetSize()
                 self.session.camera_moved(SessionPose(pose.position, pose.focal_point, pose.up), view_angle=pose.view_angle, aspect=width / max(height, 1))
-            self.view_panel.update_view(camera=True)
+            if not frame.flying or self.view_panel.view_mode == "local":
+                self.view_panel.update_view(camera=True)
         if frame.leg != self._leg:
             self._leg = frame.leg
             self._restore_layers(frame.layers)

@@ -106,7 +106,7 @@ class TwinApp(TrameApp):
         self.view_mode = self.view_panel.view_mode
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)
-        self.kiosk = KioskPanel(self.server, session, self.view_panel, kiosk=kiosk)
+        self.kiosk = KioskPanel(self.server, session, bridge, self.view_panel, kiosk=kiosk)
         self.view_panel.drawn.connect(self._on_drawn)
         self.state.update({"trame__title": scene.name, "twin_scene_name": scene.name, "twin_scene_title": scene.settings.title or ""})
         if session.now is not None:
