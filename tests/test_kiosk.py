@@ -334,3 +334,30 @@ def test_two_kiosk_pages_show_one_hall_and_an_operator_acknowledges_for_the_wall
     finally:
         for page in (*walls, operator):
             _close(page)
+
+
+def test_a_plain_server_runs_the_wall_only_while_a_kiosk_page_is_open(scene_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``?kiosk=1`` on a plain ``twin serve``: the page's reports (every 5 s) start the hall; without them it stops
+    and gives the layers and camera back (in-process, no browser)."""
+    from twin.app import kiosk
+    from twin.app.server import TwinApp
+
+    scene = Scene.from_file(scene_file)
+    scene.alerts = []  # the tour alone (the gauges other tests flooded stay flooded)
+    app = TwinApp(scene, view_mode="remote", kiosk=False)
+    clock = [1000.0]
+    monkeypatch.setattr(kiosk.time, "monotonic", lambda: clock[0])
+    try:
+        app.kiosk.step()
+        assert app.state.twin_hall["active"] is False and app.kiosk.hall is None  # planners' pages only: no tour
+        app.kiosk.alive()
+        app.kiosk.step()
+        assert app.state.twin_hall["active"] and app.state.twin_hall["camera"] == "city"
+        clock[0] += 7.0
+        app.kiosk.step()
+        assert app.state.twin_hall["camera"] == "bund"  # the tour goes on (4 s dwell, 2 s flight)
+        clock[0] += kiosk.ALIVE_S
+        app.kiosk.step()
+        assert app.state.twin_hall["active"] is False and app.kiosk.hall is None
+    finally:
+        app.view.close()

@@ -107,7 +107,7 @@ def test_an_alert_pauses_the_tour_flies_to_it_and_the_tour_resumes_after_resume_
     assert not arrived.flying and math.dist(arrived.pose.focal_point, (x, y, 0.0)) < 1e-6
     assert math.dist(arrived.pose.position, arrived.pose.focal_point) == pytest.approx(800.0)
     pitch = math.degrees(math.asin((arrived.pose.position[2] - arrived.pose.focal_point[2]) / 800.0))
-    assert pitch == pytest.approx(max(35.0, MIN_ALERT_PITCH))  # b looks 35° down: kept
+    assert pitch == pytest.approx(max(35.0, MIN_ALERT_PITCH))  # b looks 35° down: steeper, to see a point between buildings
     assert hall.frame_at(t + RESUME - 0.01).mode == "alert"
     resumed = hall.frame_at(t + RESUME)
     assert (resumed.mode, resumed.camera, resumed.flying) == ("tour", "b", True)  # flies back to the stop it paused at

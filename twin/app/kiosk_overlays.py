@@ -58,7 +58,8 @@ def _alerts() -> None:
         html.Div(tr_fmt("Open alerts: {n}", n="twin_alert_count"), classes="twin-kiosk-alerts-head")
         html.Div(tr("No open alerts"), v_if="!twin_alerts.length", classes="twin-kiosk-dim")
         with html.Div(v_for="a in twin_alerts.slice(0, 4)", key="a.id", classes="twin-kiosk-alert",
-                      style=("{ borderLeftColor: a.color }",), raw_attrs=[':data-alert-id="a.id"']):
+                      style=("{ borderLeftColor: a.color }",),
+                      raw_attrs=[':data-alert-id="a.id"', ':class="{ \'twin-kiosk-pending\': a.state !== \'firing\' }"']):
             html.Span("{{ a.title }}", classes="twin-kiosk-alert-title")
             html.Span("{{ a.name || a.key }}", classes="twin-kiosk-dim")
             html.Span("{{ a.value }}", classes="twin-kiosk-alert-value", style=("{ color: a.color }",))

@@ -54,7 +54,7 @@ __all__ = ["MIN_ALERT_PITCH", "Banner", "Hall", "HallAlert", "HallFrame", "HallS
 
 log = logging.getLogger(__name__)
 
-MIN_ALERT_PITCH = 35.0
+MIN_ALERT_PITCH = 50.0
 """Degrees below the horizon the camera looks at an alert from, at least (a low view hides a point behind buildings)."""
 HOME_DWELL = 3600.0
 """Seconds the wall holds the scene's camera between rests when it has no tour (one stop, no movement)."""
