@@ -124,6 +124,9 @@ _port = click.option("--port", default=8080, show_default=True, type=int, help="
 _view = click.option("--view", type=click.Choice(["auto", "remote", "local"]), default="auto", show_default=True,
                      help="remote: server renders images; local: the browser renders (vtk.js); auto: by triangle count.")
 _browser = click.option("--open-browser/--no-browser", default=False, show_default=True, help="Open a browser tab.")
+_kiosk = click.option("--kiosk", is_flag=True, help="The command-hall wall: every page full-screen 3D with large overlays, the scene's wall: tour and "
+                      "alert interrupts (a page asks ?kiosk=0 for the explorer; any page can ask ?kiosk=1).")
+_lang = click.option("--lang", type=click.Choice(["zh_CN", "en"]), default=None, help="Language of the pages (default: each browser's; Chinese with --kiosk).")
 
 
 def _auth(command: Any) -> Any:
@@ -145,13 +148,15 @@ def _auth(command: Any) -> Any:
 @_view
 @_browser
 @_auth
+@_kiosk
+@_lang
 def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool, token_file: Path | None, no_auth: bool,
-          allow_origin: tuple[str, ...]) -> None:
+          allow_origin: tuple[str, ...], kiosk: bool, lang: str | None) -> None:
     """Serve SCENE_FILE in the browser app (127.0.0.1 by default; any other address needs a token)."""
     from twin.scene.model import Scene
 
     access = _access(host, port, token_file, no_auth, allow_origin)
-    _show(Scene.from_file(scene_file), None, host, port, view, open_browser, access)
+    _show(Scene.from_file(scene_file), None, host, port, view, open_browser, access, kiosk=kiosk, lang=lang)
 
 
 @cli.command()
@@ -201,15 +206,16 @@ def _demo_onemap(scene_file: Path, render_to: Path | None, host: str, port: int,
     click.echo("twin: one-map server stopped")
 
 
-def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, open_browser: bool, access: Any) -> None:
-    """Render ``scene`` to ``render_to``, or serve it with the ``access`` policy (None only when rendering)."""
+def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, open_browser: bool, access: Any, *,
+          kiosk: bool = False, lang: str | None = None) -> None:
+    """Render ``scene`` to ``render_to``, or serve it with the ``access`` policy (None only when rendering); ``kiosk``: as the hall's wall."""
     if render_to is not None:
         path = scene.screenshot(render_to, size=(1920, 1080))
         click.echo(f"wrote {path}")
         return
     from twin.app.server import TwinApp
 
-    app = TwinApp(scene, view_mode=view, stream=True)  # the page first, the scene loads behind it
+    app = TwinApp(scene, view_mode=view, kiosk=kiosk, lang=lang, stream=True)  # the page first, the scene loads behind it
     how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
     click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ ({how}Ctrl+C stops)")
     app.start(host=host, port=port, open_browser=open_browser, access=access)

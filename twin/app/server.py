@@ -36,7 +36,8 @@ from twin.app import reconnect, saved_views, screenshot
 from twin.app.access import AccessPolicy, access_policy
 from twin.app.alerts_panel import AlertsPanel
 from twin.app.bridge import LoopBridge
-from twin.app.i18n import I18n, tr_expr, tr_fmt
+from twin.app.i18n import DEFAULT_LANGUAGE, I18n, tr_expr, tr_fmt
+from twin.app.kiosk import KioskPanel
 from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
 from twin.app.pick_card import PickCard
@@ -63,8 +64,9 @@ class TwinApp(TrameApp):
     ``tick_seconds``: how often live layers are polled (default: ``$TWIN_TICK_SECONDS`` or 5 s).
     ``resource_layers``: ids or titles of layers listing help (pumps, teams) shown near an alert;
     a layer with id ``resources`` is used without being named. ``state_dir``: where the session
-    keeps alert history and acknowledgements across restarts (None: in memory). ``lang``: the page's
-    language (a key of :data:`twin.app.i18n.LANGUAGES`), or None to follow each browser's language.
+    keeps alert history and acknowledgements across restarts (None: in memory). ``lang``: the page's language (a key of
+    :data:`twin.app.i18n.LANGUAGES`), or None to follow each browser's (Chinese on a kiosk). ``kiosk``: every page is the
+    command-hall wall unless it asks ``?kiosk=0`` (any page can ask ``?kiosk=1``, see :mod:`twin.app.kiosk`).
     ``stream``: the page first, the scene loads behind it (:mod:`.startup`).
     """
 
@@ -79,14 +81,14 @@ class TwinApp(TrameApp):
         tick_seconds: float | None = None,
         resource_layers: Sequence[str] | None = None,
         state_dir: str | Path | None = None,
-        lang: str | None = None,
+        lang: str | None = None, kiosk: bool = False,
         stream: bool = False,
     ) -> None:
         self.session = Session(scene, tick_seconds=tick_seconds, resource_layers=resource_layers, state_dir=state_dir)
         super().__init__(server=get_server(server or f"twin-app-{next(_server_ids)}", client_type="vue3"))
         self.scene = scene
         self.bridge = bridge = LoopBridge(self.server)
-        self.i18n = I18n(self.server, lang)
+        self.i18n = I18n(self.server, lang or (DEFAULT_LANGUAGE if kiosk else None))
         session = self.session
         self.time_bar = TimeBar(self.server, session, bridge)
         self.alerts = AlertsPanel(self.server, session, bridge)
@@ -101,6 +103,7 @@ class TwinApp(TrameApp):
         self.legend = LegendPanel(self.server, session, self.view)
         self.source_badges = SourceBadges(self.server, session, bridge)
         self.screenshot, self.saved_views = screenshot.Screenshot(self.server, session, self.view), saved_views.SavedViews(self.server, session, self.view_panel)
+        self.kiosk = KioskPanel(self.server, session, bridge, self.view_panel, kiosk=kiosk)
         self.view_panel.drawn.connect(self._on_drawn)
         self.state.update({"trame__title": scene.name, "twin_scene_name": scene.name, "twin_scene_title": scene.settings.title or ""})
         if session.now is not None:
@@ -174,6 +177,7 @@ class TwinApp(TrameApp):
                     self.legend.ui()
                     self.pick_card.ui()
                     self.source_badges.ui(only_stale=True)
+                    self.kiosk.ui()
                 self.time_bar.ui()
 
     def start(self, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False, access: AccessPolicy | None = None) -> None:

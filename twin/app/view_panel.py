@@ -148,6 +148,15 @@ class ViewPanel(TrameComponent):
         if camera and self.view_mode == "local":
             self._widget.push_camera()
 
+    def animate(self, on: bool, *, fps: float = 12.0) -> None:
+        """Remote view: stream frames (half size, JPEG 60) at up to ``fps`` while the camera moves (``on``), then a full still."""
+        if self._widget is None or self.view_mode != "remote":
+            return
+        if on:
+            self._widget.start_animation(fps=fps, quality=60, ratio=0.5)
+        else:
+            self._widget.stop_animation()
+
     # -- camera --------------------------------------------------------------------------
     def pose(self) -> CameraPose:
         """Where the VTK camera is now."""

@@ -46,6 +46,7 @@ from twin.scene.schema import (
 )
 from twin.scene.tour import Tour, validate_tours
 from twin.scene.views import SavedView, validate_views
+from twin.scene.wall import WallSpec, parse_wall, validate_wall
 from twin.scene.yamlfile import KeyPath, dump_yaml, line_of, load_yaml, read_scene_text
 from twin.source import BBox, Source
 
@@ -67,6 +68,7 @@ class Scene:
         settings: SceneSettings | Mapping[str, Any] | None = None,
         tours: Mapping[str, Tour | list[Any]] | None = None,
         views: Mapping[str, SavedView | Mapping[str, Any]] | None = None,
+        wall: WallSpec | Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.frame_spec = FrameSpec(crs=crs, center=center)
@@ -88,6 +90,8 @@ class Scene:
         for view_name in self.views:
             if not is_id(view_name):
                 raise TwinError(f"view name {view_name!r} is invalid: {ID_RULE}")
+        self.wall: WallSpec | None = None if wall is None else parse_wall(wall, list(self.tours), None)
+        """The command-hall wall's tour and alert interrupts (see twin.scene.wall); None: no ``wall:`` section."""
         self._layers: list[Layer] = []
         self.alerts: list[ThresholdRule | StaleRule] = []
         """Alert rules over the scene's live layers (evaluated by twin.alerts.AlertEngine)."""
@@ -370,6 +374,7 @@ class Scene:
         scene.alerts = validate_alerts(doc, {layer.id for layer in scene._layers}, file=file, lines=lines)
         scene.tours = validate_tours(doc.tours, scene.cameras, [layer.id for layer in scene._layers], file=file, lines=lines)
         scene.views = validate_views(doc.views, [layer.id for layer in scene._layers], file=file, lines=lines)
+        scene.wall = validate_wall(doc.wall, list(scene.tours), [rule.id for rule in scene.alerts], file=file, lines=lines)
         scene._origin = _Origin(file, lines, base_dir)
         return scene
 
@@ -417,6 +422,8 @@ class Scene:
             out["views"] = {name: view.to_dict() for name, view in self.views.items()}
         if self.alerts:
             out["alerts"] = [_rule_dict(rule) for rule in self.alerts]
+        if self.wall is not None:
+            out["wall"] = self.wall.to_dict()
         return out
 
     def to_file(self, path: str | Path) -> Path:

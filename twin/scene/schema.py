@@ -127,6 +127,7 @@ class SceneDoc(BaseModel):
     alerts: list[dict[str, Any]] = Field([], description="alert rules over live layers (see twin.alerts)")
     tours: dict[Id, Any] = Field({}, description="camera tours: {name: [stops]} (see twin.scene.tour)")
     views: dict[Id, Any] = Field({}, description="saved views: {name: {camera, layers, time}} (see twin.scene.views)")
+    wall: Any = Field(None, description="the command-hall wall: its tour and alert interrupts (see twin.scene.wall)")
 
     @field_validator("version")
     @classmethod

@@ -452,13 +452,16 @@ class Session:
             self.scene.alerts = rules
             _ = self.scene.alert_engine  # the scene hands the new rules to its engine
 
-    def focus_alert(self, alert_id: str) -> Focus:
-        """Focus an alert: the help within reach, and a flight to it (``focus_range_m``) keeping the view's direction."""
+    def focus_alert(self, alert_id: str, *, fly: bool = True) -> Focus:
+        """Focus an alert: the help within reach, and (``fly``) a flight to it (``focus_range_m``) keeping the view's direction.
+
+        ``fly=False``: whoever focuses moves the camera itself (the wall flies there eased, see :mod:`twin.session.hall`).
+        """
         with self.lock:
             alert = self.engine.get(str(alert_id))
             focus = focus_of(self.scene, alert, self.resource_layers, self.help_radius_m)
             flight = None
-            if focus.lon is not None and focus.lat is not None:
+            if fly and focus.lon is not None and focus.lat is not None:
                 x, y, z = (float(v) for v in self.scene.frame.lonlat_to_local([focus.lon], [focus.lat])[0])
                 self.camera = fly_to(self.camera, (x, y, z), self.focus_range_m)
                 flight = CameraChange(target=(x, y, z), range=self.focus_range_m, pose=self.camera)

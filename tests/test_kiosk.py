@@ -1,0 +1,363 @@
+"""The command-hall wall in headless Chromium: ``twin serve --kiosk`` started by the test, fed through the one-map path.
+
+The one-map service is a real pygeoapi on 127.0.0.1 serving gauge readings from a TinyDB file
+(as the district's service does); an alert is injected by writing a reading past the threshold
+into it. The server ticks every second (``TWIN_TICK_SECONDS=1``); the wall's tour and alerts use
+seconds-long dwells, flights and ``resume_after`` so the file runs in about two minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import itertools
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browsing import chromium
+from playwright import sync_api
+from servers import ServerProcess, feature_collection, free_port, start_process, start_pygeoapi
+
+from twin.scene.camera import preset_pose
+from twin.scene.model import Scene
+
+TICK_S = 1.0
+RESUME_S = 6.0
+FLIGHT_S = 2.0
+GAUGES = {"G1": (121.488, 31.236), "G2": (121.475, 31.226), "G3": (121.462, 31.215), "G4": (121.500, 31.222)}
+
+SCENE = """\
+version: 1
+name: 墙面测试 Wall test
+frame: {{crs: auto, center: [121.47, 31.23]}}
+settings: {{title: 城市运行 · 墙面测试}}
+cameras:
+  city: {{target: [121.45, 31.2], heading: 0, pitch: 70, range: 60000}}
+  bund: {{target: [121.485, 31.235], heading: 60, pitch: 45, range: 9000}}
+  east: {{target: [121.62, 31.18], heading: 200, pitch: 55, range: 30000}}
+camera: city
+tours:
+  patrol:
+    - {{camera: city, dwell: 4s}}
+    - {{camera: bund, dwell: 4s, flight: 2s}}
+    - {{camera: east, dwell: 4s, flight: 2s}}
+layers:
+  - id: districts
+    type: vector
+    title: 上海各区
+    source: {{type: file, path: "{districts}", crs: GCJ02}}
+    color_by: name
+    palette: tab20
+    outline_color: white
+  - id: gauges
+    type: flood_points
+    title: 积水监测
+    source: {{type: ogcapi_readings, url: "{onemap}", collection: gauges, time_property: time, value_property: value,
+              sensor_property: sensor_id, poll_interval: 1s, timeout: 10}}
+    stale_after: 10m
+alerts:
+  - {{id: deep, kind: threshold, layer: gauges, above: 20, for: 0, severity: critical, title: 积水过深}}
+wall:
+  tour: patrol
+  resume_after: {resume:g}s
+  flight: {flight:g}s
+  range: 3000
+"""
+
+
+# -- the one-map service -------------------------------------------------------------------------
+class OneMap:
+    """pygeoapi serving gauge readings from a TinyDB file that the test writes (atomically, as a feeder does)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.db = workdir / "gauges.tinydb"
+        self.readings: list[dict[str, object]] = []
+        stamp = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=30)
+        for sensor in GAUGES:
+            self.add(sensor, 5.0, stamp)
+        provider = {"name": "TinyDB", "data": str(self.db), "id_field": "id", "time_field": "time"}
+        self.server: ServerProcess = start_pygeoapi(workdir, {"gauges": feature_collection("gauges", provider)})
+
+    def add(self, sensor: str, value: float, when: dt.datetime | None = None) -> None:
+        """A reading of ``sensor`` (cm) at ``when`` (default: now), written to the service at once."""
+        stamp = (when or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lon, lat = GAUGES[sensor]
+        self.readings.append({"type": "Feature", "id": f"{sensor}-{stamp}", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                              "properties": {"sensor_id": sensor, "time": stamp, "value": value}})
+        tmp = self.db.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"_default": {str(i + 1): f for i, f in enumerate(self.readings)}}), encoding="utf-8")
+        os.replace(tmp, self.db)
+
+
+@pytest.fixture(scope="module")
+def onemap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneMap]:
+    service = OneMap(tmp_path_factory.mktemp("onemap"))
+    try:
+        yield service
+    finally:
+        service.server.stop()
+
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory: pytest.TempPathFactory, onemap: OneMap, shared_data: Path) -> Path:
+    path = tmp_path_factory.mktemp("wall") / "wall.yaml"
+    path.write_text(SCENE.format(districts=(shared_data / "shanghai_districts_gcj02.geojson").as_posix(), onemap=onemap.server.url,
+                                 resume=RESUME_S, flight=FLIGHT_S), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def wall_url(scene_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``twin serve SCENE --kiosk`` (remote view, a tick a second)."""
+    import sys
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    server = start_process("twin", [sys.executable, "-m", "twin.cli", "serve", str(scene_file), "--kiosk", "--view", "remote", "--port", str(port),
+                                    "--no-browser"], port=port, log_path=log, env={"TWIN_TICK_SECONDS": f"{TICK_S:g}", "PYTHONUNBUFFERED": "1"}, timeout=60)
+    try:
+        yield server.url
+        assert server.process.poll() is None, server.log()
+        assert "Traceback" not in _without_closed_pages(server.log()), server.log()
+    finally:
+        server.stop(timeout=10)
+
+
+def _without_closed_pages(log: str) -> str:
+    """The server's log less wslink's report of a reply to a page that had just closed (a race in wslink, not in twin)."""
+    records = log.split("\ntwin: ")
+    return "\ntwin: ".join(r for r in records if "Cannot write to closing transport" not in r and "Error handling request" not in r)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[sync_api.Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+# -- page helpers --------------------------------------------------------------------------------
+# When the page's state first showed each alert firing (the alert list) and on the banner, and each change of the wall's mode
+# (epoch seconds, the machine's clock): the page's own timeline, free of the test's polling delays.
+RECORDER = """() => {
+  const log = window.twinLog = {firing: {}, banner: {}, modes: []};
+  window.setInterval(() => {
+    const state = window.trame && window.trame.state;
+    if (!state) return;
+    const now = Date.now() / 1000, hall = state.get("twin_hall") || {};
+    for (const a of state.get("twin_alerts") || []) if (a.state === "firing" && !(a.id in log.firing)) log.firing[a.id] = now;
+    if (hall.banner && !(hall.banner.id in log.banner)) log.banner[hall.banner.id] = now;
+    if (!log.modes.length || log.modes[log.modes.length - 1][0] !== hall.mode) log.modes.push([hall.mode, now]);
+  }, 25);
+}"""
+
+
+def _open(browser: sync_api.Browser, url: str, width: int = 1280, height: int = 720) -> sync_api.Page:
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_selector("#twin-kiosk[data-mode]:not([data-mode=''])", timeout=30_000)
+    page.evaluate(RECORDER)
+    return page
+
+
+def _close(page: sync_api.Page) -> None:
+    """Leave the page as a person does (its connection closes, no request left waiting), then close it."""
+    page.evaluate("window.clearInterval(window.twinKioskAlive)")
+    page.goto("about:blank")
+    page.close()
+
+
+def _hall(page: sync_api.Page) -> dict[str, str]:
+    """What the page says the wall shows: ``mode``, ``camera``, ``stop``, ``pose`` (at rest), ``flying``."""
+    return page.eval_on_selector("#twin-kiosk", "e => ({...e.dataset})")
+
+
+def _wait(ok: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds until ``ok()``; fails naming ``what`` after ``timeout`` seconds."""
+    start = time.monotonic()
+    while not ok():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def _view(page: sync_api.Page) -> np.ndarray:
+    """The 3D view's pixels, the overlays painted black."""
+    from PIL import Image
+
+    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-kiosk-layer > div"), page.locator(".twin-legend")], mask_color="#000000")
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def _colours(pixels: np.ndarray) -> int:
+    """Distinct colours in a view (16 levels a channel): a drawn scene has many, an empty view a few."""
+    quantized = (pixels[::2, ::2] // 16).reshape(-1, 3)
+    return len(np.unique(quantized[:, 0] * 256 + quantized[:, 1] * 16 + quantized[:, 2]))
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of pixels that changed visibly between two views."""
+    return float((np.abs(a - b).max(axis=2) > 40).mean())
+
+
+def _focal(pose: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in pose.split("|")[1].split(","))
+
+
+def _position(pose: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in pose.split("|")[0].split(","))
+
+
+def _rest(page: sync_api.Page, camera: str | None = None, timeout: float = 20.0) -> dict[str, str]:
+    """Wait until the wall rests (a dwell) at ``camera`` (any when None) and its image arrived; what the page says then."""
+    _wait(lambda: (h := _hall(page))["flying"] == "0" and h["pose"] != "" and camera in (None, h["camera"]), timeout, f"a rest at {camera or 'a stop'}")
+    time.sleep(0.6)  # the still image follows the state
+    return _hall(page)
+
+
+# -- tests ---------------------------------------------------------------------------------------
+def test_the_kiosk_fills_a_4k_page_and_reads_from_across_the_hall(browser: sync_api.Browser, wall_url: str) -> None:
+    page = _open(browser, wall_url, 3840, 2160)
+    try:
+        page.wait_for_selector("#twin-kiosk-sources .twin-kiosk-source", timeout=20_000)
+        page.wait_for_selector(".twin-legend .twin-legend-row", timeout=20_000)
+        box = page.locator("#twin-view").bounding_box()
+        assert box is not None and box["width"] * box["height"] >= 0.95 * 3840 * 2160
+        assert not page.locator(".v-app-bar").is_visible() and not page.locator("#twin-layers").is_visible()  # no chrome
+        sizes = page.evaluate("""() => [...document.querySelectorAll('#twin-kiosk *, .twin-legend *')]
+            .filter(e => e.offsetParent !== null && [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+            .map(e => [e.textContent.trim().slice(0, 40), parseFloat(getComputedStyle(e).fontSize)])""")
+        texts = " ".join(text for text, _ in sizes)
+        assert len(sizes) >= 12 and min(size for _, size in sizes) >= 24, sorted(sizes, key=lambda s: s[1])[:5]
+        for shown in ("城市运行 · 墙面测试", "积水监测", "上海各区", "黄浦区", "巡视 patrol", "当前告警"):  # title, live source, legend, tour (Chinese)
+            assert shown in texts, shown
+        clock = page.locator("#twin-kiosk-clock").inner_text()
+        assert len(clock) == 8 and clock[2] == ":" and clock[5] == ":"
+        assert page.evaluate("document.fonts.check('32px \"Noto Sans CJK SC\"', '墙面测试')")  # a CJK font is there
+    finally:
+        _close(page)
+
+
+def test_the_tour_visits_its_stops_in_order(browser: sync_api.Browser, wall_url: str, scene_file: Path) -> None:
+    scene = Scene.from_file(scene_file)
+    page = _open(browser, wall_url)
+    try:
+        rests: list[tuple[str, np.ndarray]] = []
+        flying_seen = False
+        deadline = time.monotonic() + 40
+        while len(rests) < 4 and time.monotonic() < deadline:
+            hall = _hall(page)
+            if hall["mode"] == "tour" and hall["flying"] == "1":
+                flying_seen = True
+            elif hall["mode"] == "tour" and hall["pose"] and (not rests or rests[-1][0] != hall["camera"]) and flying_seen:
+                hall = _rest(page, hall["camera"])
+                expected = preset_pose(scene.cameras[hall["camera"]], scene.frame)
+                assert math.dist(_position(hall["pose"]), expected.position) < 1.0, hall  # the camera the page reports is the stop's
+                assert math.dist(_focal(hall["pose"]), expected.focal_point) < 1.0, hall
+                rests.append((hall["camera"], _view(page)))
+                assert _colours(rests[-1][1]) > 40, hall
+                flying_seen = False
+            time.sleep(0.1)
+        names = [name for name, _ in rests]
+        assert len(names) == 4, names
+        order = ["city", "bund", "east"]
+        start = order.index(names[0])
+        assert names == [order[(start + i) % 3] for i in range(4)]  # in order, and round again
+        for (a, pixels_a), (b, pixels_b) in itertools.pairwise(rests):
+            assert _differ(pixels_a, pixels_b) > 0.05, (a, b)  # the view changed at the dwell boundary
+    finally:
+        _close(page)
+
+
+def test_an_alert_shows_its_banner_within_a_tick_flies_to_it_and_the_tour_resumes(browser: sync_api.Browser, wall_url: str, onemap: OneMap,
+                                                                                 scene_file: Path) -> None:
+    scene = Scene.from_file(scene_file)
+    page = _open(browser, wall_url)
+    try:
+        _rest(page)
+        before = _view(page)
+        onemap.add("G2", 35.0)
+        _wait(lambda: page.locator("#twin-kiosk-banner").is_visible(), 20, "the alert banner")
+        alert_id = page.get_attribute("#twin-kiosk-banner", "data-alert-id")
+        _wait(lambda: alert_id in page.evaluate("window.twinLog.firing"), 5, "the alert in the alert list")
+        log = page.evaluate("window.twinLog")
+        assert log["banner"][alert_id] - log["firing"][alert_id] <= TICK_S  # the banner comes with the tick that fired the alert
+        banner = page.locator("#twin-kiosk-banner").inner_text()
+        assert "积水过深" in banner and "35 cm" in banner and "G2" in banner, banner
+        paused = _hall(page)
+        assert paused["mode"] == "alert" and paused["camera"] == "alert"
+        hall = _rest(page, "alert", timeout=FLIGHT_S + 3)
+        x, y, _ = scene.frame.lonlat_to_local([GAUGES["G2"][0]], [GAUGES["G2"][1]])[0]
+        assert math.dist(_focal(hall["pose"])[:2], (x, y)) < 2.0, hall  # the camera looks at the gauge
+        assert math.dist(_position(hall["pose"]), _focal(hall["pose"])) == pytest.approx(3000.0, abs=2.0)
+        at_alert = _view(page)
+        assert _differ(before, at_alert) > 0.05 and _colours(at_alert) > 40  # another picture, and a picture
+        _wait(lambda: _hall(page)["mode"] == "tour", RESUME_S + 4, "the tour to resume")
+        modes = page.evaluate("window.twinLog.modes")
+        (alerting, shown), (resumed, back) = modes[-2:]
+        assert (alerting, resumed) == ("alert", "tour") and RESUME_S - 1.5 <= back - shown <= RESUME_S + 2.0, modes  # resume_after after the banner (each seen a moment late)
+        assert _hall(page)["stop"] == paused["stop"] and not page.locator("#twin-kiosk-banner").is_visible()  # back to the stop it paused at
+    finally:
+        _close(page)
+
+
+def test_two_kiosk_pages_show_one_hall_and_an_operator_acknowledges_for_the_wall(browser: sync_api.Browser, wall_url: str, onemap: OneMap) -> None:
+    walls = [_open(browser, wall_url, 960, 540) for _ in range(2)]
+    operator = browser.new_page(viewport={"width": 1400, "height": 800})
+    try:
+        operator.goto(wall_url + "?kiosk=0")
+        operator.wait_for_selector("#twin-layers", timeout=30_000)
+        assert operator.locator("#twin-layers").is_visible() and not operator.locator("#twin-kiosk").is_visible()  # the explorer, on the same server
+        _rest(walls[0])
+        assert _hall(walls[0]) == _hall(walls[1])  # the same stop, the same camera
+        onemap.add("G3", 42.0)
+        for page in walls:
+            page.wait_for_selector("#twin-kiosk-banner", timeout=10_000)
+        ids = [page.get_attribute("#twin-kiosk-banner", "data-alert-id") for page in walls]
+        assert ids[0] == ids[1] and walls[0].locator("#twin-kiosk-banner").inner_text() == walls[1].locator("#twin-kiosk-banner").inner_text()
+        assert "42 cm" in walls[0].locator("#twin-kiosk-banner").inner_text()
+        if not operator.locator("#twin-alerts").is_visible():
+            operator.locator("#twin-alerts-toggle").click()
+        card = operator.locator(f'.twin-alert[data-alert-id="{ids[0]}"]')
+        card.locator(".twin-alert-ack").click()
+        for page in walls:
+            _wait(lambda page=page: _hall(page)["mode"] == "tour", RESUME_S + 5, "the wall to follow the acknowledgement")
+            (alerting, shown), (resumed, back) = page.evaluate("window.twinLog.modes")[-2:]
+            assert (alerting, resumed) == ("alert", "tour") and back - shown < RESUME_S - 2  # on the acknowledgement, before resume_after
+        assert not any(page.locator("#twin-kiosk-banner").is_visible() for page in walls)
+    finally:
+        for page in (*walls, operator):
+            _close(page)
+
+
+def test_a_plain_server_runs_the_wall_only_while_a_kiosk_page_is_open(scene_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``?kiosk=1`` on a plain ``twin serve``: the page's reports (every 5 s) start the hall; without them it stops
+    and gives the layers and camera back (in-process, no browser)."""
+    from twin.app import kiosk
+    from twin.app.server import TwinApp
+
+    scene = Scene.from_file(scene_file)
+    scene.alerts = []  # the tour alone (the gauges other tests flooded stay flooded)
+    app = TwinApp(scene, view_mode="remote", kiosk=False)
+    clock = [1000.0]
+    monkeypatch.setattr(kiosk.time, "monotonic", lambda: clock[0])
+    try:
+        app.kiosk.step()
+        assert app.state.twin_hall["active"] is False and app.kiosk.hall is None  # planners' pages only: no tour
+        app.kiosk.alive()
+        app.kiosk.step()
+        assert app.state.twin_hall["active"] and app.state.twin_hall["camera"] == "city"
+        clock[0] += 7.0
+        app.kiosk.step()
+        assert app.state.twin_hall["camera"] == "bund"  # the tour goes on (4 s dwell, 2 s flight)
+        clock[0] += kiosk.ALIVE_S
+        app.kiosk.step()
+        assert app.state.twin_hall["active"] is False and app.kiosk.hall is None
+    finally:
+        app.view.close()

@@ -1,0 +1,20 @@
+// The kiosk flag of this page (the command-hall wall): ?kiosk=1 (or the server's --kiosk default, unless ?kiosk=0).
+//
+// It is the page's own: trame's state is shared by every page of a server, so the flag lives in the
+// page, as the class twin-kiosk on <html> (static/kiosk.css hides the chrome and shows the wall's
+// overlays). A kiosk page tells the server every 5 s that it is open, so the wall's tour runs.
+(function () {
+  "use strict";
+  const asked = new URLSearchParams(window.location.search).get("kiosk");
+  const kiosk = asked === null ? __KIOSK_DEFAULT__ : /^(1|true|yes|on)$/i.test(asked);
+  document.documentElement.classList.toggle("twin-kiosk", kiosk);
+  if (!kiosk || window.twinKioskAlive) return;
+  function alive() {
+    const trame = window.trame;
+    if (trame && trame.client && trame.client.isConnected && trame.client.isConnected()) {
+      trame.trigger("twin_kiosk_alive").catch(function () {});
+    }
+  }
+  alive();
+  window.twinKioskAlive = window.setInterval(alive, 5000);
+})();
