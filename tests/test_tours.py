@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_scene_roundtrip import REPO, assert_same_scene, repo_scene_files, round_trip
 
@@ -139,14 +139,20 @@ def distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> fl
 
 @settings(max_examples=150, deadline=None)
 @given(presets, presets)
+@example(  # found by hypothesis: a zoom from 44 km to 50 m at pitch 0 moves fast at first (geometric zoom), still eased
+    CameraPreset(target=(121.48, 31.23), heading=0, pitch=0, range=44477), CameraPreset(target=(121.48, 31.23), heading=0, pitch=0, range=50)
+)
 def test_a_flight_is_smooth_and_stays_above_the_ground(first: CameraPreset, second: CameraPreset) -> None:
     a, b = preset_pose(first, FRAME), preset_pose(second, FRAME)
     assert fly(a, b, 0.0) == a and fly(a, b, 1.0) == b
     steps = 400
     poses = [fly(a, b, k / steps) for k in range(steps + 1)]
-    # no jump: the camera path is at most focal shift + half a turn at the larger range + the zoom, eased (peak speed 1.5x)
+    # no jump: the camera's speed along the eased fraction s is at most the focal shift + half a turn at the larger range
+    # + the geometric zoom's speed (range_a * (range_b/range_a)**s changes by at most max range * |ln(range_b/range_a)| per unit s);
+    # smoothstep easing peaks at 1.5x
     ra, rb = distance(a.position, a.focal_point), distance(b.position, b.focal_point)
-    bound = 1.5 * (distance(a.focal_point, b.focal_point) + math.pi * max(ra, rb) + abs(ra - rb)) / steps * 1.05 + 1e-6
+    speed = (distance(a.focal_point, b.focal_point) + math.pi * max(ra, rb) + max(ra, rb) * abs(math.log(rb / ra))) * 1.05
+    bound = 1.5 * speed / steps + 1e-6
     assert max(distance(p.position, q.position) for p, q in itertools.pairwise(poses)) <= bound
     for pose in poses[1:-1]:
         assert pose.position[2] >= pose.focal_point[2] - 1e-6 * max(ra, rb), "never below the point looked at"
@@ -154,7 +160,7 @@ def test_a_flight_is_smooth_and_stays_above_the_ground(first: CameraPreset, seco
         norm = math.sqrt(sum(v * v for v in look))
         assert abs(sum(u * v for u, v in zip(pose.up, look))) <= 1e-9 * norm, "view-up is square to the view"
     # eased: it leaves and arrives at rest
-    assert distance(fly(a, b, 0.01).position, a.position) <= 3.1e-4 * bound * steps + 1e-6
+    assert distance(fly(a, b, 0.01).position, a.position) <= ease_in_out(0.01) * speed + 1e-6
 
 
 def test_ease_in_out_starts_and_ends_at_rest() -> None:
