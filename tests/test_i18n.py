@@ -68,3 +68,15 @@ def test_browser_language(accept: str | None, lang: str) -> None:
 def test_unknown_language_names_the_languages() -> None:
     with pytest.raises(KeyError, match="no catalogue for language 'de'; languages: zh_CN, en"):
         i18n.messages("de")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "en", "zh"),
+    [(8, "8 s", "8 秒"), (185, "3 min 5 s", "3 分 5 秒"), (900, "15 min", "15 分钟"), (7500, "2 h 5 min", "2 小时 5 分"), (3 * 86400 + 7200, "3 d 2 h", "3 天 2 小时")],
+)
+def test_data_ages_are_written_in_the_pages_language(seconds: float, en: str, zh: str) -> None:
+    """Badges and the layer list show data ages built on the server: in Chinese on a Chinese page, not English."""
+    from twin.app.live import fmt_age
+
+    assert fmt_age(seconds) == en and fmt_age(seconds, "en") == en
+    assert fmt_age(seconds, "zh_CN") == zh

@@ -38,6 +38,7 @@ class LayerPanel(TrameComponent):
         self.controls = LayerControls(server, session, bridge)
         self.refresh()
         session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh_live(change.now), key=self.refresh_live))
+        self.state.change("twin_lang")(lambda **_: self.session.now is not None and self.refresh_live(self.session.now))  # ages in the page's language
 
     def refresh(self) -> None:
         """Push the layer rows (visibility, opacity, the view's error for the layer)."""
@@ -52,7 +53,7 @@ class LayerPanel(TrameComponent):
     def refresh_live(self, now: dt.datetime) -> None:
         """Push the data age and stale/error flags of the live layers at ``now``."""
         with self.session.lock:
-            self.state.twin_live_info = {layer.id: layer_live_info(layer, now) for layer in self.session.live_layers()}
+            self.state.twin_live_info = {layer.id: layer_live_info(layer, now, self.state.twin_lang or "en") for layer in self.session.live_layers()}
 
     @controller.set("twin_set_visible")
     def set_layer_visible(self, layer_id: str, visible: bool) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from twin.alerts.engine import Alert, AlertEngine, AlertEvent, AlertState
 from twin.alerts.rules import StaleRule
+from twin.app.i18n import gettext
 from twin.clock import SHANGHAI, fmt_clock, fmt_datetime
 from twin.layer import Layer
 from twin.live import LiveLayer
@@ -48,8 +49,8 @@ UNITS = {"flood_points": "cm"}
 
 
 # -- time ----------------------------------------------------------------------------------------
-def fmt_age(age: dt.timedelta | float | None) -> str:
-    """A duration for people: ``8 s``, ``3 min 5 s``, ``2 h 5 min``; ``—`` for unknown."""
+def fmt_age(age: dt.timedelta | float | None, lang: str = "en") -> str:
+    """A duration for people in ``lang``: ``8 s``, ``3 min 5 s``, ``2 h 5 min`` (zh_CN: ``8 秒``, ``3 分 5 秒``); ``—`` for unknown."""
     if age is None:
         return "—"
     seconds = age.total_seconds() if isinstance(age, dt.timedelta) else float(age)
@@ -57,19 +58,19 @@ def fmt_age(age: dt.timedelta | float | None) -> str:
         return "—"
     seconds = max(seconds, 0.0)
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return gettext(lang, "{s} s").format(s=f"{seconds:.0f}")
     minutes, sec = divmod(int(seconds), 60)
     if minutes < 60:
-        return f"{minutes} min {sec} s" if sec and minutes < 10 else f"{minutes} min"
+        return gettext(lang, "{m} min {s} s").format(m=minutes, s=sec) if sec and minutes < 10 else gettext(lang, "{m} min").format(m=minutes)
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} d {hours % 24} h"
+        return gettext(lang, "{h} h {m} min").format(h=hours, m=minutes) if minutes else gettext(lang, "{h} h").format(h=hours)
+    return gettext(lang, "{d} d {h} h").format(d=hours // 24, h=hours % 24)
 
 
 # -- live layers ---------------------------------------------------------------------------------
-def layer_live_info(layer: Layer, now: dt.datetime) -> dict[str, Any]:
-    """Data age and stale/error flags of one live layer, for its row in the layer list."""
+def layer_live_info(layer: Layer, now: dt.datetime, lang: str = "en") -> dict[str, Any]:
+    """Data age and stale/error flags of one live layer, for its row in the layer list; texts in ``lang``."""
     health = getattr(layer, "health", None)
     params = getattr(layer, "params", None)
     stale_after = getattr(params, "stale_after", None)
@@ -79,24 +80,25 @@ def layer_live_info(layer: Layer, now: dt.datetime) -> dict[str, Any]:
     error = health.error or ""
     stale = bool(error) or (isinstance(stale_after, dt.timedelta) and health.is_stale(now, stale_after))
     newest = getattr(health, "newest_reading", None)
-    seen = f"newest reading {fmt_clock(newest)}" if newest is not None else f"last update {fmt_clock(health.last_success)}"
+    seen = (gettext(lang, "newest reading {time}").format(time=fmt_clock(newest)) if newest is not None
+            else gettext(lang, "last update {time}").format(time=fmt_clock(health.last_success)))
     if error:
-        tip = f"source failing since {fmt_clock(health.last_error)}: {error}"
+        tip = gettext(lang, "source failing since {time}: {error}").format(time=fmt_clock(health.last_error), error=error)
     elif age is None:
-        tip = "no data received yet"
+        tip = gettext(lang, "no data received yet")
     elif stale:
-        tip = f"{seen}: no new data for {fmt_age(age)} (stale after {fmt_age(stale_after)})"
+        tip = gettext(lang, "{seen}: no new data for {age} (stale after {limit})").format(seen=seen, age=fmt_age(age, lang), limit=fmt_age(stale_after, lang))
     else:
         tip = seen
     if not error and getattr(health, "last_poll", None) is not None and health.last_success is not None:
-        tip += f"; last poll {fmt_clock(health.last_success)}"
+        tip += gettext(lang, "; last poll {time}").format(time=fmt_clock(health.last_success))
     losses = dict(getattr(health, "dropped", {}) or {})
-    if losses:
-        tip += "; dropped " + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(losses.items()))
+    if losses:  # the reasons are the drop counters' own names (twin.readings)
+        tip += gettext(lang, "; dropped {counts}").format(counts=", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(losses.items())))
     if getattr(health, "late", 0):
-        tip += f"; {health.late} arrived late"
+        tip += gettext(lang, "; {n} arrived late").format(n=health.late)
     return {
-        "age": "no data yet" if age is None else f"data {fmt_age(age)} old",
+        "age": gettext(lang, "no data yet") if age is None else gettext(lang, "data {age} old").format(age=fmt_age(age, lang)),
         "stale": stale,
         "error": error,
         "tip": tip,

@@ -26,16 +26,16 @@ from twin.session import Session
 __all__ = ["SourceBadges", "source_row"]
 
 
-def source_row(layer: Layer, now: dt.datetime) -> dict[str, Any]:
+def source_row(layer: Layer, now: dt.datetime, lang: str = "en") -> dict[str, Any]:
     """One live layer's badge at ``now``: ``age`` is its data age for people ('' before any data), ``stale`` past
-    ``stale_after`` or failing, ``failing`` when its last poll failed, ``tip`` says why (source and error)."""
-    info = layer_live_info(layer, now)
+    ``stale_after`` or failing, ``failing`` when its last poll failed, ``tip`` says why (source and error); texts in ``lang``."""
+    info = layer_live_info(layer, now, lang)
     health = getattr(layer, "health", None)
     age = health.data_age(now) if health is not None else None
     return {
         "id": layer.id,
         "title": layer.title,
-        "age": "" if age is None else fmt_age(age),
+        "age": "" if age is None else fmt_age(age, lang),
         "stale": bool(info["stale"]),
         "failing": bool(info["error"]),
         "tip": info["tip"],
@@ -52,6 +52,7 @@ class SourceBadges(TrameComponent):
         self.refresh()
         session.time_changed.connect(lambda _change: bridge.soon(self.refresh))
         session.health_changed.connect(lambda _change: bridge.soon(self.refresh))
+        self.state.change("twin_lang")(lambda **_: self.refresh())  # the ages and tips are written in the page's language
 
     def refresh(self) -> None:
         """Push the badges as of the live clock (nothing before the first tick)."""
@@ -59,7 +60,7 @@ class SourceBadges(TrameComponent):
         if now is None:
             return
         with self.session.lock:
-            rows = [source_row(layer, now) for layer in self.session.live_layers()]
+            rows = [source_row(layer, now, self.state.twin_lang or "en") for layer in self.session.live_layers()]
         if rows != self.state.twin_sources:
             self.state.twin_sources = rows
 

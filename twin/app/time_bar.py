@@ -63,7 +63,7 @@ class TimeBar(TrameComponent):
         if change.live or change.shown is None:
             state.twin_replay_t, state.twin_replay_offset = latest, ""  # the chip says "live" in the page's language
         else:
-            state.twin_replay_t, state.twin_replay_offset = round(change.shown.timestamp()), f"−{fmt_age(now - change.shown)}"
+            state.twin_replay_t, state.twin_replay_offset = round(change.shown.timestamp()), f"−{fmt_age(now - change.shown, state.twin_lang or 'en')}"
 
     def _tick_error(self, change: HealthChange) -> None:
         self.state.twin_tick_error = change.tick_error
