@@ -17,6 +17,10 @@ other figures join it the same way):
   with the view box at 1920×1080 CSS pixels: the still image, and the frames while the camera
   orbits (a mouse drag), with orbit frames per second on this machine's CPU renderer. Goal:
   still ≤ 150 kB, less while moving.
+- ``h3_tick``: one tick of a 100k-cell H3 layer in the local view (``bench_h3_local.py``): bytes on
+  the websocket vs a plain ``update()`` (goal ≤ 0.5 MB) and server tick → drawn vs the CPU path (goal ≤ 100 ms).
+- ``city``: 1M buildings in the remote view (``bench_city.py``): orbit fps and still-frame ms, tiled
+  level of detail vs full detail.
 
     python benchmarks/bench_app.py                          # every figure
     python benchmarks/bench_app.py --only startup --repeats 5
@@ -314,7 +318,27 @@ def figure_remote(bench: Bench) -> None:
           f"moving < still: {'OK' if new['moving_kb'] < new['still_kb'] else 'no'}")
 
 
-FIGURES: dict[str, Callable[[Bench], None]] = {"startup": figure_startup, "remote": figure_remote}
+def figure_h3_tick(bench: Bench) -> None:
+    """One tick of a 100k-cell H3 layer in the local view: bytes (baseline: a plain ``update()``) and tick -> drawn
+    (baseline: the CPU block path), from :func:`bench_h3_local.h3_tick_figure` (its own server and browser)."""
+    from bench_h3_local import h3_tick_figure
+
+    fig = h3_tick_figure(100_000, ticks=max(bench.repeats, 3))
+    base = fig.get("baseline") or {}
+    print(f"[h3_tick] 100k cells: {fig['bytes'] / 1e6:.3f} MB per tick (plain update() {fig.get('baseline_bytes', float('nan')) / 1e6:.3f} MB, "
+          f"{_ratio(fig['bytes'], fig.get('baseline_bytes', float('nan')))}); goal <= 0.5 MB: {'OK' if fig['bytes'] <= 500_000 else 'over'}")
+    print(f"[h3_tick] tick -> drawn: {fig['drawn_ms']:.0f} ms (CPU path {base.get('drawn_ms', float('nan')):.0f} ms, "
+          f"{_ratio(fig['drawn_ms'], base.get('drawn_ms', float('nan')))}); goal <= 100 ms: {'OK' if fig['drawn_ms'] <= 100 else 'over'}")
+
+
+def figure_city(bench: Bench) -> None:
+    """A 1M-building city in the remote view: tiled HLOD vs full detail, from :func:`bench_city.city_figure` (in process)."""
+    from bench_city import city_figure, report
+
+    report(city_figure(1_000_000, repeats=1, orbit_frames=4, ways=("full", "hlod")))
+
+
+FIGURES: dict[str, Callable[[Bench], None]] = {"startup": figure_startup, "remote": figure_remote, "h3_tick": figure_h3_tick, "city": figure_city}
 
 
 def main() -> None:
