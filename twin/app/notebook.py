@@ -101,14 +101,15 @@ def _serve_inline(scene: Scene, size: tuple[int, int], camera: str | None, handl
     """Start a :class:`TwinApp` for ``scene`` on the kernel's loop; put its view in ``handle`` once it listens."""
     from IPython.display import HTML
 
-    from twin.app.server import TwinApp, _trame_argv
+    from twin.app.server import TwinApp
+    from twin.app.trame_args import hidden_argv
 
     if camera is not None:
         scene.camera = camera
     app = TwinApp(scene, size=size)
     app.ui.iframe_style = f"border: none; width: 100%; height: {size[1]}px;"
     _APPS.append(app)
-    with _trame_argv():
+    with hidden_argv():
         app.server.start(exec_mode="task", port=0, host="127.0.0.1", open_browser=False, show_connection_info=False, disable_logging=True, timeout=0)
 
     def swap(ready: asyncio.Future[Any]) -> None:

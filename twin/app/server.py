@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -45,6 +44,7 @@ from twin.app.source_badges import SourceBadges
 from twin.app.startup import SceneLoader
 from twin.app.theme import VUETIFY_CONFIG
 from twin.app.time_bar import TimeBar
+from twin.app.trame_args import hidden_argv
 from twin.app.view_panel import ViewMode, ViewPanel
 from twin.render.view import SceneView
 from twin.scene.model import Scene
@@ -186,12 +186,11 @@ class TwinApp(TrameApp):
         ``access``: who may connect (default: :func:`~twin.app.access.access_policy` for ``host``, with ``$TWIN_TOKEN``);
         raises AccessError for a non-loopback ``host`` without a token.
         """
-        saved_argv, sys.argv = sys.argv, sys.argv[:1]  # hide our command line from trame's argument parser (TRAME_ARGS still applies)
         try:
             self.ctrl.on_server_bind.add((access or access_policy(host, port)).install)
-            self.server.start(host=host, port=port, open_browser=open_browser, timeout=0, show_connection_info=False)
+            with hidden_argv():
+                self.server.start(host=host, port=port, open_browser=open_browser, timeout=0, show_connection_info=False)
         finally:
-            sys.argv = saved_argv
             self.session.close()
             self.view.close()
 
