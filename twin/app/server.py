@@ -161,7 +161,7 @@ class TwinApp(TrameApp):
                     v3.VIcon("mdi-crosshairs-gps")
                 self.saved_views.ui()
                 self.screenshot.ui()
-                v3.VChip(tr_fmt("{mode} · {n} cells", mode="twin_view_mode", n="twin_cells"), size="small", variant="tonal", color="secondary", classes="mx-2",
+                v3.VChip(tr_fmt("{mode} · {n} cells", mode="(twin_view_mode === 'local' ? " + tr_expr("browser view") + " : " + tr_expr("server view") + ")", n="twin_cells"), size="small", variant="tonal", color="secondary", classes="mx-2",
                          prepend_icon="mdi-monitor")
                 self.alerts.button()
                 self.i18n.ui()
