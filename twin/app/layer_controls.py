@@ -120,7 +120,8 @@ class LayerControls(TrameComponent):
         self.state.twin_control_error = {}
         self.state.twin_filter_open = {}
         self.refresh()
-        session.layer_changed.connect(lambda change: bridge.soon(lambda: self.refresh(change.layer_id) if "style" in change.kinds else None))
+        session.layer_changed.connect(  # one waiting refresh per restyled layer, however far ticks run ahead of the page's loop
+            lambda change: "style" in change.kinds and bridge.soon(lambda: self.refresh(change.layer_id), key=(self.refresh, change.layer_id)))
 
     def refresh(self, layer_id: str | None = None) -> None:
         """Push the controls of one layer (or all)."""

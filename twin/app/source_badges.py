@@ -50,8 +50,8 @@ class SourceBadges(TrameComponent):
         self.session = session
         self.state.twin_sources = []
         self.refresh()
-        session.time_changed.connect(lambda _change: bridge.soon(self.refresh))
-        session.health_changed.connect(lambda _change: bridge.soon(self.refresh))
+        session.time_changed.connect(lambda _change: bridge.soon(self.refresh, key=self.refresh))
+        session.health_changed.connect(lambda _change: bridge.soon(self.refresh, key=self.refresh))
         self.state.change("twin_lang")(lambda **_: self.refresh())  # the ages and tips are written in the page's language
 
     def refresh(self) -> None:

@@ -86,10 +86,10 @@ class ViewPanel(TrameComponent):
         self.state.update({"twin_view_mode": self.view_mode, "twin_cameras": list(self.scene.cameras), "twin_camera": self.scene.camera,
                            "twin_picking": ["click"], "twin_fatal": self.fatal or ""})
         self._publish()
-        session.layer_changed.connect(lambda _change: bridge.soon(self.redraw))
+        session.layer_changed.connect(lambda _change: bridge.soon(self.redraw, key=self.redraw))
         session.camera_changed.connect(lambda change: bridge.soon(lambda: self._apply_camera(change)))
-        session.focus_changed.connect(lambda focus: bridge.soon(lambda: self._show_focus(focus)))
-        session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show_selection(selection)))
+        session.focus_changed.connect(lambda focus: bridge.soon(lambda: self._show_focus(focus), key=self._show_focus))
+        session.selection_changed.connect(lambda selection: bridge.soon(lambda: self._show_selection(selection), key=self._show_selection))
 
     def settle_mode(self) -> bool:
         """Choose the view mode (``auto``: once no layer is pending, local under the triangle budget); True if it became local: the page needs :meth:`ui` again."""
