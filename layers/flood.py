@@ -165,7 +165,8 @@ class FloodPointsLayer(ReadingsLayer):
         markers.cell_data["marker"] = np.ones(markers.n_cells, dtype=np.uint8)
         mesh = columns.merge(markers) if markers.n_cells else columns
         anchors = np.column_stack([xyz[:, 0], xyz[:, 1], heights + 0.5 + self.params.radius]).astype(np.float32)
-        mesh.field_data["label_anchor"] = anchors.reshape(-1, 3) if len(anchors) else np.zeros((0, 3), dtype=np.float32)
+        if len(anchors):  # pyvista refuses empty arrays; a layer with no stations yet (drawn before its first poll) has no labels
+            mesh.field_data["label_anchor"] = anchors
         return mesh
 
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:

@@ -195,3 +195,22 @@ def test_image_three_levels_in_distinct_colours() -> None:
     assert green > 0.002 and orange > 0.002 and red > 0.01 and purple > 0.001, (green, orange, red, purple)
     assert red > 2 * orange  # two alarm columns, taller than the warning one
     compare_to_reference(image, "flood_levels")
+
+
+def test_a_flood_layer_with_no_stations_yet_draws_empty() -> None:
+    """Found in CI: the app draws live layers before their first poll; an empty station list must draw nothing, not raise."""
+    from twin.geo import Frame
+
+    class NoStations(twin.source.Source):
+        def read(self, bbox=None):
+            return STATIONS.iloc[:0]
+
+    register_source(NoStations, "no_stations")
+    try:
+        TableSource.TABLES["default"] = readings([])
+        layer = layer_types().get("flood_points")("flood", source={"type": "table"}, stations={"type": "no_stations"}, labels="all")
+        at(layer, 1)
+        visual = layer.visual(Frame.auto(121.48, 31.23))
+        assert visual.mesh.n_cells == 0 and visual.style.labels == ()
+    finally:
+        source_types().unregister("no_stations")
