@@ -129,7 +129,10 @@ def _env(tree: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @contextmanager
 def serve(scene: Path, tree: Path, view: str = "auto") -> Iterator[Served]:
-    """``twin serve SCENE`` from the code in ``tree``; stopped on exit."""
+    """``twin serve SCENE`` from the code in ``tree``; stopped on exit. A repository scene is taken from ``tree``'s own copy
+    (the baseline's code reads its own scene files, not keys added later)."""
+    if scene.is_relative_to(REPO) and (tree / scene.relative_to(REPO)).is_file():
+        scene = tree / scene.relative_to(REPO)
     port = _free_port()
     log = Path(tempfile.mkstemp(prefix="twin-serve-", suffix=".log")[1])
     t0 = time.perf_counter()
