@@ -1,9 +1,10 @@
-"""Unattended pages: the wall survives server restarts and one-map outages with nobody at a keyboard.
+"""Unattended pages: the wall survives server restarts, silent network losses and one-map outages with nobody at a keyboard.
 
-``twin serve`` in a subprocess (started by the tests, killed and restarted by them), driven by the Debian
-headless Chromium; ``TWIN_TICK_SECONDS=1``. The one-map server is the demo's real pygeoapi with live readings
-(:class:`twin.demo.onemap.OneMapDemo`), stopped and started again on the same port. A few fast in-process tests
-cover the badges' rows and the compressed live clock.
+``twin serve`` in a subprocess (started by the tests, killed, stopped and restarted by them), driven by the Debian
+headless Chromium; ``TWIN_TICK_SECONDS=1``. A silent loss is a server process stopped with SIGSTOP, or a TCP proxy
+between page and server that stops forwarding (:class:`StallingProxy`): the socket stays open, nothing comes back.
+The one-map server is the demo's real pygeoapi with live readings (:class:`twin.demo.onemap.OneMapDemo`), stopped and
+started again on the same port. A few fast in-process tests cover the badges' rows and the compressed live clock.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import datetime as dt
 import io
 import os
 import signal
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from playwright import sync_api
 from servers import ServerProcess, free_port, start_process
 
 RECOVER_S = 30.0  # the issue: recovered with no click within 30 s of the server's return
+SILENT_S = 20.0  # a silent connection is found after 4 unanswered heartbeats 2.5 s apart (reconnect.js), checked every beat: < 13 s, and slack
 
 LIVE_SCENE = """\
 version: 1
@@ -62,14 +66,82 @@ layers:
 """
 
 
-def serve_command(scene: Path, port: int) -> list[str]:
-    """How the wall runs: ``twin serve`` with a server-rendered view (the lead adds ``--kiosk`` here once it exists)."""
-    return [sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", "remote", "--no-browser"]
+DISTRICTS_SCENE = """\
+version: 1
+name: Local wall test
+frame: {{crs: auto, center: [121.47, 31.23]}}
+cameras:
+  city: {{target: [121.45, 31.2], heading: 0, pitch: 70, range: 60000}}
+camera: city
+layers:
+  - id: districts
+    type: vector
+    title: 上海各区
+    source: {{type: file, path: "{districts}", crs: GCJ02}}
+    color_by: name
+    palette: tab20
+"""
 
 
-def start_twin(scene: Path, port: int, log: Path) -> ServerProcess:
+def serve_command(scene: Path, port: int, *, kiosk: bool = False, view: str = "remote") -> list[str]:
+    """How the wall runs: ``twin serve`` (``kiosk``: ``--kiosk``), a server-rendered view unless ``view`` says otherwise."""
+    return [sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", view, "--no-browser", *(["--kiosk"] if kiosk else [])]
+
+
+def start_twin(scene: Path, port: int, log: Path, *, kiosk: bool = False, view: str = "remote") -> ServerProcess:
     env = {"PYTHONUNBUFFERED": "1", "TWIN_TICK_SECONDS": "1"}
-    return start_process("twin serve", serve_command(scene, port), port=port, log_path=log, env=env, timeout=120)
+    return start_process("twin serve", serve_command(scene, port, kiosk=kiosk, view=view), port=port, log_path=log, env=env, timeout=120)
+
+
+class StallingProxy:
+    """A TCP proxy on 127.0.0.1 to ``target_port`` that can stop forwarding (:meth:`stall`): its connections stay open and
+    new ones are accepted, but no byte passes either way until :meth:`resume` — a silent network loss."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True, name="stalling-proxy").start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stall(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.flowing.set()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                if self.listener.fileno() < 0:
+                    return
+                continue
+            upstream.settimeout(None)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                self.flowing.wait()  # stalled: the bytes read wait here, the sender sees an open socket
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
 
 
 def _wait(ok: Callable[[], bool], timeout: float, what: str) -> float:
@@ -83,10 +155,10 @@ def _wait(ok: Callable[[], bool], timeout: float, what: str) -> float:
 
 
 def _view_pixels(page: sync_api.Page) -> np.ndarray:
-    """The view box as the user sees it (whatever covers it: the view, or the last picture), overlays and badge masked."""
+    """The view box as the user sees it (whatever covers it: the view, or the last picture), overlays (the kiosk's too) and badge masked."""
     from PIL import Image
 
-    masks = [page.locator(".twin-overlay"), page.locator("#twin-reconnecting")]
+    masks = [page.locator(".twin-overlay"), page.locator("#twin-reconnecting"), page.locator(".twin-kiosk-layer > div"), page.locator(".twin-legend")]
     shot = page.screenshot(clip=page.locator("#twin-view").bounding_box(), mask=masks, mask_color="#000000")
     return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
 
@@ -131,9 +203,13 @@ def browser() -> Iterator[sync_api.Browser]:
 def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(url)
-    page.wait_for_selector("#twin-scene-name", timeout=60_000)
+    page.wait_for_selector("#twin-scene-name", state="attached", timeout=60_000)  # a kiosk page hides it with the chrome
     _wait(lambda: _drawn(_view_pixels(page)) > 300, 30, "the first picture of the view")
     return page
+
+
+def _kiosk_clock(page: sync_api.Page) -> str:
+    return page.locator("#twin-kiosk-clock").inner_text().strip()
 
 
 # -- the server restarts -------------------------------------------------------------------------
@@ -180,6 +256,96 @@ def test_the_page_shows_the_last_picture_and_reconnects_after_restarts(tmp_path:
         server = _outage(page, server, signal.SIGKILL, start)  # a crash
         server = _outage(page, server, signal.SIGTERM, start)  # an orderly restart, on the already reconnected page
         assert "Traceback" not in server.log()
+    finally:
+        page.close()
+        server.stop()
+
+
+# -- silent losses: the socket stays open, nothing comes back -------------------------------------
+def _silent_outage(page: sync_api.Page, stop: Callable[[], None], resume: Callable[[], None], what: str) -> None:
+    """``stop`` silences the connection: the heartbeat finds it, the last picture stays under the badge; ``resume``: back with no click."""
+    before = _view_pixels(page)
+    start = _status(page)
+    stop()
+    badge = page.locator("#twin-reconnecting")
+    found = _wait(lambda: badge.count() == 1, SILENT_S, f"the badge after {what}")
+    assert _status(page)["silent"] == start["silent"] + 1  # found by the heartbeat: no socket closed
+    time.sleep(3)  # the probes of the page's address time out meanwhile
+    during = _view_pixels(page)
+    assert _drawn(during) > 300 and _same_picture(page, before, during), f"the last picture did not stay after {what}"
+    resume()
+    took = _wait(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, f"the page to recover after {what}")
+    assert badge.count() == 0 and page.locator("#twin-reconnect-cover").count() == 0
+    shown = _kiosk_clock(page)
+    _wait(lambda: _kiosk_clock(page) != shown, 10, f"the wall's clock to run again after {what}")
+    print(f"{what}: found in {found:.1f} s, recovered {took:.1f} s after it ended")
+
+
+def test_a_silent_connection_is_found_by_the_heartbeat_and_recovers(tmp_path: Path, browser: sync_api.Browser) -> None:
+    """A stopped server process (SIGSTOP, then SIGCONT), and a proxy that stops forwarding: the wall shows "reconnecting"
+    over its last picture within a few heartbeats and recovers by itself when the server or the network comes back."""
+    scene = tmp_path / "live.yaml"
+    scene.write_text(LIVE_SCENE, encoding="utf-8")
+    server = start_twin(scene, free_port(), tmp_path / "serve.log", kiosk=True)
+    proxy = StallingProxy(server.port)
+    page = _open(browser, proxy.url)
+    group = server.process.pid
+    try:
+        assert page.evaluate("document.documentElement.classList.contains('twin-kiosk')")
+        _silent_outage(page, proxy.stall, proxy.resume, "a proxy that stopped forwarding")
+        _silent_outage(page, lambda: os.killpg(group, signal.SIGSTOP), lambda: os.killpg(group, signal.SIGCONT), "a stopped server process")
+        time.sleep(2)
+        assert server.process.poll() is None  # the dropped connections did not ask the server to exit
+        assert "Traceback" not in server.log()
+    finally:
+        os.killpg(group, signal.SIGCONT)
+        page.close()
+        proxy.close()
+        server.stop()
+
+
+# -- the local (vtk.js) view ---------------------------------------------------------------------
+def _lose_webgl(page: sync_api.Page) -> bool:
+    """Lose the view's WebGL context, as a GPU reset does: the canvas goes blank. False if the view has none."""
+    return bool(page.evaluate("""() => {
+        const canvas = document.querySelector('#twin-view canvas');
+        const gl = canvas && (canvas.getContext('webgl2') || canvas.getContext('webgl'));
+        const lose = gl && gl.getExtension('WEBGL_lose_context');
+        if (lose) lose.loseContext();
+        return !!lose;
+    }"""))
+
+
+def test_the_local_view_keeps_its_last_picture_through_an_outage(tmp_path: Path, browser: sync_api.Browser, shared_data: Path) -> None:
+    """``--view local``: the browser draws with WebGL. Killed server: the last picture covers the view, even when the
+    view's WebGL context is lost meanwhile; the page never shows a blank view until the new server's picture is drawn."""
+    scene = tmp_path / "districts.yaml"
+    scene.write_text(DISTRICTS_SCENE.format(districts=(shared_data / "shanghai_districts_gcj02.geojson").as_posix()), encoding="utf-8")
+    port = free_port()
+    server = start_twin(scene, port, tmp_path / "serve1.log", kiosk=True, view="local")
+    page = _open(browser, server.url)
+    try:
+        assert page.evaluate("window.trame.state.get('twin_view_mode')") == "local"
+        time.sleep(2.5)  # the page keeps a picture of the view every 2 s
+        before = _view_pixels(page)
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=20)
+        page.locator("#twin-reconnecting").wait_for(timeout=10_000)
+        assert page.locator("#twin-reconnect-cover").count() == 1  # the WebGL view's picture was read back
+        assert _lose_webgl(page)
+        time.sleep(1)
+        during = _view_pixels(page)
+        assert _drawn(during) > 300 and _same_picture(page, before, during), "the local view's last picture did not stay"
+        server = start_twin(scene, port, tmp_path / "serve2.log", kiosk=True, view="local")
+        blank: list[float] = []
+        start = time.monotonic()
+        while _status(page)["reconnects"] == 0:  # never blank until the new picture is drawn
+            if _drawn(_view_pixels(page)) <= 300:
+                blank.append(round(time.monotonic() - start, 1))
+            assert time.monotonic() - start < RECOVER_S, "the page did not recover by itself"
+            time.sleep(0.2)
+        assert not blank, f"the view was blank {blank} s after the server came back"
+        assert page.locator("#twin-reconnect-cover").count() == 0 and _drawn(_view_pixels(page)) > 300
     finally:
         page.close()
         server.stop()

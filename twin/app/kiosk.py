@@ -9,6 +9,11 @@ open in the last :data:`ALIVE_S` seconds, and every page of the server shows the
 banner. It moves the server's camera eased: the remote view streams light frames (half size, up to
 :data:`FLIGHT_FPS` a second, fewer on a slow renderer) during a flight and a full still at rest.
 
+While the wall runs its camera is the tour's (one render window for all pages): drags and the wheel move nothing
+(:mod:`.kiosk_camera`) and a camera another page moves (a preset, a saved view, a flight) is taken back at once.
+Other pages (``?kiosk=0``) are operator consoles: they follow the wall (``static/kiosk.js`` keeps their mouse off
+the view, hides the camera presets and says so) and acknowledge alerts, which the wall follows.
+
 State: ``twin_hall`` (``active``, ``mode``, ``stop``, ``stops``, ``camera``, ``tour``, ``flying``,
 ``pose`` — the view's camera at rest, ``"x,y,z|fx,fy,fz"`` in frame metres —, ``banner``,
 ``queued``, ``error``) and ``twin_kiosk_clock`` (``date``, ``time``, +08:00).
@@ -27,6 +32,7 @@ from trame.app import TrameComponent
 
 from twin.alerts.engine import AlertEvent
 from twin.app.bridge import LoopBridge
+from twin.app.kiosk_camera import CameraHold, at
 from twin.app.kiosk_overlays import overlays
 from twin.app.live import SEVERITY_COLORS, alert_rows, focus_dict
 from twin.app.view_panel import ViewPanel
@@ -62,10 +68,12 @@ class KioskPanel(TrameComponent):
         self._base_visible: dict[str, bool] = {}
         self._help: list[dict[str, Any]] = []
         self._focused, self._flying = "", False
+        self.camera_hold = CameraHold(view_panel.view.window)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.state.update({"twin_hall": dict(_IDLE), "twin_kiosk_clock": {"date": "", "time": ""}})
         session.alert_event.connect(self._on_alert)
+        session.camera_changed.connect(self._on_camera)
         self.server.trigger("twin_kiosk_alive")(self.alive)
         self.ctrl.on_server_ready.add(self._start)
         self.ctrl.on_server_exited.add(self._stop)
@@ -107,6 +115,11 @@ class KioskPanel(TrameComponent):
             self.hall.on_event(event, time.monotonic())
             self.bridge.soon(self._alerted)
 
+    def _on_camera(self, _change: object) -> None:
+        """A page moved the shared camera (any thread): the running wall takes it back at its next step, now."""
+        if self.hall is not None:
+            self.bridge.soon(self._wake.set, key=self._on_camera)
+
     def _alerted(self) -> None:
         """On the loop: publish the hall, then let the wall step (fly) at once."""
         self._advance()
@@ -147,6 +160,8 @@ class KioskPanel(TrameComponent):
             if self._banner_id != self._focused:
                 self._focused = self._banner_id
                 self._focus(self._banner_id)
+            if self._applied is not None and not at(self._pose(), self._applied):
+                self._applied = None  # something else moved the wall's camera: the tour's pose again
             self._show(frame)
             self._publish(frame)
         except Exception:  # the wall keeps running
@@ -165,6 +180,7 @@ class KioskPanel(TrameComponent):
         with self.session.lock:
             firing = self.session.engine.firing()
         self.hall.follow(firing, now)
+        self.camera_hold.hold(True)
         return True
 
     def _retire(self) -> None:
@@ -172,6 +188,7 @@ class KioskPanel(TrameComponent):
         if self.hall is None:
             return
         self.hall = None
+        self.camera_hold.hold(False)
         self._restore_layers({})
         if self._focused:
             self.session.clear_focus()

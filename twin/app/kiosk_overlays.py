@@ -18,7 +18,8 @@ __all__ = ["overlays"]
 
 def overlays(*, kiosk: bool) -> None:
     """The kiosk layer with its data attributes (``mode``, ``camera``, ``stop``, ``pose``, ``flying``: what the wall shows),
-    the stylesheet, and the script that decides per page whether it is a kiosk (``kiosk``: the server's default)."""
+    the stylesheet, the script that decides per page whether it is a kiosk (``kiosk``: the server's default), and the
+    note an operator's page shows while the wall runs (it follows the wall's camera)."""
     static = resources.files("twin.app").joinpath("static")
     client.Style(static.joinpath("kiosk.css").read_text(encoding="utf-8"))
     client.Script(static.joinpath("kiosk.js").read_text(encoding="utf-8").replace("__KIOSK_DEFAULT__", "true" if kiosk else "false"))
@@ -37,7 +38,7 @@ def overlays(*, kiosk: bool) -> None:
         _sources()
         _alerts()
         _banner()
-
+    html.Div(tr("Following the wall: its tour moves this view"), v_if="twin_hall.active", id="twin-follow-note", classes="twin-follow-note")
 
 
 def _sources() -> None:

@@ -4,24 +4,45 @@ When the websocket closes (the server restarts, the network drops), the page kee
 picture of the 3D view, shows a "reconnecting" badge and tries again after 1, 2, 4, 8, 15, 15 ... s, until the
 server answers; then it reconnects in place (or reloads, covered by the last picture) with no click. The badge
 texts come from the message catalogue, rendered here as hidden elements the script reads when the connection drops.
+
+A silent loss (the socket stays open and nothing comes back: a stopped server process, a proxy that stopped
+forwarding) is found by a heartbeat: each page calls the trigger :data:`HEARTBEAT` every 2.5 s, one call at a time,
+and counts the connection lost when one stays unanswered for 10 s (4 beats). wslink's own keep-alive (aiohttp's
+``heartbeat``, ``$WSLINK_HEART_BEAT``) only lets the server find dead browsers: a page's WebSocket can neither send
+nor see protocol pings.
+
+``static/keep_buffers.js`` is loaded before the page's views are made: their WebGL contexts keep the drawing buffer, so
+the local (vtk.js) view's last picture can be read back like the remote view's image.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 from trame.widgets import client, html
 
 from twin.app.i18n import tr
 
-__all__ = ["SCRIPT", "ui"]
+__all__ = ["HEARTBEAT", "SCRIPT", "ui"]
 
-SCRIPT = resources.files("twin.app").joinpath("static", "reconnect.js")
+STATIC = resources.files("twin.app").joinpath("static")
+SCRIPT = STATIC.joinpath("reconnect.js")
 """The page script (see its header for the protocol)."""
+_EARLY = {"serve": {"__twin_static": str(STATIC)}, "scripts": ["__twin_static/keep_buffers.js"]}
+"""The trame module loading ``static/keep_buffers.js`` before the page mounts its views."""
+HEARTBEAT = "twin_heartbeat"
+"""The trigger the pages call to tell that the server still answers."""
 
 
-def ui() -> None:
-    """The script and the badge's texts (hidden; shown by the script in the page's language); once per page layout."""
+def _beat() -> None:
+    """A heartbeat: answering is all it does."""
+
+
+def ui(server: Any) -> None:
+    """The script, the badge's texts (hidden; shown by the script in the page's language) and ``server``'s heartbeat; once per page layout."""
+    server.enable_module(_EARLY)
+    server.trigger(HEARTBEAT)(_beat)
     client.Script(SCRIPT.read_text(encoding="utf-8"))
     with html.Div(style="display: none;", aria_hidden="true"):
         html.Span(tr("Reconnecting…"), id="twin-reconnect-text")

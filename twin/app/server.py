@@ -141,7 +141,7 @@ class TwinApp(TrameApp):
         with SinglePageWithDrawerLayout(self.server, vuetify_config=VUETIFY_CONFIG, width=320) as layout:
             self.ui = layout
             client.Style(resources.files("twin.app").joinpath("static", "twin.css").read_text(encoding="utf-8"))
-            reconnect.ui()
+            reconnect.ui(self.server)
             layout.footer.hide()
             layout.title.set_text("")
             with layout.title:

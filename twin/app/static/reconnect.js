@@ -4,13 +4,20 @@
 // trame's client, on a closed websocket, swaps the page's template for an error/loading template (a blank page
 // with a message). This script gives it the page's own template as that error template, so the page stays as it
 // was; it covers the 3D view with the last picture of it (kept in memory, and in sessionStorage for a reload),
-// shows the badge, and retries: an HTTP probe of the page's address after 1, 2, 4, 8, 15, 15 ... s, then
-// `trame.connect()` in place (a fresh websocket; trame re-reads the state and remounts the template). The cover
-// stays until the new view has drawn a picture. If connecting in place does not bring a picture within
-// RELOAD_AFTER_MS of the server answering, the page reloads (the cover is shown again from sessionStorage as soon
-// as this script runs).
+// shows the badge, and retries: an HTTP probe of the page's address (given up after PROBE_TIMEOUT_MS) after 1, 2,
+// 4, 8, 15, 15 ... s, then `trame.connect()` in place (a fresh websocket; trame re-reads the state and remounts the
+// template). The cover stays until the new view has drawn a picture. If connecting in place does not bring a
+// picture within RELOAD_AFTER_MS of the server answering, the page reloads (the cover is shown again from
+// sessionStorage as soon as this script runs).
+// Heartbeat: a silent loss (the socket stays open but nothing comes back: the server process stopped, a proxy that
+// stopped forwarding) never closes the websocket, so the page asks the server every BEAT_MS (the trigger
+// twin_heartbeat, one at a time); a beat unanswered for MISSED_BEATS x BEAT_MS counts as a lost connection: the page
+// drops that websocket (without asking the server to exit) and goes on as above.
+// The local (vtk.js) view's WebGL canvas keeps its drawing buffer (static/keep_buffers.js, loaded before the views),
+// so its last picture is kept like the remote view's image.
 // Badge texts come from hidden elements the server renders from the message catalogue (#twin-reconnect-text,
-// #twin-reconnect-since); window.twinReconnect.status() reports {lost, attempts, reconnects} (for tests).
+// #twin-reconnect-since); window.twinReconnect.status() reports {lost, attempts, reconnects, silent} (for tests;
+// silent: outages found by the heartbeat).
 (function () {
   "use strict";
   if (window.twinReconnect) {  // the template was remounted (a reconnect): the script runs again
@@ -18,16 +25,17 @@
     return;
   }
   const DELAYS_MS = [1000, 2000, 4000, 8000, 15000];  // back-off between tries; the last one repeats
+  const BEAT_MS = 2500, MISSED_BEATS = 4, PROBE_TIMEOUT_MS = 5000;
   const SNAPSHOT_EVERY_MS = 2000;
   const STORE_EVERY_MS = 30000;
   const RELOAD_AFTER_MS = 30000;
   const STORE_KEY = "twin-last-picture:" + location.pathname;
-  const status = { lost: false, attempts: 0, reconnects: 0, since: 0, answeredAt: 0 };
+  const status = { lost: false, attempts: 0, reconnects: 0, silent: 0, since: 0, answeredAt: 0 };
   const RELOADING_KEY = "twin-reloading:" + location.pathname;
   const shot = document.createElement("canvas"), probe = document.createElement("canvas");
   probe.width = 32;
   probe.height = 18;
-  let hooked = null, timer = null, picture = null, cover = null, badge = null, awaiting = false, before = new Set();
+  let hooked = null, timer = null, picture = null, cover = null, badge = null, awaiting = false, before = new Set(), beatSince = 0;
 
   const style = document.createElement("style");
   style.textContent = `
@@ -186,7 +194,8 @@
   async function attempt() {
     let answers = false;
     try {
-      answers = (await fetch(location.href, { cache: "no-store", credentials: "same-origin" })).ok;
+      const signal = AbortSignal.timeout(PROBE_TIMEOUT_MS);  // a stopped server accepts the connection and never answers
+      answers = (await fetch(location.href, { cache: "no-store", credentials: "same-origin", signal: signal })).ok;
     } catch (err) {
       answers = false;
     }
@@ -231,6 +240,26 @@
     awaitPicture(Date.now());
   }
 
+  // One heartbeat at a time: a beat unanswered for MISSED_BEATS x BEAT_MS is a silent loss of the connection.
+  function beat() {
+    const trame = window.trame, client = hooked;
+    if (status.lost || !client || !trame || trame.client !== client || !client.isConnected()) return;
+    if (beatSince) {
+      if (Date.now() - beatSince > MISSED_BEATS * BEAT_MS) silent(client);
+      return;
+    }
+    const sent = beatSince = Date.now();
+    trame.trigger("twin_heartbeat").then(() => { if (beatSince === sent) beatSince = 0; }, () => {});
+  }
+
+  // The server stopped answering on an open socket: drop it (0: without asking the server to exit) and reconnect.
+  function silent(client) {
+    status.silent += 1;
+    beatSince = 0;
+    lost();
+    try { client.disconnect(0); } catch (err) { /* already closed */ }
+  }
+
   // On every (re)connection: keep the page as it is if this connection closes, and end an outage.
   function hook() {
     const trame = window.trame;
@@ -241,8 +270,10 @@
       trame.state.state.trame__template_error = own;
       trame.state.state.trame__template_error_reconnect = own;
     }
-    trame.client.onConnectionClose(lost);
-    trame.client.onConnectionError(lost);
+    const client = trame.client, ended = () => { if (client === hooked) lost(); };  // a dropped earlier connection closing late is no new outage
+    client.onConnectionClose(ended);
+    client.onConnectionError(ended);
+    beatSince = 0;
     if (status.lost && !awaiting) {  // reconnected in place: remount the page so its view streams from the new connection
       trame.state.notifyListeners({ type: "dirty-state", keys: [templateKey()] });
       endOutage();
@@ -261,7 +292,8 @@
     awaitPicture(Date.now());
   }
 
-  window.twinReconnect = { hook: hook, status: () => ({ lost: status.lost, attempts: status.attempts, reconnects: status.reconnects }) };
+  window.twinReconnect = { hook: hook, status: () => ({ lost: status.lost, attempts: status.attempts, reconnects: status.reconnects, silent: status.silent }) };
   if (window.trame && window.trame.addConnectListener) window.trame.addConnectListener(hook);
   setInterval(remember, SNAPSHOT_EVERY_MS);
+  setInterval(beat, BEAT_MS);
 })();
