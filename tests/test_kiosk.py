@@ -307,15 +307,47 @@ def test_an_alert_shows_its_banner_within_a_tick_flies_to_it_and_the_tour_resume
         _close(page)
 
 
+def _operator_cannot_steer(wall: sync_api.Page, operator: sync_api.Page) -> None:
+    """The operator drags and wheels in its view: the wall stays on its stop, its camera and picture unchanged."""
+    hall = _hall(_wait_rest_start(wall))
+    before = _view(wall)
+    box = operator.locator("#twin-view").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    operator.mouse.move(x, y)
+    operator.mouse.down()
+    for step in range(1, 9):
+        operator.mouse.move(x + 30 * step, y + 12 * step)
+    operator.mouse.up()
+    operator.mouse.wheel(0, -600)
+    time.sleep(0.8)
+    after = _hall(wall)
+    assert (after["camera"], after["pose"]) == (hall["camera"], hall["pose"]), (hall, after)  # the same stop, the camera where it was
+    assert _differ(before, _view(wall)) < 0.02  # and the same picture
+
+
+def _wait_rest_start(page: sync_api.Page) -> sync_api.Page:
+    """Wait for the start of a dwell (a flight just ended), so a check fits in it; the page."""
+    _wait(lambda: _hall(page)["flying"] == "1", 20, "a flight")
+    _wait(lambda: (h := _hall(page))["flying"] == "0" and h["pose"] != "", 20, "the rest after it")
+    time.sleep(0.6)  # the still image follows the state
+    return page
+
+
 def test_two_kiosk_pages_show_one_hall_and_an_operator_acknowledges_for_the_wall(browser: sync_api.Browser, wall_url: str, onemap: OneMap) -> None:
+    """An operator's explorer page (``?kiosk=0``) follows the wall: its drags and wheel leave the wall's camera and picture as
+    they are, and its acknowledgement resumes the wall's tour."""
     walls = [_open(browser, wall_url, 960, 540) for _ in range(2)]
     operator = browser.new_page(viewport={"width": 1400, "height": 800})
     try:
         operator.goto(wall_url + "?kiosk=0")
         operator.wait_for_selector("#twin-layers", timeout=30_000)
         assert operator.locator("#twin-layers").is_visible() and not operator.locator("#twin-kiosk").is_visible()  # the explorer, on the same server
+        operator.locator("#twin-follow-note").wait_for(timeout=10_000)  # it says it follows the wall, and offers no camera presets
+        assert not operator.locator(".twin-camera").is_visible()
         _rest(walls[0])
         assert _hall(walls[0]) == _hall(walls[1])  # the same stop, the same camera
+        _operator_cannot_steer(walls[0], operator)
         onemap.add("G3", 42.0)
         for page in walls:
             page.wait_for_selector("#twin-kiosk-banner", timeout=10_000)
@@ -359,5 +391,51 @@ def test_a_plain_server_runs_the_wall_only_while_a_kiosk_page_is_open(scene_file
         clock[0] += kiosk.ALIVE_S
         app.kiosk.step()
         assert app.state.twin_hall["active"] is False and app.kiosk.hall is None
+    finally:
+        app.view.close()
+
+
+def _drag(interactor: object) -> None:
+    """A mouse drag and a wheel step, as trame-vtk hands a remote page's mouse to the view's interactor."""
+    interactor.SetEventInformation(200, 200)  # type: ignore[attr-defined]
+    interactor.LeftButtonPressEvent()  # type: ignore[attr-defined]
+    for step in range(1, 10):
+        interactor.SetEventInformation(200 + 25 * step, 200 + 10 * step)  # type: ignore[attr-defined]
+        interactor.MouseMoveEvent()  # type: ignore[attr-defined]
+    interactor.LeftButtonReleaseEvent()  # type: ignore[attr-defined]
+    interactor.MouseWheelForwardEvent()  # type: ignore[attr-defined]
+
+
+def test_the_running_wall_holds_the_shared_camera_and_gives_it_back(scene_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever page sends them (the server cannot tell), mouse drags and the wheel do not move the wall's camera, and a preset
+    chosen on another page is taken back at the wall's next step; once the wall stops, drags move the camera again (in-process)."""
+    from twin.app import kiosk
+    from twin.app.server import TwinApp
+
+    scene = Scene.from_file(scene_file)
+    scene.alerts = []
+    app = TwinApp(scene, view_mode="remote", kiosk=False)
+    clock = [1000.0]
+    monkeypatch.setattr(kiosk.time, "monotonic", lambda: clock[0])
+    camera, interactor = app.view.renderer.GetActiveCamera(), app.view.window.GetInteractor()
+    interactor.Enable()
+    try:
+        app.kiosk.alive()
+        app.kiosk.step()
+        stop = preset_pose(scene.cameras[app.state.twin_hall["camera"]], scene.frame)
+        assert math.dist(camera.GetPosition(), stop.position) < 1.0
+        _drag(interactor)
+        assert math.dist(camera.GetPosition(), stop.position) < 1.0 and math.dist(camera.GetFocalPoint(), stop.focal_point) < 1.0
+        other = next(name for name in scene.cameras if name != app.state.twin_hall["camera"])
+        app.session.set_camera(other)
+        assert math.dist(camera.GetPosition(), stop.position) > 100.0  # another page's preset moved the shared camera
+        app.kiosk.step()
+        assert math.dist(camera.GetPosition(), stop.position) < 1.0  # the wall took it back
+        clock[0] += kiosk.ALIVE_S + 1
+        app.kiosk.step()  # no kiosk page any more: the wall stops
+        assert app.kiosk.hall is None
+        before = camera.GetPosition()
+        _drag(interactor)
+        assert math.dist(camera.GetPosition(), before) > 1.0  # the page's mouse moves the camera again
     finally:
         app.view.close()
