@@ -77,17 +77,42 @@ class Served:
 
 @dataclass
 class Frames:
-    """JPEG images received on the websocket, with arrival times and pixel sizes."""
+    """Images (JPEG, WebP) received on the websocket, with arrival times, pixel sizes and formats."""
 
     sizes: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     shapes: list[tuple[int, int]] = field(default_factory=list)
 
+    formats: list[str] = field(default_factory=list)
+
     def add(self, payload: bytes | str) -> None:
-        if isinstance(payload, bytes) and (start := payload.find(b"\xff\xd8\xff")) >= 0:
-            self.sizes.append(len(payload) - start)
+        if (image := find_image(payload)) is not None:
+            self.sizes.append(len(image))
             self.times.append(time.perf_counter())
-            self.shapes.append(jpeg_shape(payload[start:]))
+            self.shapes.append(image_shape(image))
+            self.formats.append("webp" if image.startswith(b"RIFF") else "jpeg")
+
+
+def find_image(payload: bytes | str) -> bytes | None:
+    """The JPEG or WebP image in a websocket frame (wslink's attachment), or None for other frames."""
+    if not isinstance(payload, bytes):
+        return None
+    jpeg, webp = payload.find(b"\xff\xd8\xff"), payload.find(b"RIFF")
+    if webp >= 0 and payload[webp + 8 : webp + 12] == b"WEBP" and not 0 <= jpeg < webp:
+        return payload[webp:]
+    return payload[jpeg:] if jpeg >= 0 else None
+
+
+def image_shape(image: bytes) -> tuple[int, int]:
+    """(width, height) of a JPEG or WebP image (read from its header); (0, 0) if it cannot be read."""
+    if image.startswith(b"RIFF"):
+        from PIL import Image
+
+        try:
+            return Image.open(io.BytesIO(image)).size
+        except OSError:
+            return 0, 0
+    return jpeg_shape(image)
 
 
 def jpeg_shape(jpeg: bytes) -> tuple[int, int]:

@@ -29,7 +29,7 @@ from playwright import sync_api
 from servers import free_port, tail, wait_listening
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_app import jpeg_shape
+from bench_app import find_image, image_shape
 
 STILL_LIMIT = 150_000  # bytes of one still JPEG at 1920x1080 (issue 12)
 
@@ -163,15 +163,17 @@ def test_page_shows_layer_progress_then_the_static_layers_before_the_live_poll_e
 
 
 class _Jpegs:
-    """JPEG frames received on a page's websocket: (bytes, (width, height)) each."""
+    """Images (WebP stills, JPEG moving frames) received on a page's websocket: (bytes, (width, height)) each; the last one kept."""
 
     def __init__(self, page: sync_api.Page) -> None:
         self.frames: list[tuple[int, tuple[int, int]]] = []
+        self.last = b""
         page.on("websocket", lambda ws: ws.on("framereceived", self._add))
 
     def _add(self, payload: bytes | str) -> None:
-        if isinstance(payload, bytes) and (start := payload.find(b"\xff\xd8\xff")) >= 0:
-            self.frames.append((len(payload) - start, jpeg_shape(payload[start:])))
+        if (image := find_image(payload)) is not None:
+            self.frames.append((len(image), image_shape(image)))
+            self.last = image
 
 
 def _box_page(browser: sync_api.Browser, url: str, box: tuple[int, int], scale: float) -> tuple[sync_api.Page, _Jpegs]:
