@@ -13,10 +13,11 @@ other figures join it the same way):
 - ``startup``: seconds from starting ``twin serve scenes/demo.yaml`` (warm install) to the
   district visible in headless Chromium, checked on the view's pixels (the browser is already
   open, as a user's is), and to the port listening. Goal ≤ 3 s.
-- ``remote``: bytes of the remote view's JPEG frames on the websocket (Chromium's CDP frames)
-  with the view box at 1920×1080 CSS pixels: the still image, and the frames while the camera
-  orbits (a mouse drag), with orbit frames per second on this machine's CPU renderer. Goal:
-  still ≤ 150 kB, less while moving.
+- ``remote``: bytes of the remote view's images on the websocket (Chromium's CDP frames; WebP
+  stills, JPEG while moving) with the view box at 1920×1080 CSS pixels: the still image, and the
+  frames while the camera orbits (a mouse drag), with orbit frames per second on this machine's
+  CPU renderer. Goal: still ≤ 150 kB, less while moving. Then the demo's still rendered in
+  process (lossless) and encoded each way: kB, PSNR against the lossless frame, encode CPU ms.
 - ``h3_tick``: one tick of a 100k-cell H3 layer in the local view (``bench_h3_local.py``): bytes on
   the websocket vs a plain ``update()`` (goal ≤ 0.5 MB) and server tick → drawn vs the CPU path (goal ≤ 100 ms).
 - ``city``: 1M buildings in the remote view (``bench_city.py``): orbit fps and still-frame ms, tiled
@@ -77,17 +78,42 @@ class Served:
 
 @dataclass
 class Frames:
-    """JPEG images received on the websocket, with arrival times and pixel sizes."""
+    """Images (JPEG, WebP) received on the websocket, with arrival times, pixel sizes and formats."""
 
     sizes: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     shapes: list[tuple[int, int]] = field(default_factory=list)
 
+    formats: list[str] = field(default_factory=list)
+
     def add(self, payload: bytes | str) -> None:
-        if isinstance(payload, bytes) and (start := payload.find(b"\xff\xd8\xff")) >= 0:
-            self.sizes.append(len(payload) - start)
+        if (image := find_image(payload)) is not None:
+            self.sizes.append(len(image))
             self.times.append(time.perf_counter())
-            self.shapes.append(jpeg_shape(payload[start:]))
+            self.shapes.append(image_shape(image))
+            self.formats.append("webp" if image.startswith(b"RIFF") else "jpeg")
+
+
+def find_image(payload: bytes | str) -> bytes | None:
+    """The JPEG or WebP image in a websocket frame (wslink's attachment), or None for other frames."""
+    if not isinstance(payload, bytes):
+        return None
+    jpeg, webp = payload.find(b"\xff\xd8\xff"), payload.find(b"RIFF")
+    if webp >= 0 and payload[webp + 8 : webp + 12] == b"WEBP" and not 0 <= jpeg < webp:
+        return payload[webp:]
+    return payload[jpeg:] if jpeg >= 0 else None
+
+
+def image_shape(image: bytes) -> tuple[int, int]:
+    """(width, height) of a JPEG or WebP image (read from its header); (0, 0) if it cannot be read."""
+    if image.startswith(b"RIFF"):
+        from PIL import Image
+
+        try:
+            return Image.open(io.BytesIO(image)).size
+        except OSError:
+            return 0, 0
+    return jpeg_shape(image)
 
 
 def jpeg_shape(jpeg: bytes) -> tuple[int, int]:
@@ -254,7 +280,8 @@ def remote_frames(bench: Bench, tree: Path, scene: Path = DEMO, width: int = 192
             fit_view_box(page, width, height)  # drawers (the alerts panel) take their share of the page
             page.wait_for_timeout(3000)  # after the live layers' first poll
             at = _wait_frame(page, frames, len(frames.shapes) - 1, (width, height), bench.timeout)
-            still = frames.sizes[max(i for i in range(at, len(frames.shapes)) if frames.shapes[i] == (width, height))]
+            last_still = max(i for i in range(at, len(frames.shapes)) if frames.shapes[i] == (width, height))
+            still, still_webp = frames.sizes[last_still], frames.formats[last_still] == "webp"
             box = page.locator("#twin-view").bounding_box()
             cx, cy = box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2  # left of the legend and any drawer
             page.mouse.move(cx, cy)
@@ -272,7 +299,7 @@ def remote_frames(bench: Bench, tree: Path, scene: Path = DEMO, width: int = 192
             settled = frames.sizes[_wait_frame(page, frames, end, (width, height), bench.timeout)]
     finally:
         page.close()
-    return {"still_kb": still / 1e3, "moving_kb": float(np.median(moving)) / 1e3 if moving else float("nan"),
+    return {"still_kb": still / 1e3, "still_webp": float(still_webp), "moving_kb": float(np.median(moving)) / 1e3 if moving else float("nan"),
             "after_orbit_kb": settled / 1e3, "orbit_fps": len(moving) / elapsed}
 
 
@@ -313,12 +340,70 @@ def figure_startup(bench: Bench) -> None:
 
 
 def figure_remote(bench: Bench) -> None:
-    """Remote JPEG bytes (still, moving) at 1920x1080 and orbit fps, today vs baseline settings."""
+    """Remote image bytes (still, moving) at 1920x1080 and orbit fps, today vs baseline settings; the still's quality against the lossless frame."""
     new, old = _medians(bench, "remote", lambda tree: remote_frames(bench, tree))
     for key, unit in (("still_kb", "kB"), ("moving_kb", "kB"), ("after_orbit_kb", "kB"), ("orbit_fps", "fps")):
         print(f"[remote] {key}: {new[key]:.1f} {unit} (baseline {old[key]:.1f} {unit}, {_ratio(new[key], old[key])}; median of {bench.repeats})")
+    print(f"[remote] still format: {'WebP' if new['still_webp'] else 'JPEG'} (baseline {'WebP' if old['still_webp'] else 'JPEG'})")
     print(f"[remote] still goal <= {STILL_GOAL_KB:g} kB: {'OK' if new['still_kb'] <= STILL_GOAL_KB else 'over'}; "
           f"moving < still: {'OK' if new['moving_kb'] < new['still_kb'] else 'no'}")
+    for label, row in still_quality().items():
+        print(f"[remote] demo still, {label}: {row['kb']:.0f} kB, PSNR {row['psnr']:.2f} dB vs lossless, encode {row['ms']:.0f} ms CPU"
+              + (f" (quality {row['quality']:.0f})" if "quality" in row else ""))
+
+
+def psnr(reference: np.ndarray, image: bytes) -> float:
+    """dB of the decoded ``image`` against the lossless ``reference`` (height, width, 3) uint8."""
+    from PIL import Image
+
+    decoded = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"), dtype=np.float64)
+    return float(10 * np.log10(255**2 / np.mean((decoded - reference.astype(np.float64)) ** 2)))
+
+
+def still_quality(scene: Path = DEMO, size: tuple[int, int] = (1920, 1080)) -> dict[str, dict[str, float]]:
+    """The scene's lossless still (rendered in this process, its own camera) encoded each way: kB, PSNR, encode CPU ms.
+
+    ``baseline JPEG q92``: the baseline's still setting (VTK's libjpeg at 92 ~ Pillow's); ``JPEG q30``: the
+    previous setting; ``JPEG within budget``: the best JPEG quality that fits; ``today``: twin's still encoder.
+    """
+    from PIL import Image
+
+    from twin.app.still_encoding import StillEncoder, budget_bytes
+    from twin.render.view import SceneView
+    from twin.scene.model import Scene
+
+    view = SceneView(Scene.from_file(scene), size=size)
+    try:
+        view.sync()
+        frame = view.image()
+    finally:
+        view.close()
+
+    def jpeg(quality: int) -> tuple[bytes, float]:
+        out, started = io.BytesIO(), time.process_time()
+        Image.fromarray(frame).save(out, "JPEG", quality=quality)
+        return out.getvalue(), time.process_time() - started
+
+    rows: dict[str, dict[str, float]] = {}
+    for label, quality in (("baseline JPEG q92", 92), ("JPEG q30", 30)):
+        data, cpu = jpeg(quality)
+        rows[label] = {"kb": len(data) / 1e3, "psnr": psnr(frame, data), "ms": cpu * 1e3}
+    limit = budget_bytes(*size)
+    for quality in range(95, 0, -1):
+        data, cpu = jpeg(quality)
+        if len(data) <= limit:
+            rows["JPEG within budget"] = {"kb": len(data) / 1e3, "psnr": psnr(frame, data), "ms": cpu * 1e3, "quality": quality}
+            break
+    encoder = StillEncoder()
+    first_cpu = time.process_time()
+    encoder.encode(frame)  # the first still of a view searches the quality
+    first_cpu = time.process_time() - first_cpu
+    steady_cpu = time.process_time()
+    still = encoder.encode(frame)
+    steady_cpu = time.process_time() - steady_cpu
+    rows[f"today WebP (first still {first_cpu * 1e3:.0f} ms CPU)"] = {"kb": len(still.data) / 1e3, "psnr": psnr(frame, still.data), "ms": steady_cpu * 1e3,
+                                                                       "quality": still.quality}
+    return rows
 
 
 def figure_h3_tick(bench: Bench) -> None:
