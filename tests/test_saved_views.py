@@ -211,3 +211,33 @@ def test_a_saved_view_reopens_from_its_url(tmp_path: Path, shared_data: Path) ->
         again.locator("#twin-views-open").click()
         assert again.locator(".twin-view-error").inner_text() == "URL parameter view: unknown view 'nowhere'; saved views: bund_crowd"
         again.close()
+
+
+def test_a_saved_view_link_keeps_the_pages_token_and_the_scene_file_never_holds_it(tmp_path: Path, shared_data: Path) -> None:
+    """Opened with ?token=, the page's saved-view link carries it, so the link opens in a browser that has no token cookie."""
+    from browsing import chromium, twin_serve
+    from test_explorer_controls import write_controls_scene
+
+    token = "view-link-token-0123456789"
+    scene_file = write_controls_scene(tmp_path, shared_data)
+    with twin_serve(scene_file, tmp_path / "serve.log", env={"TWIN_TOKEN": token}) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 700}, locale="en-US")
+        page.goto(url + "?token=" + token)
+        assert "token" not in page.url  # the server swapped it for a cookie
+        page.wait_for_selector("#twin-views-open", timeout=30_000)
+        page.locator("#twin-views-open").click()
+        page.locator(".twin-view-name").fill("bund")
+        page.locator("#twin-view-save").click()
+        page.locator(".twin-view-link").wait_for(timeout=10_000)
+        assert page.locator(".twin-view-link").inner_text() == f"?view=bund&token={token}"
+        assert "bund" in twin.Scene.from_file(scene_file).views and token not in scene_file.read_text(encoding="utf-8")
+        page.close()
+
+        other = browser.new_page(viewport={"width": 1200, "height": 700}, locale="en-US")  # a new context: no cookie
+        assert other.goto(url + "?view=bund").status == 401
+        other.goto(url + f"?view=bund&token={token}")
+        other.wait_for_selector("#twin-views-open", timeout=30_000)
+        other.wait_for_function("() => window.trame && window.trame.state.get('twin_view_link')", timeout=20_000)
+        assert other.evaluate("() => window.trame.state.get('twin_view_link')") == f"?view=bund&token={token}"
+        assert other.evaluate("() => window.location.search") == "?view=bund"
+        other.close()

@@ -3,20 +3,22 @@ open one from the list, and open the view a URL asks for (``/?view=bund`` or ``/
 
 The page reads its own URL once loaded (``window.location.search``) and asks the server to apply it.
 State: ``twin_views`` (names), ``twin_view_name`` (the name typed), ``twin_view_link`` (the query reopening the last
-view saved or opened), ``twin_view_error`` (one line).
+view saved or opened; with ``&token=`` when the page was opened with a token, so that the link opens for whoever it is
+sent to — the token is never written to the scene file), ``twin_view_error`` (one line).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from trame.app import TrameComponent
 from trame.decorators import controller, trigger
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
+from twin.app.access import current_token
 from twin.app.i18n import tr, tr_expr
 from twin.app.view_panel import ViewPanel
 from twin.errors import TwinError
@@ -26,6 +28,13 @@ from twin.session import CameraPose, Session
 __all__ = ["SavedViews"]
 
 log = logging.getLogger(__name__)
+
+
+def _link(query: dict[str, str] | str) -> str:
+    """``?query`` reopening a view, with the page's token (:func:`current_token`) when it was opened with one."""
+    text = query if isinstance(query, str) else urlencode(query, safe=",:")
+    token = current_token()
+    return "?" + text + ("&" + urlencode({"token": token}) if token else "")
 
 
 class SavedViews(TrameComponent):
@@ -47,14 +56,14 @@ class SavedViews(TrameComponent):
             self._error(exc)
             return
         self.state.update({"twin_views": list(self.session.scene.views), "twin_view_error": "", "twin_view_open": str(name).strip(),
-                           "twin_view_link": "?view=" + str(name).strip(), "twin_view_url": "?" + view_query(saved)})
+                           "twin_view_link": _link({"view": str(name).strip()}), "twin_view_url": _link(view_query(saved))})
 
     @controller.set("twin_open_view")
     @trigger("twin_open_view")
     def open(self, name: str) -> None:
         """Show the saved view ``name``."""
         if name:
-            self._apply(name, link="?view=" + name)
+            self._apply(name, link=_link({"view": name}))
 
     @controller.set("twin_open_url")
     @trigger("twin_open_url")
@@ -67,7 +76,7 @@ class SavedViews(TrameComponent):
             self._error(exc)
             return
         if view is not None:
-            self._apply(view, link=search)
+            self._apply(view, link=_link({k: v for k, v in query.items() if k != "token"}))
 
     def _apply(self, view: SavedView | str, *, link: str) -> None:
         try:
