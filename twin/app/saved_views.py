@@ -19,6 +19,7 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
 from twin.app.access import current_token
+from twin.app.client_camera import CAMERA_SCRIPT, CLIENT_CAMERA, follow_client
 from twin.app.i18n import tr, tr_expr
 from twin.app.view_panel import ViewPanel
 from twin.errors import TwinError
@@ -48,9 +49,13 @@ class SavedViews(TrameComponent):
 
     @controller.set("twin_save_view")
     @trigger("twin_save_view")
-    def save(self, name: str) -> None:
-        """Save what the view shows as ``name`` (written to the scene file when the scene has one)."""
+    def save(self, name: str, camera: dict[str, Any] | None = None) -> None:
+        """Save what the view shows as ``name`` (written to the scene file when the scene has one); ``camera``: the browser's
+        camera in the local view (see :mod:`twin.app.client_camera`), which the server's camera takes first."""
         try:
+            with self.session.lock:
+                if follow_client(self.view_panel.view, camera) is not None:
+                    self.session.camera_moved(self.view_panel.pose())
             saved = self.session.save_view(str(name or "").strip(), self.view_panel.pose())
         except TwinError as exc:
             self._error(exc)
@@ -105,6 +110,7 @@ class SavedViews(TrameComponent):
 
     def ui(self) -> None:
         """A toolbar menu: the name field and Save, the saved views, the link of the current one; and the URL read on load."""
+        client.Script(CAMERA_SCRIPT)
         client.ClientTriggers(mounted="window.location.search && trigger('twin_open_url', [window.location.search])")
         with v3.VMenu(close_on_content_click=False, location="bottom end"):
             with v3.Template(v_slot_activator="{ props }"), v3.VBtn(icon=True, density="comfortable", id="twin-views-open", v_bind="props",
@@ -115,7 +121,7 @@ class SavedViews(TrameComponent):
                 with html.Div(classes="d-flex align-center"):
                     html.Input(classes="twin-text twin-view-name flex-grow-1", placeholder=(tr_expr("name, e.g. bund"),), raw_attrs=['v-model="twin_view_name"'])
                     v3.VBtn(tr("Save view"), id="twin-view-save", size="small", color="primary", variant="tonal", classes="ml-2",
-                            click="trigger('twin_save_view', [twin_view_name])")
+                            click=f"trigger('twin_save_view', [twin_view_name, {CLIENT_CAMERA}])")
                 with html.Label(v_if="twin_views.length", classes="twin-control mt-2"):
                     html.Span(tr("Open"), classes="twin-control-label")
                     with html.Select(classes="twin-select twin-view-list", raw_attrs=[
