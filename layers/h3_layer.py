@@ -48,7 +48,7 @@ from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.mesh.cell_blocks import CellBlocks, CellState
 from twin.readings import ReadingsBuffer
-from twin.style import Legend, LegendEntry, LocalText, continuous_colors, text_in, to_rgba8, validate_color, validate_colormap
+from twin.style import Legend, LegendEntry, LocalText, continuous_colors, rows_where, text_in, to_rgba8, validate_color, validate_colormap
 
 __all__ = ["H3Layer", "Level"]
 
@@ -495,8 +495,11 @@ class H3Layer(ReadingsLayer):
         return LiveSnapshot(self.id, table, self.newest_reading(now))
 
     def cell_state(self) -> CellState:
-        """Per cell, as drawn now: height above the base (m), hidden or not, RGBA colour."""
-        return CellState(heights=self._heights(), hidden=self.state == HIDDEN, colors=self.cell_colors()[0])
+        """Per cell, as drawn now: height above the base (m), hidden or not (gone, or left out by the filter ``where``), RGBA colour."""
+        hidden = self.state == HIDDEN
+        if self.where:
+            hidden = hidden | ~rows_where(self.data(), self.where, layer=self.id)  # one data row per cell, in cell order
+        return CellState(heights=self._heights(), hidden=hidden, colors=self.cell_colors()[0])
 
     def visual_options(self) -> dict[str, Any]:
         """Lighting for prisms; ``meta``: the mesh's per-cell point blocks and a reader of the cells' state
