@@ -19,7 +19,7 @@ Scene file::
       resolution: 9
       aggregate: count
       window: 5m
-      levels:
+      levels:   # a label may be given per language: {at: 0, label: {zh_CN: 正常, en: normal}, color: ...}
         - {at: 0, label: 正常, color: "#2ecc71"}
         - {at: 150, label: 较高, color: "#ffb300"}
         - {at: 300, label: 高风险, color: "#ff3b30"}
@@ -48,7 +48,7 @@ from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.mesh.cell_blocks import CellBlocks, CellState
 from twin.readings import ReadingsBuffer
-from twin.style import Legend, LegendEntry, continuous_colors, to_rgba8, validate_color, validate_colormap
+from twin.style import Legend, LegendEntry, LocalText, continuous_colors, rows_where, text_in, to_rgba8, validate_color, validate_colormap
 
 __all__ = ["H3Layer", "Level"]
 
@@ -63,8 +63,14 @@ class Level(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     at: float
-    label: str
+    label: LocalText = Field(description="the level's name, or one per language: {zh_CN: 高风险, en: high}")
     color: str
+
+    def entry(self) -> LegendEntry:
+        """The legend entry ``label ≥ at``, per language when the label is given per language."""
+        at = f" ≥ {self.at:g}"
+        labels = {lang: text + at for lang, text in self.label.items()} if isinstance(self.label, dict) else {}
+        return LegendEntry(text_in(self.label) + at, to_rgba8(self.color), labels)
 
     _color = field_validator("color")(classmethod(lambda cls, v: validate_color(v)))
 
@@ -434,7 +440,7 @@ class H3Layer(ReadingsLayer):
             which = np.searchsorted([level.at for level in p.levels], np.nan_to_num(self.values, nan=-np.inf), side="right") - 1
             colors = lut[np.clip(which, 0, len(lut) - 1)]
             colors[which < 0] = lut[0]
-            legend = Legend(title=title, entries=tuple(LegendEntry(f"{level.label} ≥ {level.at:g}", to_rgba8(level.color)) for level in p.levels))
+            legend = Legend(title=title, entries=tuple(level.entry() for level in p.levels))
         else:
             colors, legend = continuous_colors(self.values, colormap=p.colormap, clim=p.clim, title=title)
         colors[self.state == FADED] = to_rgba8(p.faded_color)
@@ -444,7 +450,7 @@ class H3Layer(ReadingsLayer):
         """The level label of each cell ('' without levels or data)."""
         if not self.params.levels:
             return np.full(len(self.cells), "", dtype=object)
-        labels = np.array([level.label for level in self.params.levels], dtype=object)
+        labels = np.array([text_in(level.label) for level in self.params.levels], dtype=object)
         which = np.searchsorted([level.at for level in self.params.levels], np.nan_to_num(self.values, nan=-np.inf), side="right") - 1
         return np.where((which >= 0) & np.isfinite(self.values), labels[np.clip(which, 0, None)], "")
 
@@ -489,8 +495,11 @@ class H3Layer(ReadingsLayer):
         return LiveSnapshot(self.id, table, self.newest_reading(now))
 
     def cell_state(self) -> CellState:
-        """Per cell, as drawn now: height above the base (m), hidden or not, RGBA colour."""
-        return CellState(heights=self._heights(), hidden=self.state == HIDDEN, colors=self.cell_colors()[0])
+        """Per cell, as drawn now: height above the base (m), hidden or not (gone, or left out by the filter ``where``), RGBA colour."""
+        hidden = self.state == HIDDEN
+        if self.where:
+            hidden = hidden | ~rows_where(self.data(), self.where, layer=self.id)  # one data row per cell, in cell order
+        return CellState(heights=self._heights(), hidden=hidden, colors=self.cell_colors()[0])
 
     def visual_options(self) -> dict[str, Any]:
         """Lighting for prisms; ``meta``: the mesh's per-cell point blocks and a reader of the cells' state

@@ -34,8 +34,11 @@ def wait_for_language(page: sync_api.Page, timeout: float = 30_000) -> None:
 
 
 @contextmanager
-def twin_serve(scene: Path, log: Path, *, view: str = "remote", timeout: float = 40.0) -> Iterator[str]:
-    """``twin serve SCENE`` in a subprocess on a free loopback port; yields its URL once it answers, stops it after."""
+def twin_serve(scene: Path, log: Path, *, view: str = "remote", timeout: float = 40.0, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``twin serve SCENE`` in a subprocess on a free loopback port; yields its URL once it answers, stops it after.
+
+    ``env``: variables added to the server's environment (e.g. ``TWIN_TOKEN``).
+    """
     import os
     import signal
     import socket
@@ -48,7 +51,7 @@ def twin_serve(scene: Path, log: Path, *, view: str = "remote", timeout: float =
         port = int(sock.getsockname()[1])
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", view, "--no-browser"],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     try:
         deadline = time.monotonic() + timeout
         while True:

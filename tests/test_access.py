@@ -25,7 +25,7 @@ from browsing import chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.app.access import AccessPolicy, _has_dot_segment, access_policy, current_user, parse_tokens
+from twin.app.access import AccessPolicy, _has_dot_segment, access_policy, current_token, current_user, parse_tokens
 from twin.cli import main
 from twin.errors import AccessError
 
@@ -159,6 +159,37 @@ def test_origin_must_match_host_or_be_allowed(host: str, origin: str, allowed: b
 def test_acknowledging_user_is_the_tokens_name() -> None:
     assert asyncio.run(_names()) == ["alice", "operator", "alice", "401"]
     assert current_user() == "operator"  # nothing leaks out of a request
+
+
+async def _page_tokens() -> list[str]:
+    """What :func:`current_token` says while a request is handled, for each way the token comes."""
+    policy = AccessPolicy(port=1, tokens=parse_tokens(TOKENS, "tokens.txt"), loopback=False)
+
+    async def page_token(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.Response(text=str(current_token()))
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await ws.send_str(str(current_token()))
+        return ws
+
+    app = web.Application(middlewares=[policy.middleware])
+    app.router.add_get("/token", page_token)
+    async with TestClient(TestServer(app)) as client:
+        seen = [await (await client.get("/token", cookies={policy.cookie: ALICE})).text()]
+        seen.append(await (await client.get("/token", headers={"Authorization": f"Bearer {ALICE}"})).text())
+        async with client.ws_connect("/token", headers={"Cookie": f"{policy.cookie}={BARE}"}) as ws:
+            await ws.send_str("which?")
+            seen.append(await ws.receive_str())
+    return seen
+
+
+def test_a_pages_token_is_known_to_its_websocket_but_a_bearer_token_is_not() -> None:
+    """Saved-view links carry the token a person opened the page with; a script's or the hub's Bearer secret never reaches a link."""
+    assert asyncio.run(_page_tokens()) == [ALICE, "None", BARE]
+    assert current_token() is None
 
 
 # -- a real `twin serve` -----------------------------------------------------------------------

@@ -368,3 +368,35 @@ def test_a_screenshot_size_beyond_4k_is_refused_with_one_line() -> None:
         screenshot_size("3841x2160")
     with pytest.raises(ExportError, match=r"^screenshot size 'huge': give width x height in pixels"):
         screenshot_size("huge")
+
+
+def test_a_filter_on_an_h3_layer_hides_its_cells_in_the_browser_views_tick() -> None:
+    """The local (vtk.js) view draws H3 cells from per-cell ticks: a filter goes out as the tick's hidden flags (no new mesh)."""
+    from test_h3_local_ticks import LEVELS, T0, _decode, _Feed, _readings, cells_around
+
+    from twin.plugins import layer_types, register_source
+
+    register_source(_Feed, "local_ticks_feed")
+    cells = cells_around(121.48, 31.23, 10, 200)
+    scene = twin.Scene(center=(121.48, 31.23))
+    layer = layer_types().get("h3")("crowd", source={"type": "local_ticks_feed"}, resolution=10, aggregate="max", window="1m", history="10m",
+                                    levels=LEVELS)
+    scene.add(layer)
+    _Feed.frame = _readings(cells, np.linspace(0, 400, len(cells)), T0)
+    layer.refresh(T0)
+    layer.set_time(T0)
+    session = Session(scene)
+    view = SceneView(scene, size=(160, 120))
+    view.direct_colors = True
+    view.sync()
+    layout = view.block_layouts["crowd"]
+    assert not _decode(view.block_ticks["crowd"])[1].any()
+    session.set_layer("crowd", where={"value": {"min": 150}})
+    view.sync()
+    hidden = _decode(view.block_ticks["crowd"])[1]
+    values = layer.data()["value"].to_numpy()
+    assert (hidden == (values < 150)).all() and hidden.any() and not hidden.all()
+    assert view.block_layouts["crowd"] is layout  # the same cells: no new mesh goes to the browser
+    session.set_layer("crowd", where={"level": ["high"]})  # by the level's name
+    view.sync()
+    assert (_decode(view.block_ticks["crowd"])[1] == (values < 300)).all()

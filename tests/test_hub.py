@@ -110,16 +110,17 @@ def scenes(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def start_hub(scenes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
-    """Start ``twin hub`` on a host with extra options (and environment); returns it once it listens. All are stopped at module end."""
+    """Start ``twin hub`` (or its alias ``twin serve --sessions``: ``command="serve"``) on a host with extra options (and environment);
+    returns it once it listens. All are stopped at module end."""
     hubs: list[Hub] = []
 
-    def start(host: str, *options: str, env: dict[str, str] | None = None) -> Hub:
+    def start(host: str, *options: str, env: dict[str, str] | None = None, command: str = "hub") -> Hub:
         port = _free_port(host)
         log = tmp_path_factory.mktemp("hub") / "hub.log"
         environment = {**{k: v for k, v in os.environ.items() if k != "TWIN_TOKEN"}, "PYTHONUNBUFFERED": "1", "TWIN_TICK_SECONDS": "1",
                        "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache"), **(env or {})}
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "hub", str(scenes), "--host", host, "--port", str(port), "--view", "remote",
+            proc = subprocess.Popen([sys.executable, "-m", "twin.cli", command, str(scenes), "--host", host, "--port", str(port), "--view", "remote",
                                      *options], stdout=out, stderr=subprocess.STDOUT, env=environment)
         hub = Hub(proc, host, port, log)
         hubs.append(hub)
@@ -142,8 +143,8 @@ def start_hub(scenes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def hub(start_hub: Callable[..., Hub]) -> Hub:
-    """Two places, a long idle time, loopback without a token."""
-    return start_hub("127.0.0.1", "--sessions", "2", "--idle-timeout", "10m")
+    """Two places, the default idle time (30 min), loopback without a token; started as ``twin serve FOLDER --sessions 2``."""
+    return start_hub("127.0.0.1", "--sessions", "2", command="serve")
 
 
 @pytest.fixture(scope="module")
@@ -324,6 +325,15 @@ def test_a_scene_whose_app_fails_shows_its_error(hub: Hub, scenes: Path) -> None
 def test_bad_hub_options_are_one_line(scenes: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str) -> None:
     assert main(["hub", str(scenes), option, value]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"Error: {message}"
+
+
+def test_serve_with_sessions_is_the_hub(hub: Hub, capsys: pytest.CaptureFixture[str], scenes: Path) -> None:
+    """`twin serve FOLDER --sessions N` is `twin hub FOLDER --sessions N` (the `hub` fixture starts it so); options of one app are refused."""
+    assert f"twin: hub of 3 scenes at {hub.url} (at most 2 sessions; Ctrl+C stops)\n" in hub.text()
+    assert main(["serve", str(scenes), "--sessions", "2", "--kiosk"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "Error: --sessions serves planners through the hub: it takes no --kiosk, --lang or --open-browser"
+    assert main(["serve", str(scenes / "live.yaml"), "--sessions", "0"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "Error: Invalid value for '--sessions': 0 is not in the range x>=1."
 
 
 # -- independent sessions ------------------------------------------------------------------------

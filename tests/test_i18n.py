@@ -12,7 +12,7 @@ from babel.messages.extract import extract_from_dir
 from twin.app import i18n
 
 APP = Path(i18n.__file__).parent
-KEYWORDS = {"tr": None, "tr_expr": None, "tr_fmt": None, "gettext": (2,)}
+KEYWORDS = {"tr": None, "tr_expr": None, "tr_fmt": None, "gettext": (2,), "N_": None}
 
 
 @functools.cache

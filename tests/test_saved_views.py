@@ -211,3 +211,97 @@ def test_a_saved_view_reopens_from_its_url(tmp_path: Path, shared_data: Path) ->
         again.locator("#twin-views-open").click()
         assert again.locator(".twin-view-error").inner_text() == "URL parameter view: unknown view 'nowhere'; saved views: bund_crowd"
         again.close()
+
+
+def test_a_saved_view_link_keeps_the_pages_token_and_the_scene_file_never_holds_it(tmp_path: Path, shared_data: Path) -> None:
+    """Opened with ?token=, the page's saved-view link carries it, so the link opens in a browser that has no token cookie."""
+    from browsing import chromium, twin_serve
+    from test_explorer_controls import write_controls_scene
+
+    token = "view-link-token-0123456789"
+    scene_file = write_controls_scene(tmp_path, shared_data)
+    with twin_serve(scene_file, tmp_path / "serve.log", env={"TWIN_TOKEN": token}) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 700}, locale="en-US")
+        page.goto(url + "?token=" + token)
+        assert "token" not in page.url  # the server swapped it for a cookie
+        page.wait_for_selector("#twin-views-open", timeout=30_000)
+        page.locator("#twin-views-open").click()
+        page.locator(".twin-view-name").fill("bund")
+        page.locator("#twin-view-save").click()
+        page.locator(".twin-view-link").wait_for(timeout=10_000)
+        assert page.locator(".twin-view-link").inner_text() == f"?view=bund&token={token}"
+        assert "bund" in twin.Scene.from_file(scene_file).views and token not in scene_file.read_text(encoding="utf-8")
+        page.close()
+
+        other = browser.new_page(viewport={"width": 1200, "height": 700}, locale="en-US")  # a new context: no cookie
+        assert other.goto(url + "?view=bund").status == 401
+        other.goto(url + f"?view=bund&token={token}")
+        other.wait_for_selector("#twin-views-open", timeout=30_000)
+        other.wait_for_function("() => window.trame && window.trame.state.get('twin_view_link')", timeout=20_000)
+        assert other.evaluate("() => window.trame.state.get('twin_view_link')") == f"?view=bund&token={token}"
+        assert other.evaluate("() => window.location.search") == "?view=bund"
+        other.close()
+
+
+def test_in_the_local_view_a_saved_view_and_a_screenshot_take_the_browsers_camera(tmp_path: Path, shared_data: Path) -> None:
+    """The vtk.js view turns in the browser alone: the saved view and the screenshot follow the browser's camera, and the
+    view's URL reopens that camera in a new page."""
+    import io
+
+    import numpy as np
+    from browsing import chromium, twin_serve
+    from PIL import Image
+    from test_explorer_controls import write_controls_scene
+
+    def camera(page) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+        return page.evaluate("() => window.twinClientCamera()")  # type: ignore[no-any-return]
+
+    def shot(page) -> np.ndarray:  # type: ignore[no-untyped-def]
+        page.locator("#twin-shot-open").click()
+        with page.expect_download() as download:
+            page.locator("#twin-shot-download").click()
+        page.keyboard.press("Escape")
+        return np.asarray(Image.open(io.BytesIO(Path(download.value.path()).read_bytes())).convert("RGB"), dtype=np.int16)
+
+    scene_file = write_controls_scene(tmp_path, shared_data)
+    with twin_serve(scene_file, tmp_path / "serve.log", view="local") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 700}, locale="en-US", accept_downloads=True)
+        page.goto(url)
+        page.wait_for_selector("#twin-view canvas", timeout=30_000)
+        page.wait_for_function("() => window.twinClientCamera && window.twinClientCamera()", timeout=30_000)
+        page.wait_for_timeout(1500)
+        before, first = camera(page), shot(page)
+        box = page.locator("#twin-view").bounding_box()
+        x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5  # type: ignore[index]
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for step in range(1, 11):  # turn and tilt the camera a little (it stays above the ground)
+            page.mouse.move(x + step * 10, y + step * 4)
+        page.mouse.up()
+        turned = camera(page)
+        assert _dist(turned["position"], before["position"]) > 500  # the browser's camera moved (9 km away from the Bund)
+        seen = _view_pixels(page)  # what the browser shows now, overlays masked
+        shown = (seen.max(axis=2) > 0)
+
+        def unlike(png: np.ndarray) -> float:
+            return float(((np.abs(png - seen).max(axis=2) > 40) & shown).sum() / shown.sum())
+
+        assert unlike(shot(page)) < 0.5 * unlike(first)  # the screenshot is taken from the browser's turned camera, not the server's
+        page.locator("#twin-views-open").click()
+        page.locator(".twin-view-name").fill("turned")
+        page.locator("#twin-view-save").click()
+        page.locator(".twin-view-link").wait_for(timeout=10_000)
+        page.close()
+
+        saved = twin.Scene.from_file(scene_file).views["turned"].camera
+        assert 0 < saved.pitch < 85  # saved tilted: the scene's camera looks straight down (pitch 90)
+        again = browser.new_page(viewport={"width": 1200, "height": 700}, locale="en-US")
+        again.goto(url + "?view=turned")
+        again.wait_for_function("""t => { const c = window.twinClientCamera && window.twinClientCamera();
+            return c && Math.hypot(...c.position.map((v, i) => v - t[i])) < 1; }""", arg=turned["position"], timeout=30_000)
+        assert _dist(camera(again)["focal_point"], turned["focal_point"]) < 1  # the same camera (a view keeps no roll: its up is the orbit's)
+        again.close()
+
+
+def _dist(a: list[float], b: list[float]) -> float:
+    return math.dist(a, b)

@@ -141,6 +141,10 @@ def _auth(command: Any) -> Any:
     return command
 
 
+_sessions_option = click.option("--sessions", type=click.IntRange(min=1), default=None,
+                                help="Serve many planners, each in a session of their own (at most N at once): the same as `twin hub`.")
+
+
 @cli.command()
 @click.argument("scene_file", type=click.Path(path_type=Path))
 @_host
@@ -150,11 +154,23 @@ def _auth(command: Any) -> Any:
 @_auth
 @_kiosk
 @_lang
+@_sessions_option
 def serve(scene_file: Path, host: str, port: int, view: str, open_browser: bool, token_file: Path | None, no_auth: bool,
-          allow_origin: tuple[str, ...], kiosk: bool, lang: str | None) -> None:
-    """Serve SCENE_FILE in the browser app (127.0.0.1 by default; any other address needs a token)."""
+          allow_origin: tuple[str, ...], kiosk: bool, lang: str | None, sessions: int | None) -> None:
+    """Serve SCENE_FILE in the browser app (127.0.0.1 by default; any other address needs a token).
+
+    With --sessions N, SCENE_FILE may be a folder of scenes: `twin hub SCENE_FILE --sessions N` runs (one app process per planner).
+    """
     from twin.scene.model import Scene
 
+    if sessions is not None:
+        if kiosk or lang is not None or open_browser:
+            raise click.UsageError("--sessions serves planners through the hub: it takes no --kiosk, --lang or --open-browser")
+        ctx = click.get_current_context()
+        timeouts = {p.name: p.process_value(ctx, p.get_default(ctx)) for p in hub.params if p.name in ("idle_timeout", "start_timeout")}  # hub's defaults
+        ctx.invoke(hub, scenes=scene_file, host=host, port=port, view=view, token_file=token_file, no_auth=no_auth, allow_origin=allow_origin,
+                   sessions=sessions, **timeouts)
+        return
     access = _access(host, port, token_file, no_auth, allow_origin)
     _show(Scene.from_file(scene_file), None, host, port, view, open_browser, access, kiosk=kiosk, lang=lang)
 

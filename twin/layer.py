@@ -38,7 +38,7 @@ from twin.params import ID_RULE, PluginParams, is_id, validate_params
 from twin.readings import IngestReport
 from twin.registry import build_source
 from twin.source import BBox, Source
-from twin.style import Legend, Where, attribute_colors, rows_where, validate_color, validate_colormap
+from twin.style import CategorySpec, Legend, Where, attribute_colors, rows_where, validate_color, validate_colormap
 
 if TYPE_CHECKING:
     import pyvista as pv
@@ -73,7 +73,8 @@ class ColorByParams(LayerParams):
     colormap: str = Field("viridis", description="colormap for numeric color_by")
     clim: tuple[float, float] | None = Field(None, description="value range of the colormap (default: data 2-98 %)")
     palette: str = Field("tab10", description="qualitative palette for categorical color_by")
-    categories: dict[str, str] | None = Field(None, description="explicit value -> colour for categorical color_by")
+    categories: dict[str, CategorySpec] | None = Field(
+        None, description="explicit value -> colour for categorical color_by; or value -> {color, label} with a legend label (per language: {zh_CN: ..., en: ...})")
 
     _color_by_color = field_validator("color")(classmethod(lambda cls, v: validate_color(v)))
     _color_by_maps = field_validator("colormap", "palette")(classmethod(lambda cls, v: validate_colormap(v)))

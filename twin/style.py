@@ -11,33 +11,78 @@ A style change recomputes an RGBA array and a :class:`Legend`; geometry is never
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import to_rgba
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, field_validator, model_validator
 
 from twin.errors import LayerDataError
 
 __all__ = [
+    "NO_VALUE",
+    "Category",
+    "CategorySpec",
     "Legend",
     "LegendEntry",
+    "LocalText",
+    "Text",
     "ValueRange",
     "Where",
     "attribute_colors",
     "categorical_colors",
     "continuous_colors",
     "rows_where",
+    "text_in",
     "to_rgba8",
     "validate_color",
     "validate_colormap",
 ]
 
 RGBA8 = tuple[int, int, int, int]
+
+Text = str | dict[str, str]
+"""Text for people: one string, or one per language (``{"zh_CN": "主干道", "en": "Primary"}``, the first is the default)."""
+NO_VALUE = "(no value)"
+"""The legend label of rows without a value: a message of the app's catalogue, shown in the page's language."""
+_LANG = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+
+
+def check_text(value: Text) -> Text:
+    """Pydantic-friendly check of a :data:`Text`: no empty text, language tags like ``zh_CN`` or ``en``; returns it unchanged."""
+    texts = value if isinstance(value, dict) else {"": value}
+    if not texts:
+        raise ValueError("a text per language needs at least one language, e.g. {zh_CN: 主干道, en: Primary}")
+    for lang, text in texts.items():
+        if lang and not _LANG.match(lang):
+            raise ValueError(f"{lang!r} is not a language tag like zh_CN or en")
+        if not text.strip():
+            raise ValueError(f"the {lang + ' ' if lang else ''}text is empty")
+    return value
+
+
+LocalText = Annotated[Text, AfterValidator(check_text)]
+"""A :data:`Text` validated by pydantic (scene-file keys such as a category's or a level's ``label``)."""
+
+
+def text_in(text: Text, lang: str | None = None) -> str:
+    """``text`` in ``lang``: the exact language, else one of the same base language (``zh`` for ``zh_TW``), else the first.
+
+    >>> text_in({"zh_CN": "主干道", "en": "Primary"}, "en_GB"), text_in({"zh_CN": "主干道", "en": "Primary"}), text_in("kind", "en")
+    ('Primary', '主干道', 'kind')
+    """
+    if isinstance(text, str):
+        return text
+    if lang in text:
+        return text[lang]
+    base = (lang or "").replace("-", "_").split("_")[0].lower()
+    return next((t for code, t in text.items() if base and code.replace("-", "_").split("_")[0].lower() == base), next(iter(text.values()), ""))
 
 
 def to_rgba8(color: str | Sequence[float]) -> RGBA8:
@@ -67,8 +112,42 @@ def validate_colormap(value: str) -> str:
 
 @dataclass(frozen=True)
 class LegendEntry:
+    """A swatch and its label: ``label`` in the default language, ``labels`` per language when the scene gives several,
+    or, with ``msgid``, a message of the app's catalogue (:data:`NO_VALUE`) that the app shows in the page's language."""
+
     label: str
     color: RGBA8
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+    msgid: bool = False
+
+    @classmethod
+    def of(cls, text: Text, color: RGBA8) -> LegendEntry:
+        """An entry labelled by a scene :data:`Text` (one string, or one per language)."""
+        return cls(text_in(text), color, dict(text) if isinstance(text, dict) else {})
+
+
+class Category(BaseModel):
+    """How one value of a categorical ``color_by`` is drawn: its colour and, optionally, its legend label (per language)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    color: str
+    label: LocalText | None = None
+
+    _color = field_validator("color")(classmethod(lambda cls, v: validate_color(v)))
+
+
+def _category_form(value: object) -> object:
+    """A plain colour (``primary: "#e0b44c"``, the older form) is a category with no label of its own."""
+    return {"color": value} if isinstance(value, str) else value
+
+
+def _category_dump(category: Category) -> str | dict[str, object]:
+    """The scene-file form: the plain colour when there is no label (files keep the form they were written in)."""
+    return category.color if category.label is None else category.model_dump(mode="json", exclude_none=True)
+
+
+CategorySpec = Annotated[Category, BeforeValidator(_category_form), PlainSerializer(_category_dump)]
+"""A category in a scene file: ``"#e0b44c"`` or ``{color: "#e0b44c", label: {zh_CN: 主干道, en: Primary}}``."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +170,15 @@ def categorical_colors(
     values: ArrayLike,
     *,
     palette: str = "tab10",
-    mapping: Mapping[str, str] | None = None,
+    mapping: Mapping[str, str | Category] | None = None,
     title: str = "",
     missing: str = "#9e9e9e",
 ) -> tuple[NDArray[np.uint8], Legend]:
-    """One RGBA row per value from a qualitative palette (or an explicit value → colour mapping)."""
+    """One RGBA row per value from a qualitative palette (or an explicit value → colour or :class:`Category` mapping).
+
+    The legend labels each value by its category's ``label`` (per language) when given, else by the value; rows
+    without a value get ``missing`` and the entry :data:`NO_VALUE` (a catalogue message).
+    """
     series = pd.Series(np.asarray(values, dtype=object))
     labels = series.where(series.notna(), None)
     keys = [k for k in pd.unique(labels.dropna().astype(str))]
@@ -103,9 +186,10 @@ def categorical_colors(
     cmap = colormaps[palette]
     n_colors = getattr(cmap, "N", 256)
     lut: dict[str, RGBA8] = {}
+    mapping = {k: v if isinstance(v, Category) else Category(color=v) for k, v in (mapping or {}).items()}
     for i, key in enumerate(keys):
-        if mapping and key in mapping:
-            lut[key] = to_rgba8(mapping[key])
+        if key in mapping:
+            lut[key] = to_rgba8(mapping[key].color)
         else:
             lut[key] = to_rgba8(cmap((i % n_colors) / max(n_colors - 1, 1)) if n_colors > 32 else cmap(i % n_colors))
     missing_rgba = to_rgba8(missing)
@@ -114,10 +198,15 @@ def categorical_colors(
     for key, rgba in lut.items():
         out[(codes == key).to_numpy()] = rgba
     out[labels.isna().to_numpy()] = missing_rgba
-    entries = tuple(LegendEntry(k, lut[k]) for k in keys)
+    entries = tuple(LegendEntry.of(_label(mapping.get(k), k), lut[k]) for k in keys)
     if labels.isna().any():
-        entries += (LegendEntry("(no value)", missing_rgba),)
+        entries += (LegendEntry(NO_VALUE, missing_rgba, msgid=True),)
     return out, Legend(title=title, entries=entries)
+
+
+def _label(category: Category | None, value: str) -> Text:
+    """A category's legend label: its own (per language) when the scene gives one, else the value."""
+    return category.label if category is not None and category.label is not None else value
 
 
 def continuous_colors(
@@ -153,7 +242,7 @@ def attribute_colors(
     colormap: str = "viridis",
     clim: tuple[float, float] | None = None,
     palette: str = "tab10",
-    categories: Mapping[str, str] | None = None,
+    categories: Mapping[str, str | Category] | None = None,
     where: str = "layer",
 ) -> tuple[NDArray[np.uint8], Legend | None]:
     """One RGBA row per data row: ``color`` everywhere, or by ``column`` — numbers through

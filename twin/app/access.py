@@ -36,7 +36,7 @@ from yarl import URL
 
 from twin.errors import AccessError
 
-__all__ = ["DEFAULT_USER", "AccessPolicy", "access_policy", "current_user", "is_loopback", "parse_tokens"]
+__all__ = ["DEFAULT_USER", "AccessPolicy", "access_policy", "current_token", "current_user", "is_loopback", "parse_tokens"]
 
 DEFAULT_USER = "operator"
 MIN_TOKEN_LENGTH = 16
@@ -44,6 +44,7 @@ TOKEN_ENV = "TWIN_TOKEN"
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "::1", "localhost"})
 _TOKEN_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe())'"
 _current_user: contextvars.ContextVar[str] = contextvars.ContextVar("twin_user", default=DEFAULT_USER)
+_page_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("twin_page_token", default=None)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -51,6 +52,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def current_user() -> str:
     """The name the token of the request being handled maps to (``"operator"`` without a token)."""
     return _current_user.get()
+
+
+def current_token() -> str | None:
+    """The token a person opened the page being served with (``?token=``, then its cookie), for links that reopen the
+    page such as a saved view's; None without one, and for a script's or the hub's ``Authorization: Bearer`` token."""
+    return _page_token.get()
 
 
 def is_loopback(host: str) -> bool:
@@ -172,9 +179,11 @@ class AccessPolicy:
         if query_token is not None and not _is_upgrade(request):
             return self._token_redirect(request, query_token)
         reset = _current_user.set(user)
+        reset_token = _page_token.set(None if _bearer(request) else query_token or request.cookies.get(self.cookie))
         try:
             return await handler(request)
         finally:
+            _page_token.reset(reset_token)
             _current_user.reset(reset)
 
     def same_origin(self, request: web.Request) -> bool:

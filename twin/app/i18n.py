@@ -6,7 +6,7 @@ current language's messages in the state key ``twin_t`` (msgid → text) and the
 
 In component templates, wrap a msgid with :func:`tr` (text), :func:`tr_expr` (a bound
 property) or :func:`tr_fmt` (text with ``{name}`` fields filled from state expressions).
-``make messages`` extracts the msgids (keywords ``tr``, ``tr_expr``, ``tr_fmt``, ``gettext``)
+``make messages`` extracts the msgids (keywords ``tr``, ``tr_expr``, ``tr_fmt``, ``gettext``, ``N_``)
 into ``twin.pot`` and updates both catalogues; ``tests/test_i18n.py`` fails on a msgid that
 a catalogue lacks or leaves untranslated.
 
@@ -28,7 +28,7 @@ from typing import Any
 from babel.messages.pofile import read_po
 from trame.app import TrameComponent
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "I18n", "gettext", "language_of", "messages", "tr", "tr_expr", "tr_fmt"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "N_", "I18n", "gettext", "language_of", "messages", "tr", "tr_expr", "tr_fmt"]
 
 LANGUAGES: dict[str, str] = {"zh_CN": "中文", "en": "English"}
 """The catalogues that ship, with each language's own name (shown in the language switch)."""
@@ -53,6 +53,12 @@ def messages(lang: str) -> dict[str, str]:
 def gettext(lang: str, msgid: str) -> str:
     """``msgid`` in ``lang`` (the msgid itself when the catalogue lacks it), for strings built on the server."""
     return messages(lang).get(msgid, msgid)
+
+
+def N_(msgid: str) -> str:
+    """Mark ``msgid`` for the catalogues without translating it (``make messages`` extracts it): for messages the model
+    hands the app as msgids, such as :data:`twin.style.NO_VALUE`, which the app translates with :func:`gettext`."""
+    return msgid
 
 
 def language_of(accept: str | None) -> str:

@@ -9,16 +9,18 @@ from matplotlib import colormaps
 from trame.app import TrameComponent
 from trame.widgets import html
 
-from twin.app.i18n import LANGUAGES, tr_expr, tr_fmt
+from twin.app.i18n import LANGUAGES, N_, gettext, tr_expr, tr_fmt
 from twin.render.view import SceneView
 from twin.session import LayerChange, Session
-from twin.style import Legend
+from twin.style import Legend, LegendEntry, text_in
 
-__all__ = ["LegendPanel", "legend_dict"]
+__all__ = ["MODEL_MESSAGES", "LegendPanel", "entry_labels", "legend_dict"]
 
 log = logging.getLogger(__name__)
 
 _MAX_LEGEND_ENTRIES = 24
+MODEL_MESSAGES = frozenset({N_("(no value)")})
+"""The msgids the model puts in legends (:data:`twin.style.NO_VALUE`), marked for the catalogues."""
 _AGGREGATES = "({count: " + tr_expr("count") + ", sum: " + tr_expr("sum") + ", mean: " + tr_expr("mean") + ", max: " + tr_expr("max") + "})"
 _LIVE_TITLE = f"({_AGGREGATES}[lg.live.aggregate] || lg.live.aggregate) + ' / ' + " + tr_expr("{n} min") + ".replace('{n}', lg.live.window)"
 
@@ -76,7 +78,7 @@ class LegendPanel(TrameComponent):
             with html.Div(v_if="lg.kind === 'categorical'"):
                 with html.Div(v_for="(e, i) in lg.entries", key="i", classes="twin-legend-row"):
                     html.Span(classes="twin-swatch", style=("{ background: e.color }",))
-                    html.Span("{{ e.label }}", classes="twin-legend-label")
+                    html.Span("{{ e.labels[twin_lang] || e.label }}", classes="twin-legend-label")
                 html.Div(tr_fmt("… {n} more", n="lg.more"), v_if="lg.more", classes="text-caption text-medium-emphasis")
             with html.Div(v_if="lg.kind === 'continuous'"):
                 html.Div(classes="twin-gradient", style=("{ background: lg.gradient }",))
@@ -116,5 +118,13 @@ def legend_dict(layer_id: str, layer_title: str, legend: Legend, titles: dict[st
         stops = ", ".join(f"{_css_rgba(tuple(round(c * 255) for c in cmap(i / 8)))} {100 * i / 8:.1f}%" for i in range(9))
         return {**common, "kind": "continuous", "gradient": f"linear-gradient(to right, {stops})",
                 "vmin": _fmt_number(legend.vmin), "vmax": _fmt_number(legend.vmax), "entries": [], "more": 0}
-    entries = [{"label": e.label, "color": _css_rgba(e.color)} for e in legend.entries[:_MAX_LEGEND_ENTRIES]]
+    entries = [{"label": e.label, "labels": entry_labels(e), "color": _css_rgba(e.color)} for e in legend.entries[:_MAX_LEGEND_ENTRIES]]
     return {**common, "kind": "categorical", "entries": entries, "more": max(len(legend.entries) - _MAX_LEGEND_ENTRIES, 0)}
+
+
+def entry_labels(entry: LegendEntry) -> dict[str, str]:
+    """A legend entry's label in each of the app's languages: a catalogue message translated, a label the scene gives
+    per language in that language (or the nearest one), else the label as it is (a data value)."""
+    if entry.msgid:
+        return {lang: gettext(lang, entry.label) for lang in LANGUAGES}
+    return {lang: text_in(dict(entry.labels), lang) if entry.labels else entry.label for lang in LANGUAGES}

@@ -1,6 +1,6 @@
 """Screenshot download: the view as a PNG, at the size it has in the page or at a chosen size up to 3840×2160.
 
-The server renders the scene offscreen with the view's camera at the asked size and hands the PNG to the page,
+The server renders the scene offscreen with the view's camera (in the local view, the browser's) at the asked size and hands the PNG to the page,
 which saves it (``utils.download``). State: ``twin_shot_size`` (the chosen size), ``twin_shot_error``.
 """
 
@@ -17,6 +17,7 @@ from trame.decorators import controller, trigger
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from twin.app.client_camera import CLIENT_CAMERA, follow_client
 from twin.app.i18n import tr, tr_expr
 from twin.errors import ExportError, TwinError
 from twin.render.view import SceneView
@@ -78,11 +79,13 @@ class Screenshot(TrameComponent):
 
     @controller.set("twin_screenshot")
     @trigger("twin_screenshot")
-    def png(self, choice: str, view_width: object = None, view_height: object = None) -> Any:
-        """The PNG for the page to save (a wslink attachment), or None with ``twin_shot_error`` set."""
+    def png(self, choice: str, view_width: object = None, view_height: object = None, camera: dict[str, Any] | None = None) -> Any:
+        """The PNG for the page to save (a wslink attachment), or None with ``twin_shot_error`` set; ``camera``: the browser's
+        camera in the local view (see :mod:`twin.app.client_camera`), which the picture is taken from."""
         try:
             width, height = screenshot_size(choice, view_width, view_height)
             with self.session.lock:
+                follow_client(self.view, camera)
                 data = screenshot_png(self.view, width, height)
         except TwinError as exc:
             log.warning("%s", exc)
@@ -107,7 +110,7 @@ class Screenshot(TrameComponent):
                             html.Option(size.replace("x", " × "), value=size)
                 name = "(twin_scene_name || 'scene').replace(/[\\\\/:*?<>|\\s\\x22]+/g, '_') + '.png'"  # a file name: no path or shell characters
                 grab = "trigger('twin_screenshot', [twin_shot_size, window.document.getElementById('twin-view').clientWidth, " \
-                       "window.document.getElementById('twin-view').clientHeight])"
+                       f"window.document.getElementById('twin-view').clientHeight, {CLIENT_CAMERA}])"
                 v3.VBtn(tr("Download PNG"), id="twin-shot-download", color="primary", variant="tonal", block=True, classes="mt-2",
                         prepend_icon="mdi-download", click=f"{grab}.then(png => png && utils.download({name}, png, 'image/png'))")
                 html.Div("{{ twin_shot_error }}", v_if="twin_shot_error", classes="text-caption text-error mt-1 twin-shot-error")
