@@ -7,7 +7,8 @@ layer is in, the live layers are polled once, then tick as usual. Each layer's p
 in the page over the view (state ``twin_loading``: one row per layer with ``status`` ``loading`` /
 ``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
 layer was built and the live layers were polled once. A layer that fails is shown failed here and
-as an error badge by the view; the others load on.
+as an error badge by the view; the others load on. Once the static layers are drawn, the page's
+first picture (:mod:`.first_picture`) is answered before the live layers' first poll starts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from trame.app import TrameComponent
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from twin.app.alerts_panel import ALERTS_DRAWER_PX
 from twin.app.bridge import LoopBridge
+from twin.app.first_picture import FirstPicture
 from twin.errors import TwinError
 from twin.layer import Layer
 from twin.live import LiveLayer
@@ -33,6 +36,9 @@ from twin.session import Session
 __all__ = ["SceneLoader"]
 
 log = logging.getLogger(__name__)
+
+FIRST_PICTURE_WAIT_S = 10.0
+"""Longest the live layers' first poll waits for the first picture to be answered."""
 
 Status = Literal["loading", "waiting", "polling", "ready", "failed"]
 
@@ -55,6 +61,8 @@ class SceneLoader(TrameComponent):
             layer.id: {"id": layer.id, "title": layer.title or layer.id, "status": "waiting" if isinstance(layer, LiveLayer) else "loading", "message": ""}
             for layer in session.scene.layers
         }
+        self.first_picture = FirstPicture(view, right_px=ALERTS_DRAWER_PX if session.scene.alerts else 0)
+        self.server.controller.on_server_bind.add(self.first_picture.install)
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         """Set once every layer was built and the live layers were polled once (or failed)."""
@@ -71,9 +79,12 @@ class SceneLoader(TrameComponent):
         try:
             self._build_static([layer for layer in self.session.scene.layers if layer.id in self.view.pending])
             self.bridge.soon(self.on_static)
+            self.bridge.soon(self.first_picture.ready)
+            self.first_picture.settled.wait(FIRST_PICTURE_WAIT_S)  # the first render has the CPU to itself
             if live:
                 self._poll(live)
         finally:
+            self.bridge.soon(self.first_picture.ready)  # also when a build raised: waiting pages get their answer
             self.done.set()
             self.bridge.soon(self._finish)
         if live and self.bridge.serving:
