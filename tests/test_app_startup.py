@@ -7,6 +7,9 @@
   page already shows a server render of the scene where the view box will be, and it is a render
   of this scene (a colour drawn at random for this run); it goes once the 3D view draws its own
   frame. Its route is behind the page's access checks and answers a bad size with one line.
+- A restart takes the static layers' meshes kept from the run before when their sources say the
+  features are the same (a file's size and time), builds anew when they changed or come from a
+  server, and gives the warnings the build gave.
 - Remote images are JPEG frames on the websocket: the still image has the view box's size times
   the device pixel ratio and stays within 150 kB at 1920×1080; frames while the camera moves are
   smaller.
@@ -20,6 +23,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,14 +31,23 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
+import pyvista as pv
 from browsing import chromium
 from playwright import sync_api
 from servers import free_port, tail, wait_listening
+
+from twin.app.geometry_cache import build_geometry, geometry_key
+from twin.errors import TwinWarning
+from twin.geo.frame import Frame
+from twin.layer import Layer
+from twin.plugins import layer_types
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_app import jpeg_shape
@@ -279,3 +292,62 @@ def test_remote_still_image_follows_box_and_pixel_ratio_within_150_kb_and_moving
         page.close()
     sharp, jpegs = _box_page(browser, url, (960, 540), 2.0)  # a 960x540 box on a 2x screen gets 1920x1080 device pixels
     sharp.close()
+
+
+# -- meshes kept between runs (twin/app/geometry_cache.py) ---------------------------------------
+def _districts_layer(path: Path, layer_type: str = "vector") -> Layer:
+    return layer_types().get(layer_type)("districts", source={"type": "file", "path": str(path), "crs": "GCJ02"}, color_by="name")
+
+
+def _same_mesh(a: pv.PolyData, b: pv.PolyData) -> bool:
+    return a.n_cells == b.n_cells and np.array_equal(np.asarray(a.points), np.asarray(b.points)) and np.array_equal(a.faces, b.faces)
+
+
+def test_a_restart_takes_the_mesh_kept_for_the_same_file_and_builds_anew_when_the_file_changes(shared_data: Path, tmp_path: Path) -> None:
+    data, cache = tmp_path / "districts.geojson", tmp_path / "cache"
+    shutil.copy(shared_data / "shanghai_districts_gcj02.geojson", data)
+    frame = Frame.auto(121.47, 31.23)
+    first = _districts_layer(data)
+    assert build_geometry(first, frame, cache) is False  # built, then kept
+    again = _districts_layer(data)  # a restart: a new layer over the same file
+    assert build_geometry(again, frame, cache) is True
+    assert _same_mesh(again.visual(frame).mesh, first.visual(frame).mesh)
+    assert build_geometry(_districts_layer(data), Frame.auto(121.0, 31.0), cache) is False  # another frame: another mesh
+
+    collection = json.loads(data.read_text(encoding="utf-8"))
+    collection["features"] = collection["features"][:3]  # the file changes: three districts left
+    data.write_text(json.dumps(collection), encoding="utf-8")
+    changed = _districts_layer(data)
+    assert build_geometry(changed, frame, cache) is False
+    assert changed.visual(frame).mesh.n_cells < first.visual(frame).mesh.n_cells
+
+
+def test_meshes_of_server_sources_are_never_kept_and_a_broken_kept_file_is_built_anew(shared_data: Path, tmp_path: Path) -> None:
+    frame, cache = Frame.auto(121.47, 31.23), tmp_path / "cache"
+    served = layer_types().get("vector")("served", source={"type": "ogcapi", "url": "http://127.0.0.1:9/", "collection": "districts"})
+    assert geometry_key(served, frame) is None  # a server's features may change at any time
+
+    layer = _districts_layer(shared_data / "shanghai_districts_gcj02.geojson")
+    assert build_geometry(layer, frame, cache) is False
+    key = geometry_key(layer, frame)
+    (cache / f"{key}.vtk").write_bytes(b"# vtk DataFile Version 5.1\ntruncated")
+    fresh = _districts_layer(shared_data / "shanghai_districts_gcj02.geojson")
+    assert build_geometry(fresh, frame, cache) is False  # read failed: built again, and kept again
+    assert _same_mesh(fresh.visual(frame).mesh, layer.visual(frame).mesh)
+    assert build_geometry(_districts_layer(shared_data / "shanghai_districts_gcj02.geojson"), frame, cache) is True
+
+
+class _WarningVector(layer_types().get("vector")):  # type: ignore[misc]
+    """A vector layer whose meshing reports features it left out (as extrusion does for broken footprints)."""
+
+    def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
+        warnings.warn(f"layer {self.id!r}: 2 footprints left out (self-intersecting)", TwinWarning, stacklevel=2)
+        return super().build_geometry(frame, data)
+
+
+def test_a_kept_mesh_gives_the_warnings_its_build_gave(shared_data: Path, tmp_path: Path) -> None:
+    frame, cache = Frame.auto(121.47, 31.23), tmp_path / "cache"
+    source = {"type": "file", "path": str(shared_data / "shanghai_districts_gcj02.geojson"), "crs": "GCJ02"}
+    for kept in (False, True):
+        with pytest.warns(TwinWarning, match="layer 'warned': 2 footprints left out"):
+            assert build_geometry(_WarningVector("warned", source=source), frame, cache) is kept

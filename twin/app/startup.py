@@ -8,7 +8,8 @@ in the page over the view (state ``twin_loading``: one row per layer with ``stat
 ``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
 layer was built and the live layers were polled once. A layer that fails is shown failed here and
 as an error badge by the view; the others load on. Once the static layers are drawn, the page's
-first picture (:mod:`.first_picture`) is answered before the live layers' first poll starts.
+first picture (:mod:`.first_picture`) is answered before the live layers' first poll starts. Static
+layers whose sources allow it take their meshes from an earlier run (:mod:`.geometry_cache`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from trame.widgets import vuetify3 as v3
 from twin.app.alerts_panel import ALERTS_DRAWER_PX
 from twin.app.bridge import LoopBridge
 from twin.app.first_picture import FirstPicture
+from twin.app.geometry_cache import build_geometry
 from twin.errors import TwinError
 from twin.layer import Layer
 from twin.live import LiveLayer
@@ -117,6 +119,7 @@ class SceneLoader(TrameComponent):
     def _build(self, layer: Layer) -> str:
         """Build one layer's geometry and style now (cached by the layer); its one-line error, or ``""``."""
         try:  # no lock: nothing else reads a pending layer (the view and the legend leave it out)
+            build_geometry(layer, self.session.scene.frame)  # kept from an earlier run when its source allows
             layer.visual(self.session.scene.frame)
         except TwinError as exc:
             return str(exc)
