@@ -65,6 +65,8 @@ class SceneLoader(TrameComponent):
         }
         self.first_picture = FirstPicture(view, right_px=ALERTS_DRAWER_PX if session.scene.alerts else 0)
         self.server.controller.on_server_bind.add(self.first_picture.install)
+        self._built: set[str] = set()
+        self._built_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         """Set once every layer was built and the live layers were polled once (or failed)."""
@@ -101,12 +103,17 @@ class SceneLoader(TrameComponent):
             for future in as_completed(builds):
                 layer_id, error = builds[future].id, future.result()
                 self._set(layer_id, "failed" if error else "ready", error)
-                self.bridge.soon(lambda layer_id=layer_id: self._draw(layer_id))
+                with self._built_lock:
+                    self._built.add(layer_id)
+                self.bridge.soon(self._draw)  # layers built while a draw waits are drawn together
 
-    def _draw(self, layer_id: str) -> None:
-        """On the loop: one built layer is no longer pending; draw it."""
-        self.view.pending.discard(layer_id)
-        self.redraw()
+    def _draw(self) -> None:
+        """On the loop: the layers built so far are no longer pending; draw them."""
+        with self._built_lock:
+            built, self._built = self._built, set()
+        self.view.pending.difference_update(built)
+        if built:
+            self.redraw()
 
     def _poll(self, live: list[LiveLayer]) -> None:
         """The live layers' first poll (the session shows its own error if it fails)."""
