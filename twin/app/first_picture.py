@@ -59,19 +59,21 @@ def picture_size(query: Any) -> tuple[int, int]:
 
 
 @cache
-def _index_html(www: str, right_px: int) -> str:
+def _index_html(www: str, right_px: int, kiosk: bool) -> str:
     """trame's ``index.html`` from the client folder ``www`` with the first picture's element and script added
-    (``right_px``: width of the page's right drawer, which the script leaves out of the view box it estimates)."""
+    (``right_px``: width of the page's right drawer, which the script leaves out of the view box it estimates;
+    ``kiosk``: pages are the wall unless they ask ``?kiosk=0``)."""
     page = (Path(www) / "index.html").read_text(encoding="utf-8")
     script = resources.files("twin.app").joinpath("static", "first_picture.js").read_text(encoding="utf-8")
-    snippet = f'<div id="twin-first-picture" aria-hidden="true" data-right="{int(right_px)}"><img alt=""></div>\n<script>{script}</script>\n'
+    snippet = f'<div id="twin-first-picture" aria-hidden="true" data-right="{int(right_px)}" data-kiosk="{int(kiosk)}"><img alt=""></div>\n<script>{script}</script>\n'
     return page.replace("</body>", snippet + "</body>", 1)
 
 
 class FirstPicture:
     """Serves the first picture of ``view`` (a :class:`~twin.render.view.SceneView`) on the server's routes.
 
-    ``right_px``: width (CSS pixels) of the drawer the page opens on the right of the view box (the alerts list), 0 for none.
+    ``right_px``: width (CSS pixels) of the drawer the page opens on the right of the view box (the alerts list), 0 for none;
+    ``kiosk``: pages are the command-hall wall (the view fills the page) unless they ask ``?kiosk=0``.
 
     Call :meth:`install` when the server binds (before wslink adds its static routes) and
     :meth:`ready` on the server's loop once the static layers are drawn. :attr:`settled` is set once
@@ -79,8 +81,8 @@ class FirstPicture:
     so the first render does not share the CPU with them).
     """
 
-    def __init__(self, view: SceneView, *, right_px: int = 0) -> None:
-        self.view, self.right_px = view, right_px
+    def __init__(self, view: SceneView, *, right_px: int = 0, kiosk: bool = False) -> None:
+        self.view, self.right_px, self.kiosk = view, right_px, kiosk
         self.settled = threading.Event()
         self._ready = asyncio.Event()
         self._waiting = 0
@@ -88,7 +90,7 @@ class FirstPicture:
     def install(self, web_app: Any) -> None:
         """Add the page and picture routes to wslink's aiohttp ``WebAppServer`` (a trame ``on_server_bind`` callback)."""
         www = web_app.config.get("static", {}).get("/") or _default_www()
-        page = _index_html(str(www), self.right_px)
+        page = _index_html(str(www), self.right_px, self.kiosk)
 
         async def index(_request: web.Request) -> web.Response:
             return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
@@ -128,6 +130,9 @@ class FirstPicture:
             pixels = self.view.image()
         except TwinError as exc:
             log.warning("first picture: %s", exc)
+            return None
+        except Exception:  # the page goes on without it (the 3D view shows the scene)
+            log.exception("first picture failed")
             return None
         out = io.BytesIO()
         Image.fromarray(pixels).save(out, format="JPEG", quality=STILL_QUALITY)

@@ -51,11 +51,12 @@ class SceneLoader(TrameComponent):
     ``view``: the view whose :attr:`~twin.render.view.SceneView.pending` layers this builds; ``redraw()``: called
     on the server's loop when one of them is built and no longer pending; ``on_static()``: called on the
     loop once every static layer is built, before the first poll;
-    ``workers``: threads building layers (default: the CPU count, at most 4).
+    ``workers``: threads building layers (default: the CPU count, at most 4); ``kiosk``: pages are the wall unless they ask
+    ``?kiosk=0`` (the first picture then fills the page).
     """
 
     def __init__(self, server: Any, session: Session, bridge: LoopBridge, view: SceneView, *, redraw: Callable[[], None], on_static: Callable[[], object],
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, kiosk: bool = False) -> None:
         super().__init__(server)
         self.session, self.bridge, self.view, self.redraw, self.on_static = session, bridge, view, redraw, on_static
         self.workers = workers or min(os.cpu_count() or 2, 4)
@@ -63,7 +64,7 @@ class SceneLoader(TrameComponent):
             layer.id: {"id": layer.id, "title": layer.title or layer.id, "status": "waiting" if isinstance(layer, LiveLayer) else "loading", "message": ""}
             for layer in session.scene.layers
         }
-        self.first_picture = FirstPicture(view, right_px=ALERTS_DRAWER_PX if session.scene.alerts else 0)
+        self.first_picture = FirstPicture(view, right_px=ALERTS_DRAWER_PX if session.scene.alerts else 0, kiosk=kiosk)
         self.server.controller.on_server_bind.add(self.first_picture.install)
         self._built: set[str] = set()
         self._built_lock = threading.Lock()

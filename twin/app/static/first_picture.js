@@ -10,7 +10,8 @@
   var box = document.getElementById("twin-first-picture");
   var img = box && box.querySelector("img");
   if (!img) return;
-  var kiosk = new URLSearchParams(location.search).get("kiosk") === "1";
+  var asked = new URLSearchParams(location.search).get("kiosk");
+  var kiosk = asked === null ? box.dataset.kiosk === "1" : asked === "1";
   var drawers = !kiosk && innerWidth >= 1280; // narrower: Vuetify's drawers float over the page
   var left = drawers ? 320 : 0;
   var top = kiosk ? 0 : 48;
