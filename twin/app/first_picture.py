@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 ROUTE = "/twin/first-picture.jpg"
 WAIT_S = 60.0
 """Seconds a request for the first picture waits for the static layers before it gets 204."""
+GRACE_S = 2.0
+"""Seconds :attr:`FirstPicture.settled` waits, once the static layers are drawn, for a page that has not asked yet."""
 MIN_SIDE, MAX_SIDE = 16, 4096
 """Bounds of the picture's width and height (pixels)."""
 
@@ -77,8 +79,8 @@ class FirstPicture:
 
     Call :meth:`install` when the server binds (before wslink adds its static routes) and
     :meth:`ready` on the server's loop once the static layers are drawn. :attr:`settled` is set once
-    every request waiting at that moment was answered (the start-up polls live layers only then,
-    so the first render does not share the CPU with them).
+    the requests waiting then, or coming within :data:`GRACE_S` (a page still loading), were answered, or
+    none came (the start-up polls live layers only then, so the first render does not share the CPU with them).
     """
 
     def __init__(self, view: SceneView, *, right_px: int = 0, kiosk: bool = False) -> None:
@@ -86,6 +88,7 @@ class FirstPicture:
         self.settled = threading.Event()
         self._ready = asyncio.Event()
         self._waiting = 0
+        self._answered = 0
 
     def install(self, web_app: Any) -> None:
         """Add the page and picture routes to wslink's aiohttp ``WebAppServer`` (a trame ``on_server_bind`` callback)."""
@@ -100,8 +103,18 @@ class FirstPicture:
 
     def ready(self) -> None:
         """On the loop: the static layers are drawn; waiting requests are answered now."""
+        if self._ready.is_set():
+            return
         self._ready.set()
-        if not self._waiting:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no server running: nothing to wait for
+            self.settled.set()
+            return
+        loop.call_later(GRACE_S, self._settle_unless_asked)
+
+    def _settle_unless_asked(self) -> None:
+        if not self._waiting and not self._answered:
             self.settled.set()
 
     async def _picture(self, request: web.Request) -> web.Response:
@@ -115,6 +128,7 @@ class FirstPicture:
         finally:
             self._waiting -= 1
             if self._ready.is_set() and not self._waiting:
+                self._answered += 1
                 self.settled.set()
         if body is None:
             return web.Response(status=204, headers={"Cache-Control": "no-store"})

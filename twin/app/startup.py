@@ -1,8 +1,8 @@
 """Start-up in the page's order: the page at once, each static layer as soon as it is built, live layers after their first poll.
 
 :class:`SceneLoader` builds the scene's static layers (reading sources, meshing) in worker
-threads, in parallel where the work allows, once the server listens; each built layer is drawn
-at once (on the server's loop: VTK is never used from the worker threads). When every static
+threads, in parallel where the work allows, from the moment the app is made; each built layer is drawn
+once the server listens (on its loop: VTK is never used from the worker threads). When every static
 layer is in, the live layers are polled once, then tick as usual. Each layer's progress is shown
 in the page over the view (state ``twin_loading``: one row per layer with ``status`` ``loading`` /
 ``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
@@ -46,7 +46,9 @@ Status = Literal["loading", "waiting", "polling", "ready", "failed"]
 
 
 class SceneLoader(TrameComponent):
-    """Loads a session's scene after the page is served, showing each layer's progress in the page.
+    """Loads a session's scene while the page is composed and served, showing each layer's progress in the page.
+
+    Static layers start building (in threads) when the loader is made; they are drawn once the server's loop runs.
 
     ``view``: the view whose :attr:`~twin.render.view.SceneView.pending` layers this builds; ``redraw()``: called
     on the server's loop when one of them is built and no longer pending; ``on_static()``: called on the
@@ -68,13 +70,17 @@ class SceneLoader(TrameComponent):
         self.server.controller.on_server_bind.add(self.first_picture.install)
         self._built: set[str] = set()
         self._built_lock = threading.Lock()
+        static = [layer for layer in session.scene.layers if layer.id in view.pending]
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="twin-build") if static else None
+        self._builds = {self._pool.submit(self._build, layer): layer for layer in static} if self._pool else {}
+        """Static layers building from now on, while the page is composed and served (drawn once the loop runs)."""
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         """Set once every layer was built and the live layers were polled once (or failed)."""
         self.state.update({"twin_loading": list(self._rows.values()), "twin_loading_done": False})
 
     def start(self) -> None:
-        """Build the layers in the background (call once the server's loop runs); returns at once."""
+        """Draw the static layers as they are built, then poll the live ones (call once the server's loop runs); returns at once."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="twin-startup", daemon=True)
             self._thread.start()
@@ -82,7 +88,7 @@ class SceneLoader(TrameComponent):
     def _run(self) -> None:
         live = self.session.live_layers()
         try:
-            self._build_static([layer for layer in self.session.scene.layers if layer.id in self.view.pending])
+            self._draw_built()
             self.bridge.soon(self.on_static)
             self.bridge.soon(self.first_picture.ready)
             self.first_picture.settled.wait(FIRST_PICTURE_WAIT_S)  # the first render has the CPU to itself
@@ -95,18 +101,17 @@ class SceneLoader(TrameComponent):
         if live and self.bridge.serving:
             self.session.start()  # live ticks from now on
 
-    def _build_static(self, layers: list[Layer]) -> None:
-        """Build ``layers`` in parallel; each is drawn as soon as it is built."""
-        if not layers:
+    def _draw_built(self) -> None:
+        """Draw each static layer as soon as it is built (those built before the loop ran at once)."""
+        if self._pool is None:
             return
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="twin-build") as pool:
-            builds = {pool.submit(self._build, layer): layer for layer in layers}
-            for future in as_completed(builds):
-                layer_id, error = builds[future].id, future.result()
-                self._set(layer_id, "failed" if error else "ready", error)
-                with self._built_lock:
-                    self._built.add(layer_id)
-                self.bridge.soon(self._draw)  # layers built while a draw waits are drawn together
+        for future in as_completed(self._builds):
+            layer_id, error = self._builds[future].id, future.result()
+            self._set(layer_id, "failed" if error else "ready", error)
+            with self._built_lock:
+                self._built.add(layer_id)
+            self.bridge.soon(self._draw)  # layers built while a draw waits are drawn together
+        self._pool.shutdown(wait=False)
 
     def _draw(self) -> None:
         """On the loop: the layers built so far are no longer pending; draw them."""
