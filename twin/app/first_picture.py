@@ -88,7 +88,6 @@ class FirstPicture:
         self.settled = threading.Event()
         self._ready = asyncio.Event()
         self._waiting = 0
-        self._answered = 0
 
     def install(self, web_app: Any) -> None:
         """Add the page and picture routes to wslink's aiohttp ``WebAppServer`` (a trame ``on_server_bind`` callback)."""
@@ -114,7 +113,7 @@ class FirstPicture:
         loop.call_later(GRACE_S, self._settle_unless_asked)
 
     def _settle_unless_asked(self) -> None:
-        if not self._waiting and not self._answered:
+        if not self._waiting:  # else the last answer settles it
             self.settled.set()
 
     async def _picture(self, request: web.Request) -> web.Response:
@@ -128,7 +127,6 @@ class FirstPicture:
         finally:
             self._waiting -= 1
             if self._ready.is_set() and not self._waiting:
-                self._answered += 1
                 self.settled.set()
         if body is None:
             return web.Response(status=204, headers={"Cache-Control": "no-store"})
