@@ -43,6 +43,7 @@ from browsing import chromium
 from playwright import sync_api
 from servers import free_port, tail, wait_listening
 
+from twin.app import geometry_cache
 from twin.app.geometry_cache import build_geometry, geometry_key
 from twin.errors import TwinWarning
 from twin.geo.frame import Frame
@@ -351,3 +352,16 @@ def test_a_kept_mesh_gives_the_warnings_its_build_gave(shared_data: Path, tmp_pa
     for kept in (False, True):
         with pytest.warns(TwinWarning, match="layer 'warned': 2 footprints left out"):
             assert build_geometry(_WarningVector("warned", source=source), frame, cache) is kept
+
+
+def test_the_cache_keeps_the_most_recently_used_meshes_within_its_bounds(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(geometry_cache, "KEEP", 2)
+    cache, data = tmp_path / "cache", shared_data / "shanghai_districts_gcj02.geojson"
+    frames = [Frame.auto(121.0 + i / 10, 31.2) for i in range(3)]
+    keys = [geometry_key(_districts_layer(data), frame) for frame in frames]
+    for frame in frames:
+        build_geometry(_districts_layer(data), frame, cache)
+    assert sorted(p.stem for p in cache.glob("*.vtk")) == sorted(keys[1:])  # the oldest went
+    monkeypatch.setattr(geometry_cache, "KEEP_BYTES", 1)  # over the byte bound: only the newest stays
+    build_geometry(_districts_layer(data), frames[0], cache)
+    assert [p.stem for p in cache.glob("*.vtk")] == [keys[0]]

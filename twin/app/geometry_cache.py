@@ -8,8 +8,8 @@ code as the bytes of the layer's module, ``twin/layer.py`` and the ``twin.mesh``
 packages). Sources of servers give no key, so their layers are always built from fresh data.
 Warnings the build gave (e.g. footprints left out) are kept with the mesh and given again when it
 is used. Features are still read and screened on every start (styles, picking and skip counts use
-them); only the meshing is skipped. At most :data:`KEEP` meshes are kept, the least recently used
-go first; a kept file that cannot be read is built anew.
+them); only the meshing is skipped. At most :data:`KEEP` meshes and :data:`KEEP_BYTES` bytes are kept,
+the least recently used go first; a kept file that cannot be read is built anew.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from twin.geo.frame import Frame
 from twin.layer import Layer
 from twin.paths import cache_dir
 
-__all__ = ["KEEP", "build_geometry", "geometry_key"]
+__all__ = ["KEEP", "KEEP_BYTES", "build_geometry", "geometry_key"]
 
 log = logging.getLogger(__name__)
 
-KEEP = 32
-"""Most meshes kept in the cache folder."""
+KEEP, KEEP_BYTES = 32, 2 << 30
+"""Most meshes, and most bytes of them, kept in the cache folder (the most recently used one is always kept)."""
 _FORMAT = 1
 _CODE = ("layer.py", "mesh", "geo")
 """The parts of the twin package whose code builds meshes (besides the layer's own module)."""
@@ -127,8 +127,11 @@ def _store(folder: Path, key: str, mesh: pv.PolyData, messages: list[str]) -> No
 
 
 def _prune(folder: Path) -> None:
-    """Keep the :data:`KEEP` most recently used meshes."""
-    meshes = sorted(folder.glob("*.vtk"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in meshes[KEEP:]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".json").unlink(missing_ok=True)
+    """Keep the most recently used meshes, at most :data:`KEEP` of them and :data:`KEEP_BYTES` bytes (the newest always)."""
+    meshes = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.vtk")), reverse=True)
+    total = 0
+    for rank, (_, size, path) in enumerate(meshes):
+        total += size
+        if rank and (rank >= KEEP or total > KEEP_BYTES):
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
