@@ -334,6 +334,38 @@ def test_the_gpu_path_draws_what_the_cpu_path_draws_for_raised_recoloured_and_hi
     assert share(second[0], AMBER) < 0.001 and share(second[0], RED) > share(first[0], RED) + 0.05
 
 
+def test_new_cells_go_out_as_a_small_part_and_show_in_the_local_view(tmp_path: Path) -> None:
+    from bench_h3_local import Wire, served
+    from browsing import chromium
+    from test_app_browser import _wait_for_image
+
+    scene, readings, _ = write_scene(tmp_path, 1000, res=9, scale=2.0)
+    first, every = cells_around(121.48, 31.23, 9, 990), cells_around(121.48, 31.23, 9, 1000)  # then 1 % new cells, in the outer ring
+    write_readings(readings, first, np.full(len(first), 40.0))  # green, 80 m
+    with served(scene, block_ticks=True, log=tmp_path / "serve.log") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        wire = Wire(page)
+        try:
+            page.goto(url)
+            page.wait_for_selector("#twin-scene-name", timeout=60_000)
+            before = _wait_for_image(page, lambda px: share(px, GREEN) > 0.05, timeout=90)
+            page.wait_for_timeout(1500)  # the first push settles
+            assert share(before, RED) == 0.0
+            loaded = wire.between(0.0, time.monotonic())
+            start = time.monotonic()
+            write_readings(readings, every, np.where(np.isin(every, first), 40.0, 400.0))  # the new cells red, 800 m
+            after = _wait_for_image(page, lambda px: share(px, RED) > 0.001, timeout=90)
+            page.wait_for_timeout(1500)
+            appended = wire.between(start, time.monotonic())
+            layouts = page.evaluate("Object.values(window.trame.state.get('twin_block_layouts')).map(l => l.n_cells)")
+            path = page.evaluate("window.twinBlockStats.at(-1).path")
+        finally:
+            page.close()
+    assert sorted(layouts) == [10, 990] and path == "gpu"  # the new cells are a dataset of their own, drawn from ticks
+    assert appended < 0.1 * loaded, (appended, loaded)  # the new part (~30 kB with the scene description) and ticks, not the mesh again
+    assert share(after, GREEN) > 0.8 * share(before, GREEN)  # the cells drawn before stay
+
+
 def share(pixels: np.ndarray, color: tuple[int, int, int]) -> float:
     """The share of pixels within 40 of ``color`` in each channel."""
     return float((np.abs(pixels - np.array(color, np.int16)).max(axis=2) <= 40).mean())

@@ -350,7 +350,7 @@ class SceneView:
     def _append_part(self, drawn: _Drawn, visual: LayerVisual, blocks: CellBlocks, state: CellState) -> bool:
         """New cells after those drawn: a new part with only them (its own actor, sharing the layer's look); False if they are not."""
         old = drawn.blocks
-        if old is None or not drawn.parts or len(drawn.parts) >= MAX_PARTS or not extends(old, blocks):
+        if old is None or not old.n_cells or not drawn.parts or len(drawn.parts) >= MAX_PARTS or not extends(old, blocks):
             return False
         first_triangle = sum(part.polydata.GetNumberOfPolys() for part in drawn.parts)
         triangles = appended_triangles(visual.mesh, len(old.template), first_triangle)
