@@ -384,7 +384,9 @@ class SceneView:
                     part.write(drawn.block_state)
                 drawn.block_state = None
             for part in drawn.parts:
-                part.actor.GetMapper().SetInputData(part.server if on else part.polydata)
+                mapper, dataset = part.actor.GetMapper(), part.server if on else part.polydata
+                if mapper.GetInput() is not dataset:
+                    mapper.SetInputData(dataset)
         return was
 
     def block_actors(self, layer_id: str) -> list[vtkActor]:
