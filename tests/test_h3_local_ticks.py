@@ -150,7 +150,7 @@ def test_new_cells_after_those_drawn_are_a_part_of_their_own(h3_view: Callable) 
     view, layer, cells = h3_view(500)
     base = view._drawn["crowd"].polydata
     arrays = [base.GetPoints().GetData(), base.GetPointData().GetArray("twin_rgba"), base.GetPolys()]
-    stamps = [a.GetMTime() for a in arrays]
+    stamps, nbytes = [a.GetMTime() for a in arrays], view.geometry_bytes()
     more = cells_around(121.48, 31.23, 10, 505)  # 1 % new cells, in the outer ring
     values = np.where(np.isin(more, cells), 40.0, 450.0)
     _tick(layer, more, values, 10)
@@ -161,6 +161,7 @@ def test_new_cells_after_those_drawn_are_a_part_of_their_own(h3_view: Callable) 
     new_actor = view.block_actors("crowd")[1]
     new_points = new_actor.GetMapper().GetInput().GetNumberOfPoints()
     assert 0 < new_points == len(layer._template) - base.GetNumberOfPoints() < base.GetNumberOfPoints() / 50
+    assert nbytes < view.geometry_bytes() < 1.02 * nbytes  # what the browsers hold (the view-mode rule reads it)
     state = layer.cell_state()
     for part, (tick, layout) in enumerate(zip(view.block_ticks["crowd"], view.block_layouts["crowd"])):
         rows = slice(0, 500) if part == 0 else slice(500, 505)

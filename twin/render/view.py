@@ -809,7 +809,8 @@ class SceneView:
         camera = self.renderer.GetActiveCamera()
         was, clipping = self._server_blocks(True), camera.GetClippingRange()
         try:
-            self._reset_clipping()  # around what the server draws now (block layers: their latest tick)
+            if any(drawn.parts for drawn in self._drawn.values()):
+                self._reset_clipping()  # around block layers' latest tick: the clipping range may be from an older one
             if not picker.Pick(x, y, 0, self.renderer):
                 return None
         finally:
@@ -841,7 +842,8 @@ class SceneView:
 
     def geometry_bytes(self) -> int:
         """Bytes of geometry across visible layers, what a browser-side view downloads (see :func:`twin.render.lod.geometry_bytes`)."""
-        return sum(geometry_bytes(d.polydata) for d in self._drawn.values() if d.actor.GetVisibility())
+        datasets = [part.polydata for d in self._drawn.values() if d.actor.GetVisibility() for part in d.parts[1:]]  # block layers' appended parts
+        return sum(geometry_bytes(d.polydata) for d in self._drawn.values() if d.actor.GetVisibility()) + sum(map(geometry_bytes, datasets))
 
     def close(self) -> None:
         self.window.Finalize()
