@@ -20,7 +20,7 @@ other figures join it the same way):
 - ``h3_tick``: one tick of a 3k- and a 100k-cell H3 layer in the local view (``bench_h3_local.py``): bytes
   on the websocket vs a plain ``update()`` (goal ≤ 0.5 MB) and server tick → drawn vs the CPU path (goal
   ≤ 100 ms), split into server + wire, page and GPU draw, with the server's side in process, the
-  rasterizer's floor for as many triangles, and the bytes of a tick that brings 1 % new cells.
+  view's draw alone (vertex and fragment work), and the bytes of a tick that brings 1 % new cells.
 - ``city``: 1M buildings in the remote view (``bench_city.py``): orbit fps and still-frame ms, tiled
   level of detail vs full detail.
 

@@ -21,8 +21,8 @@ side is broken down in process on the same scene (:func:`server_breakdown`): the
 (poll the readings file, aggregate, alert rules), the view's sync (cell states and per-part tick
 payloads), the state's msgpack encoding, and the write of the server's own copy of the mesh (done
 only when the server renders or picks; before, every tick did it). The GPU's part is set beside
-the floor of this browser's rasterizer: a trivial WebGL2 draw of as many triangles
-(:func:`raster_floor_ms`). ``--chromium-arg`` adds Chromium flags (e.g. ``--use-angle=gl-egl
+vtk.js's draw of the same view alone, waited for with readPixels, and of the same draw with every
+triangle outside the view (vertex work only; the rest is fragment work), on the same page. ``--chromium-arg`` adds Chromium flags (e.g. ``--use-angle=gl-egl
 --enable-gpu`` for Mesa llvmpipe instead of SwiftShader; ``--enable-gpu`` drops ``--disable-gpu``):
 figures taken so must be stated as such. ``--append`` also measures a tick that brings 1 % new
 cells: its bytes beside those of the first load (the whole mesh).
@@ -173,8 +173,9 @@ def run(browser: sync_api.Browser, url: str, readings: Path, ids: np.ndarray, rn
         tick_seconds: float, load_timeout: float) -> dict[str, Any]:
     """Open ``url + query``; once the first tick is drawn, new readings every ``tick_seconds`` for ``ticks`` ticks.
 
-    Returns the websocket bytes per tick over the ticks' window and the page's stats of each tick
-    drawn in it (epoch ms: stamp, arrived, updated, rendered, drawn; skipped, path).
+    Returns the websocket bytes per tick over the ticks' window, the page's stats of each tick
+    drawn in it (epoch ms: stamp, arrived, updated, rendered, drawn; skipped, path) and ``draw``: the
+    view's draw alone (:data:`DRAW`: ``draw_ms``, ``vertex_ms``, ``antialias``, ``size``, ``renderer``).
     """
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     try:
@@ -191,9 +192,10 @@ def run(browser: sync_api.Browser, url: str, readings: Path, ids: np.ndarray, rn
         end = time.monotonic()
         page.wait_for_timeout(tick_seconds * 1000)  # the last tick's draw may still be under way
         stats = page.evaluate(f"window.twinBlockStats.slice({seen})")
+        draw = page.evaluate(DRAW)
     finally:
         page.close()
-    return {"bytes": wire.between(start, end) * tick_seconds / (end - start), "stats": stats}
+    return {"bytes": wire.between(start, end) * tick_seconds / (end - start), "stats": stats, "draw": draw}
 
 
 def _median(stats: list[dict[str, Any]], start: str, end: str) -> float:
@@ -249,37 +251,25 @@ def server_breakdown(cells: int, *, ticks: int = 3) -> dict[str, float]:
     return {**{key: statistics.median(row[key] for row in rows) for key in rows[0]}, "triangles": triangles}
 
 
-RASTER = """async ([triangles, width, height]) => {
-  const canvas = document.createElement('canvas'); canvas.width = width; canvas.height = height; document.body.appendChild(canvas);
-  const gl = canvas.getContext('webgl2');
-  const shader = (type, text) => { const s = gl.createShader(type); gl.shaderSource(s, text); gl.compileShader(s); return s; };
-  const program = gl.createProgram();
-  gl.attachShader(program, shader(gl.VERTEX_SHADER, '#version 300 es\\nin vec3 p; void main() { gl_Position = vec4(p, 1.0); }'));
-  gl.attachShader(program, shader(gl.FRAGMENT_SHADER, '#version 300 es\\nprecision highp float; out vec4 o; void main() { o = vec4(1.0); }'));
-  gl.linkProgram(program); gl.useProgram(program);
-  const xyz = new Float32Array(9 * triangles);
-  for (let i = 0; i < triangles; i++) { const x = Math.random() * 2 - 1, y = Math.random() * 2 - 1; xyz.set([x, y, 0.5, x + 0.01, y, 0.5, x, y + 0.01, 0.5], 9 * i); }
-  gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer()); gl.bufferData(gl.ARRAY_BUFFER, xyz, gl.STATIC_DRAW);
-  const at = gl.getAttribLocation(program, 'p'); gl.enableVertexAttribArray(at); gl.vertexAttribPointer(at, 3, gl.FLOAT, false, 0, 0);
-  gl.enable(gl.DEPTH_TEST);
-  const pixel = new Uint8Array(4), times = [];
-  for (let i = 0; i < 5; i++) {
-    const t = performance.now(); gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT); gl.drawArrays(gl.TRIANGLES, 0, 3 * triangles);
-    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, pixel); times.push(performance.now() - t);
-  }
+DRAW = """() => {
+  const view = window.trame.refs.twin_view.$.provides.view, rw = view.renderWindow, gl = rw.getViews()[0].getContext();
+  const pixel = new Uint8Array(4);
+  const median = () => {
+    const times = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now(); rw.render(); gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, pixel); times.push(performance.now() - t);
+    }
+    return times.sort((a, b) => a - b)[2];
+  };
+  const camera = rw.getRenderers()[0].getActiveCamera(), position = camera.getPosition(), focal = camera.getFocalPoint();
+  const drawMs = median();
+  camera.setPosition(position[0] + 1e7, position[1], position[2]); camera.setFocalPoint(focal[0] + 1e7, focal[1], focal[2]);
+  const vertexMs = median();  // the same draw call, every triangle outside the view: vertex work and clipping, no fragments
+  camera.setPosition(...position); camera.setFocalPoint(...focal); rw.render();
   const info = gl.getExtension('WEBGL_debug_renderer_info');
-  return {ms: times.sort((a, b) => a - b)[2], renderer: info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER)};
+  return {draw_ms: drawMs, vertex_ms: vertexMs, antialias: gl.getContextAttributes().antialias, size: [gl.drawingBufferWidth, gl.drawingBufferHeight],
+          renderer: info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER)};
 }"""
-
-
-def raster_floor_ms(browser: sync_api.Browser, triangles: int, size: tuple[int, int] = (960, 612)) -> dict[str, Any]:
-    """This browser's WebGL2 rasterizer on ``triangles`` small triangles with a trivial shader at ``size`` (the local view's
-    canvas in a 1280x720 page): median ms of 5 draws each waited for (readPixels), and the renderer's name."""
-    page = browser.new_page()
-    try:
-        return page.evaluate(RASTER, [triangles, *size])
-    finally:
-        page.close()
 
 
 def launch(playwright: sync_api.Playwright, chromium_args: tuple[str, ...] = ()) -> sync_api.Browser:
@@ -325,8 +315,8 @@ def h3_tick_figure(cells: int, *, ticks: int = 6, tick_seconds: float = 3.0, loa
 
     Returns ``cells``, ``triangles``; ``bytes``: websocket bytes per tick; ``drawn_ms`` (median server tick ->
     drawn) with its parts ``server_wire_ms``, ``page_ms``, ``gpu_ms``; ``ticks_drawn``, ``skipped`` (ticks
-    replaced by a newer one while the GPU drew); ``server``: :func:`server_breakdown`; ``floor``:
-    :func:`raster_floor_ms` for as many triangles; with ``baseline``, ``baseline_bytes`` (plain ``update()``) and
+    replaced by a newer one while the GPU drew); ``server``: :func:`server_breakdown`; ``draw``: the view's
+    draw alone and its vertex part (see :func:`run`); with ``baseline``, ``baseline_bytes`` (plain ``update()``) and
     ``baseline`` (the same split for the CPU block tick path, ``?twin_ticks=cpu``); with ``append``,
     ``append``: :func:`append_bytes`. Raises RuntimeError when the server does not start or the page draws no
     tick in ``load_timeout`` s.
@@ -347,11 +337,10 @@ def h3_tick_figure(cells: int, *, ticks: int = 6, tick_seconds: float = 3.0, loa
                 with served(scene, block_ticks=False, log=folder / "base.log", tick_seconds=tick_seconds) as url:
                     plain = _plain_update_bytes(browser, url, readings, ids, rng, **common)
             triangles = int(server.pop("triangles"))
-            floor = raster_floor_ms(browser, triangles)
             appended = append_bytes(browser, cells, tick_seconds=tick_seconds, load_timeout=load_timeout) if append else None
         finally:
             browser.close()
-    figure: dict[str, Any] = {"cells": len(ids), "triangles": triangles, "bytes": ours["bytes"], **_split(ours["stats"]), "server": server, "floor": floor,
+    figure: dict[str, Any] = {"cells": len(ids), "triangles": triangles, "bytes": ours["bytes"], **_split(ours["stats"]), "server": server, "draw": ours["draw"],
                               "chromium_args": " ".join(chromium_args)}
     if cpu is not None:
         figure.update(baseline_bytes=plain, baseline=_split(cpu["stats"]))
@@ -402,8 +391,9 @@ def report(figure: dict[str, Any]) -> str:
                  f"aggregate, alert rules); after it: view sync {server['sync_ms']:.0f} ms, tick encoding {server['encode_ms']:.1f} ms "
                  f"({server['tick_bytes'] / 1e3:.0f} kB); server's mesh copy {server['server_copy_ms']:.0f} ms only when it renders or picks "
                  "(was every tick)")
-    floor = figure["floor"]
-    lines.append(f"  rasterizer floor: {floor['ms']:.0f} ms to draw {figure['triangles']:,} triangles with a trivial shader ({floor['renderer']})")
+    draw = figure["draw"]
+    lines.append(f"  the view's draw alone (no tick): {draw['draw_ms']:.0f} ms, of which vertex work {draw['vertex_ms']:.0f} ms and fragments the rest "
+                 f"({draw['size'][0]}x{draw['size'][1]}, antialias {'on' if draw['antialias'] else 'off'}, {draw['renderer']})")
     append = figure.get("append")
     if append is not None:
         lines.append(f"  a tick with {append['new_cells']:.0f} new cells (1 %): {append['appended'] / 1e6:.3f} MB, the first load "
