@@ -560,7 +560,8 @@ class SceneView:
         return Eye(np.array(camera.GetPosition()), np.reshape(planes, (6, 4)), height / (2.0 * math.tan(math.radians(camera.GetViewAngle()) / 2.0)))
 
     def _frame_start(self, *_: object) -> None:
-        """Renderer start: tiled layers show the level each tile needs (none outside the view); a moving frame also skips FXAA."""
+        """Renderer start: block layers draw from the server's copies (up to their latest tick), tiled layers show the level each
+        tile needs (none outside the view); a moving frame also skips FXAA."""
         self._server_blocks(True)
         self.proxied, self.lod_frames = (), {}
         lod = self._lod
@@ -587,7 +588,8 @@ class SceneView:
             self.renderer.SetUseFXAA(False)
 
     def _frame_end(self, *_: object) -> None:
-        """Renderer end: back to the full-detail actor, so picking, bounds and exports never see a tile or a proxy."""
+        """Renderer end: back to the full-detail actor, so picking, bounds and exports never see a tile or a proxy, and to the
+        block layers' datasets the browsers hold."""
         self._server_blocks(False)
         for layer_id, frame in self.lod_frames.items():
             drawn = self._drawn[layer_id]
