@@ -329,7 +329,7 @@ def figure_h3_tick(bench: Bench) -> None:
     from bench_h3_local import h3_tick_figure, report
 
     for cells in (3_000, 100_000):
-        fig = h3_tick_figure(cells, ticks=max(bench.repeats, 3), tick_seconds=3.0 if cells < 10_000 else 10.0, append=True)
+        fig = h3_tick_figure(cells, ticks=max(bench.repeats, 3), tick_seconds=3.0 if cells < 10_000 else 10.0, append=True, browser=bench.browser)
         print("\n".join(f"[h3_tick] {line}" for line in report(fig).splitlines()))
         base = fig.get("baseline") or {}
         print(f"[h3_tick] {cells:,} cells: bytes {_ratio(fig['bytes'], fig.get('baseline_bytes', float('nan')))} of plain update(), goal <= 0.5 MB: "

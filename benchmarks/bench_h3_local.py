@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -310,8 +310,9 @@ def append_bytes(browser: sync_api.Browser, cells: int, *, tick_seconds: float =
 
 
 def h3_tick_figure(cells: int, *, ticks: int = 6, tick_seconds: float = 3.0, load_timeout: float = 300.0, baseline: bool = True,
-                   append: bool = False, chromium_args: tuple[str, ...] = ()) -> dict[str, Any]:
-    """One H3 layer of ``cells`` cells ticking in the local view, measured in headless Chromium (plus ``chromium_args``).
+                   append: bool = False, chromium_args: tuple[str, ...] = (), browser: sync_api.Browser | None = None) -> dict[str, Any]:
+    """One H3 layer of ``cells`` cells ticking in the local view, measured in headless Chromium (``browser``, or one
+    launched here with ``chromium_args``).
 
     Returns ``cells``, ``triangles``; ``bytes``: websocket bytes per tick; ``drawn_ms`` (median server tick ->
     drawn) with its parts ``server_wire_ms``, ``page_ms``, ``gpu_ms``; ``ticks_drawn``, ``skipped`` (ticks
@@ -322,24 +323,23 @@ def h3_tick_figure(cells: int, *, ticks: int = 6, tick_seconds: float = 3.0, loa
     tick in ``load_timeout`` s.
     """
     server = server_breakdown(cells)
-    with tempfile.TemporaryDirectory() as tmp, sync_api.sync_playwright() as playwright:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         folder = Path(tmp)
         scene, readings, ids = write_scene(folder, cells)
         rng = np.random.default_rng(1)
         write_readings(readings, ids, rng.uniform(0, 500, len(ids)))
-        browser = launch(playwright, chromium_args)
+        if browser is None:
+            browser = launch(stack.enter_context(sync_api.sync_playwright()), chromium_args)
+            stack.callback(browser.close)
         common = {"ticks": ticks, "tick_seconds": tick_seconds, "load_timeout": load_timeout}
-        try:
-            with served(scene, block_ticks=True, log=folder / "ticks.log", tick_seconds=tick_seconds) as url:
-                ours = run(browser, url, readings, ids, rng, **common)
-                cpu = run(browser, url, readings, ids, rng, query="?twin_ticks=cpu", **common) if baseline else None
-            if baseline:
-                with served(scene, block_ticks=False, log=folder / "base.log", tick_seconds=tick_seconds) as url:
-                    plain = _plain_update_bytes(browser, url, readings, ids, rng, **common)
-            triangles = int(server.pop("triangles"))
-            appended = append_bytes(browser, cells, tick_seconds=tick_seconds, load_timeout=load_timeout) if append else None
-        finally:
-            browser.close()
+        with served(scene, block_ticks=True, log=folder / "ticks.log", tick_seconds=tick_seconds) as url:
+            ours = run(browser, url, readings, ids, rng, **common)
+            cpu = run(browser, url, readings, ids, rng, query="?twin_ticks=cpu", **common) if baseline else None
+        if baseline:
+            with served(scene, block_ticks=False, log=folder / "base.log", tick_seconds=tick_seconds) as url:
+                plain = _plain_update_bytes(browser, url, readings, ids, rng, **common)
+        triangles = int(server.pop("triangles"))
+        appended = append_bytes(browser, cells, tick_seconds=tick_seconds, load_timeout=load_timeout) if append else None
     figure: dict[str, Any] = {"cells": len(ids), "triangles": triangles, "bytes": ours["bytes"], **_split(ours["stats"]), "server": server, "draw": ours["draw"],
                               "chromium_args": " ".join(chromium_args)}
     if cpu is not None:
