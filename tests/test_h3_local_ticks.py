@@ -2,7 +2,10 @@
 
 In-process: the per-cell tick payload decodes to the heights, hidden cells and colours the
 layer has; a tick keeps the local view's arrays (what trame-vtk hashes) untouched in identity
-and modification time, so nothing but the tick goes out; new cells are a scene change.
+and modification time, so nothing but the tick goes out, and the server's copy takes the tick
+only when the server renders or picks (picking gives the new cell and height); new cells after
+those drawn are a new part with only their geometry (a scene change that sends only that part),
+other new meshes one part again.
 In Chromium: ``twin serve --view local`` on a scene whose H3 layer reads a file this test
 rewrites; a tick with higher values turns the cells' pixels from green to red, drawn by the GPU
 path (per-cell textures read by the vertex shader); a tick that raises, recolours and hides cells
@@ -93,7 +96,7 @@ def test_tick_payload_is_three_bytes_a_cell_and_decodes_to_the_layer_state(h3_vi
     layer.refresh(T0 + dt.timedelta(seconds=10))
     layer.set_time(T0 + dt.timedelta(seconds=10))
     view.sync()
-    payload = view.block_ticks["crowd"]
+    [payload] = view.block_ticks["crowd"]
     assert sum(len(v) for v in payload.values() if isinstance(v, bytes)) <= 3.2 * len(cells)
     heights, hidden, colors = _decode(payload)
     state = layer.cell_state()
@@ -103,30 +106,92 @@ def test_tick_payload_is_three_bytes_a_cell_and_decodes_to_the_layer_state(h3_vi
     assert {tuple(c[:3]) for c in colors} == {GREEN, AMBER, RED}
 
 
-def test_a_tick_leaves_the_arrays_a_browser_holds_and_new_cells_change_the_scene(h3_view: Callable) -> None:
+def _tick(layer: object, cells: np.ndarray, values: np.ndarray, seconds: int) -> None:
+    """Readings ``values`` for ``cells`` at T0 + ``seconds``, polled and shown by ``layer``."""
+    when = T0 + dt.timedelta(seconds=seconds)
+    _Feed.frame = _readings(cells, values, when)
+    layer.refresh(when)
+    layer.set_time(when)
+
+
+def _look_down_at(view: SceneView, layer: object, row: int) -> None:
+    """The camera straight above the centre of ``layer``'s cell ``row``, 2 km up."""
+    lat, lon = h3.cell_to_latlng(h3.int_to_str(int(layer.cells[row])))
+    x, y, _ = view.scene.frame.lonlat_to_local(np.array([lon]), np.array([lat]))[0]
+    camera = view.renderer.GetActiveCamera()
+    camera.SetFocalPoint(x, y, 0.0)
+    camera.SetPosition(x, y, 2000.0)
+    camera.SetViewUp(0.0, 1.0, 0.0)
+    camera.SetViewAngle(10.0)
+
+
+def test_a_tick_sends_nothing_again_and_the_servers_picks_see_it(h3_view: Callable) -> None:
     view, layer, cells = h3_view(500)
     drawn = view._drawn["crowd"]
     points, colors = drawn.polydata.GetPoints().GetData(), drawn.polydata.GetPointData().GetArray("twin_rgba")
     stamps = (points.GetMTime(), colors.GetMTime())
-    before = vtk_to_numpy(points).copy()
-    first = view.block_ticks["crowd"]
-    _Feed.frame = _readings(cells, np.full(len(cells), 450.0), T0 + dt.timedelta(seconds=10))
-    layer.refresh(T0 + dt.timedelta(seconds=10))
-    layer.set_time(T0 + dt.timedelta(seconds=10))
+    held = (vtk_to_numpy(points).copy(), vtk_to_numpy(colors).copy())
+    [first] = view.block_ticks["crowd"]
+    _tick(layer, cells, np.full(len(cells), 450.0), 10)
     view.sync()
     assert not view.scene_changed  # the view panel sends only the tick
-    assert view.block_ticks["crowd"] is not first
+    assert view.block_ticks["crowd"][0] is not first
     assert (points.GetMTime(), colors.GetMTime()) == stamps  # trame-vtk's hash of them stays: nothing is re-sent
-    tops = drawn.blocks.is_top
-    assert not np.allclose(before[tops, 2], 0.5 + 450 * 0.5)
-    assert np.allclose(vtk_to_numpy(points)[tops, 2], 0.5 + 450 * 0.5)  # the arrays a new browser fetches hold the tick
-    assert (vtk_to_numpy(colors)[:, :3] == RED).all()
-    more = cells_around(121.48, 31.23, 10, 600)
-    _Feed.frame = _readings(more, np.full(len(more), 450.0), T0 + dt.timedelta(seconds=20))
-    layer.refresh(T0 + dt.timedelta(seconds=20))
-    layer.set_time(T0 + dt.timedelta(seconds=20))
+    _look_down_at(view, layer, 0)
+    hit = view.pick(160, 120)  # the server's copy takes the tick for its own pick
+    assert hit is not None and hit["attributes"]["cell"] == layer.cell_keys[0] and hit["attributes"]["value"] == 450.0
+    assert hit["z"] == pytest.approx(0.5 + 450 * 0.5, abs=0.5)  # on the raised roof
+    assert share(view.image(), RED) > 0.5  # and so do its images
+    assert (points.GetMTime(), colors.GetMTime()) == stamps  # the browsers' copy stays as sent
+    assert np.array_equal(vtk_to_numpy(points), held[0]) and np.array_equal(vtk_to_numpy(colors), held[1])
+
+
+def test_new_cells_after_those_drawn_are_a_part_of_their_own(h3_view: Callable) -> None:
+    view, layer, cells = h3_view(500)
+    base = view._drawn["crowd"].polydata
+    arrays = [base.GetPoints().GetData(), base.GetPointData().GetArray("twin_rgba"), base.GetPolys()]
+    stamps, nbytes = [a.GetMTime() for a in arrays], view.geometry_bytes()
+    more = cells_around(121.48, 31.23, 10, 505)  # 1 % new cells, in the outer ring
+    values = np.where(np.isin(more, cells), 40.0, 450.0)
+    _tick(layer, more, values, 10)
     view.sync()
-    assert view.scene_changed and view.block_layouts["crowd"]["n_cells"] == len(layer.cells) > 500
+    assert view.scene_changed  # a new dataset for the browsers ...
+    assert [layout["n_cells"] for layout in view.block_layouts["crowd"]] == [500, 5]
+    assert view._drawn["crowd"].polydata is base and [a.GetMTime() for a in arrays] == stamps  # ... and the one they hold stays
+    new_actor = view.block_actors("crowd")[1]
+    new_points = new_actor.GetMapper().GetInput().GetNumberOfPoints()
+    assert 0 < new_points == len(layer._template) - base.GetNumberOfPoints() < base.GetNumberOfPoints() / 50
+    assert nbytes < view.geometry_bytes() < 1.02 * nbytes  # what the browsers hold (the view-mode rule reads it)
+    state = layer.cell_state()
+    for part, (tick, layout) in enumerate(zip(view.block_ticks["crowd"], view.block_layouts["crowd"])):
+        rows = slice(0, 500) if part == 0 else slice(500, 505)
+        heights, hidden, rgba = _decode(tick)
+        assert tick["n_cells"] == layout["n_cells"] and (rgba == state.colors[rows]).all() and (hidden == state.hidden[rows]).all()
+        assert np.abs(heights - state.heights[rows]).max() <= tick["height_step"]
+    new_row = int(np.flatnonzero(~np.isin(layer.cells, cells))[0])
+    assert new_row >= 500
+    _look_down_at(view, layer, new_row)
+    hit = view.pick(160, 120)  # a pick on the new part names the new cell
+    assert hit is not None and hit["attributes"]["cell"] == layer.cell_keys[new_row] and hit["attributes"]["value"] == 450.0
+    image = view.image()
+    assert share(image[100:140, 140:180], RED) > 0.9 and share(image, RED) > 0.1  # the server's images show it, red
+
+
+def test_parts_are_merged_after_eight_and_another_mesh_is_one_part(h3_view: Callable) -> None:
+    view, layer, _ = h3_view(300)
+    counts = []
+    for step in range(1, 10):  # nine appends of 2 cells
+        more = cells_around(121.48, 31.23, 10, 300 + 2 * step)
+        _tick(layer, more, np.full(len(more), 200.0), 10 * step)
+        view.sync()
+        counts.append(len(view.block_actors("crowd")))
+    assert counts == [2, 3, 4, 5, 6, 7, 8, 1, 2]  # the 9th part would be one too many: the layer goes out again as one
+    assert sum(layout["n_cells"] for layout in view.block_layouts["crowd"]) == len(layer.cells) == 318
+    actors = view.renderer.GetActors()
+    assert actors.GetNumberOfItems() == 2  # the merged parts' actors are gone
+    layer.update(resolution=9)  # cells of another resolution: another mesh
+    view.sync()
+    assert len(view.block_actors("crowd")) == 1 and view.block_layouts["crowd"][0]["n_cells"] == len(layer.cells)
 
 
 def test_old_path_when_block_ticks_are_off(h3_view: Callable) -> None:
@@ -268,6 +333,38 @@ def test_the_gpu_path_draws_what_the_cpu_path_draws_for_raised_recoloured_and_hi
     assert share(first[0], RED) > 0.01 and share(first[0], AMBER) > 0.01
     assert share(first[0], GREEN) < 0.001  # the low cells are hidden, not drawn green at the ground
     assert share(second[0], AMBER) < 0.001 and share(second[0], RED) > share(first[0], RED) + 0.05
+
+
+def test_new_cells_go_out_as_a_small_part_and_show_in_the_local_view(tmp_path: Path) -> None:
+    from bench_h3_local import Wire, served
+    from browsing import chromium
+    from test_app_browser import _wait_for_image
+
+    scene, readings, _ = write_scene(tmp_path, 1000, res=9, scale=2.0)
+    first, every = cells_around(121.48, 31.23, 9, 990), cells_around(121.48, 31.23, 9, 1000)  # then 1 % new cells, in the outer ring
+    write_readings(readings, first, np.full(len(first), 40.0))  # green, 80 m
+    with served(scene, block_ticks=True, log=tmp_path / "serve.log") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        wire = Wire(page)
+        try:
+            page.goto(url)
+            page.wait_for_selector("#twin-scene-name", timeout=60_000)
+            before = _wait_for_image(page, lambda px: share(px, GREEN) > 0.05, timeout=90)
+            page.wait_for_timeout(1500)  # the first push settles
+            assert share(before, RED) == 0.0
+            loaded = wire.between(0.0, time.monotonic())
+            start = time.monotonic()
+            write_readings(readings, every, np.where(np.isin(every, first), 40.0, 400.0))  # the new cells red, 800 m
+            after = _wait_for_image(page, lambda px: share(px, RED) > 0.001, timeout=90)
+            page.wait_for_timeout(1500)
+            appended = wire.between(start, time.monotonic())
+            layouts = page.evaluate("Object.values(window.trame.state.get('twin_block_layouts')).map(l => l.n_cells)")
+            path = page.evaluate("window.twinBlockStats.at(-1).path")
+        finally:
+            page.close()
+    assert sorted(layouts) == [10, 990] and path == "gpu"  # the new cells are a dataset of their own, drawn from ticks
+    assert appended < 0.1 * loaded, (appended, loaded)  # the new part (~30 kB with the scene description) and ticks, not the mesh again
+    assert share(after, GREEN) > 0.8 * share(before, GREEN)  # the cells drawn before stay
 
 
 def share(pixels: np.ndarray, color: tuple[int, int, int]) -> float:

@@ -1,13 +1,13 @@
 """Live ticks of block layers (H3 cells) for the local (vtk.js) view, through the trame state.
 
-:class:`SceneView` keeps, per block layer, its static layout and its latest tick (a few bytes
-per cell); this puts new ones into the state keys ``twin_block_layouts`` / ``twin_block_ticks``,
-keyed by the id trame-vtk gives the layer's dataset in the browser, where static/block_ticks.js
-draws them: with WebGL2, as one texel per cell that the vertex shader reads (vtk.js's buffers
-stay as they are); otherwise, or with ``?twin_ticks=cpu`` in the page's URL, by rewriting the
-vtk.js points and colours. New cells (a new layout) are a scene change: the whole mesh is sent
-again (trame-vtk ``update()``), then ticks resume.
-"""
+:class:`SceneView` keeps, per block layer and part (dataset), its static layout and its latest
+tick (a few bytes per cell); this puts new ones into the state keys ``twin_block_layouts`` /
+``twin_block_ticks``, keyed by the id trame-vtk gives each part's dataset in the browser, where
+static/block_ticks.js draws them: with WebGL2, as one texel per cell that the vertex shader reads
+(vtk.js's buffers stay as they are); otherwise, or with ``?twin_ticks=cpu`` in the page's URL, by
+rewriting the vtk.js points and colours. New cells after those a browser holds are a new part
+(a scene change that sends only their geometry, see :mod:`twin.render.block_parts`); other new
+meshes send the whole layer again (trame-vtk ``update()``), then ticks resume."""
 
 from __future__ import annotations
 
@@ -35,14 +35,12 @@ class BlockTicks:
     def publish(self, state: Any, stamp: float) -> None:
         """New layouts and ticks into ``state``; ``stamp``: when the tick began (s since the epoch, sent as ms)."""
         layouts, ticks, sent = {}, {}, {}
-        for layer_id, tick in self.view.block_ticks.items():
-            actor = self.view.block_actor(layer_id)
-            if actor is None:
-                continue
-            dataset = f"{reference_id(actor.GetMapper())}-dataset"  # the id trame-vtk gives the mapper's input
-            layouts[dataset] = self.view.block_layouts[layer_id]
-            ticks[dataset] = {**tick, "stamp": stamp * 1000.0}
-            sent[dataset] = id(tick)
+        for layer_id, parts in self.view.block_ticks.items():
+            for actor, layout, tick in zip(self.view.block_actors(layer_id), self.view.block_layouts[layer_id], parts):
+                dataset = f"{reference_id(actor.GetMapper())}-dataset"  # the id trame-vtk gives the mapper's input
+                layouts[dataset] = layout
+                ticks[dataset] = {**tick, "stamp": stamp * 1000.0}
+                sent[dataset] = id(tick)
         if {k: id(v) for k, v in layouts.items()} != self._sent_layouts:
             self._sent_layouts = {k: id(v) for k, v in layouts.items()}
             state.twin_block_layouts = layouts

@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib import colormaps
 from numpy.typing import NDArray
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints
+from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkThreshold
 from vtkmodules.vtkFiltersGeometry import vtkGeometryFilter
@@ -48,8 +48,9 @@ from vtkmodules.vtkRenderingCore import (
 
 from twin.errors import TwinError
 from twin.layer import Layer, LayerVisual
-from twin.mesh.cell_blocks import CellBlocks, blocks_payload, shown_points, tick_payload
+from twin.mesh.cell_blocks import CellBlocks, CellState, blocks_payload, tick_payload
 from twin.render import vtk_setup
+from twin.render.block_parts import COLOR_ARRAY, MAX_PARTS, BlockPart, appended_triangles, extends, new_part, tail_blocks
 from twin.render.lod import Eye, LodSettings, Tiles, build_tiles, choose_levels, geometry_bytes, refresh_cell_data
 from twin.scene.model import Scene
 from twin.style import Legend, to_rgba8
@@ -58,7 +59,7 @@ __all__ = ["LayerError", "LodFrame", "SceneView"]
 
 log = logging.getLogger(__name__)
 
-_COLOR_ARRAY = "twin_rgba"
+_COLOR_ARRAY = COLOR_ARRAY
 _SHOWN_ARRAY = "twin_shown"
 _CELL_ARRAY = "twin_cell"
 
@@ -82,6 +83,10 @@ class _Drawn:
     n_cells: int = 0
     labels: list[vtkBillboardTextActor3D] = field(default_factory=list)
     blocks: CellBlocks | None = None
+    parts: list[BlockPart] = field(default_factory=list)
+    """A block layer's datasets (the first is :attr:`polydata`, drawn by :attr:`actor`; more when new cells were appended)."""
+    block_state: CellState | None = None
+    """A block layer's latest tick when :attr:`parts` do not show it yet (they are written when the server renders or picks)."""
     cell_ids: NDArray[np.int64] | None = None
     """With a filter: the cell of :attr:`polydata` behind each cell drawn (the mapper draws a threshold of it)."""
     feature_index: str | None = None
@@ -131,10 +136,11 @@ class SceneView:
         """With :attr:`direct_colors`: layers made of per-cell point blocks (H3) keep their arrays'
         identity across ticks and publish each tick in :attr:`block_ticks` (False: every tick
         rewrites the arrays a browser-side view re-downloads)."""
-        self.block_layouts: dict[str, dict[str, object]] = {}
-        """Per block layer: the static layout a browser-side view needs (see :func:`blocks_payload`)."""
-        self.block_ticks: dict[str, dict[str, object]] = {}
-        """Per block layer: its latest tick, ~3 bytes per cell (see :func:`tick_payload`)."""
+        self.block_layouts: dict[str, list[dict[str, object]]] = {}
+        """Per block layer: the static layout of each part (dataset) a browser-side view needs (see :func:`blocks_payload`
+        and :mod:`twin.render.block_parts`), in the order of :meth:`block_actors`."""
+        self.block_ticks: dict[str, list[dict[str, object]]] = {}
+        """Per block layer: its latest tick for each part, ~3 bytes per cell (see :func:`tick_payload`)."""
         self.scene_changed = True
         """After :meth:`sync`: whether anything besides block ticks changed (a browser-side view needs the scene again)."""
         self._signature: tuple[object, ...] = ()
@@ -156,6 +162,7 @@ class SceneView:
         self.window.SetMultiSamples(0)
         self.renderer.SetUseFXAA(True)
         self._drawn: dict[str, _Drawn] = {}
+        self._blocks_on_server = False
         self._overlay: list[object] = []
         self._camera_set = False
         self._lod: LodSettings | None = None
@@ -195,6 +202,7 @@ class SceneView:
             self.block_layouts.pop(gone, None)
             self.block_ticks.pop(gone, None)
             self.renderer.RemoveActor(drawn.actor)
+            self._drop_parts(drawn)
             self._drop_tiles(drawn)
             for label in drawn.labels:
                 self.label_renderer.RemoveActor(label)
@@ -213,7 +221,7 @@ class SceneView:
         parts: list[object] = [tuple(sorted(self.errors))]
         for layer_id, drawn in self._drawn.items():
             prop = drawn.actor.GetProperty()
-            versions = (drawn.geometry_version,) if drawn.blocks is not None else (drawn.geometry_version, drawn.style_version, drawn.points_version)
+            versions = (drawn.geometry_version, len(drawn.parts)) if drawn.blocks is not None else (drawn.geometry_version, drawn.style_version, drawn.points_version)
             parts.append((layer_id, id(drawn.polydata), *versions, drawn.actor.GetVisibility(), prop.GetOpacity(), prop.GetLineWidth(),
                           prop.GetPointSize(), prop.GetAmbient()))
         return tuple(parts)
@@ -240,7 +248,8 @@ class SceneView:
         if blocks is not None:
             self._update_blocks(drawn, visual, blocks)
         elif drawn.blocks is not None or drawn.geometry_version != visual.geometry_version or drawn.n_cells != visual.mesh.n_cells:
-            drawn.blocks = None
+            drawn.blocks, drawn.block_state = None, None
+            self._drop_parts(drawn)
             self.block_layouts.pop(visual.layer_id, None)
             self.block_ticks.pop(visual.layer_id, None)
             drawn.polydata = vtkPolyData()
@@ -279,9 +288,12 @@ class SceneView:
         drawn.actor.SetVisibility(visual.visible and visual.mesh.n_cells > 0)
         for label in drawn.labels:
             label.SetVisibility(visual.visible)
-        mapper.SetResolveCoincidentTopologyToPolygonOffset()
-        mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(0, -order * 2.0)
-        mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0, -order * 2.0 - 1.0)
+        for part_mapper in [mapper, *(part.actor.GetMapper() for part in drawn.parts[1:])]:
+            part_mapper.SetResolveCoincidentTopologyToPolygonOffset()
+            part_mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(0, -order * 2.0)
+            part_mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0, -order * 2.0 - 1.0)
+        for part in drawn.parts[1:]:
+            part.actor.SetVisibility(drawn.actor.GetVisibility())
 
     @staticmethod
     def _apply_filter(drawn: _Drawn, hidden: NDArray[np.bool_] | None) -> None:
@@ -312,47 +324,75 @@ class SceneView:
         mapper.SetInputData(kept)
 
     def _update_blocks(self, drawn: _Drawn, visual: LayerVisual, blocks: CellBlocks) -> None:
-        """A block layer for a browser-side view: its own points (every cell's full outline) and one RGBA per point.
+        """A block layer for a browser-side view: datasets of their own (every cell's full outline, one RGBA per point), one per part.
 
-        A tick rewrites both arrays in place without marking them modified, so a browser-side view's
-        cached copies (trame-vtk keys them by array and modification time) stay valid; the tick itself
-        goes out as :attr:`block_ticks` (heights, hidden flags, colour indices per cell).
+        A tick only makes :attr:`block_ticks` (heights, hidden flags, colour indices per cell and part); the
+        datasets a browser holds are left as they are (trame-vtk sends nothing again) and take the tick only when
+        the server itself renders or picks (:meth:`_server_blocks`). New cells that extend the mesh become a new
+        part (see :mod:`twin.render.block_parts`); any other new mesh replaces every part.
         """
-        new = drawn.blocks is not blocks or drawn.geometry_version != visual.geometry_version
-        if new:
+        new_mesh = drawn.blocks is not blocks or drawn.geometry_version != visual.geometry_version
+        if not new_mesh and drawn.points_version == visual.points_version and drawn.style_version == visual.style_version:
+            return
+        state: CellState = visual.meta["cell_state"]()  # type: ignore[operator]
+        drawn.block_state = state  # the parts drawn before take it when the server renders or picks
+        if new_mesh and not self._append_part(drawn, visual, blocks, state):
+            self._drop_parts(drawn)
             polydata = vtkPolyData()
             polydata.ShallowCopy(visual.mesh)  # the triangles are shared; points and colours are this view's own
-            points = vtkPoints()
-            points.SetData(numpy_to_vtk(np.array(blocks.template, dtype=np.float32), deep=True))
-            polydata.SetPoints(points)
-            polydata.GetCellData().RemoveArray(_COLOR_ARRAY)
-            colors = numpy_to_vtk(np.zeros((len(blocks.template), 4), np.uint8), deep=True)
-            colors.SetName(_COLOR_ARRAY)
-            polydata.GetPointData().AddArray(colors)
-            mapper = drawn.actor.GetMapper()
-            mapper.SetInputData(polydata)
-            mapper.SetLookupTable(None)
-            mapper.SetScalarModeToUsePointFieldData()
-            mapper.SelectColorArray(_COLOR_ARRAY)
-            mapper.SetColorModeToDirectScalars()
-            mapper.ScalarVisibilityOn()
-            drawn.actor.SetTexture(None)
-            drawn.polydata, drawn.blocks = polydata, blocks
-            drawn.geometry_version, drawn.n_cells = visual.geometry_version, visual.mesh.n_cells
-            self.block_layouts[visual.layer_id] = blocks_payload(blocks)
-        if new or drawn.points_version != visual.points_version or drawn.style_version != visual.style_version:
-            state = visual.meta["cell_state"]()  # type: ignore[operator]
-            points = drawn.polydata.GetPoints()
-            shown_points(blocks, state, vtk_to_numpy(points.GetData()))
-            vtk_to_numpy(drawn.polydata.GetPointData().GetArray(_COLOR_ARRAY))[:] = state.colors[blocks.point_cell]
-            drawn.polydata.Modified()  # new bounds for the server's picking; the arrays keep their modification time
-            self.block_ticks[visual.layer_id] = tick_payload(blocks, state)
-            drawn.points_version, drawn.style_version = visual.points_version, visual.style_version
+            drawn.parts, drawn.polydata, drawn.block_state = [new_part(drawn.actor, polydata, blocks, state)], polydata, None
+        if new_mesh:
+            drawn.blocks, drawn.geometry_version, drawn.n_cells = blocks, visual.geometry_version, visual.mesh.n_cells
+            self.block_layouts[visual.layer_id] = [blocks_payload(part.blocks) for part in drawn.parts]
+        self.block_ticks[visual.layer_id] = [tick_payload(part.blocks, part.cells_of(state)) for part in drawn.parts]
+        drawn.points_version, drawn.style_version = visual.points_version, visual.style_version
 
-    def block_actor(self, layer_id: str) -> vtkActor | None:
-        """The actor drawing block layer ``layer_id`` (None if it is not drawn as blocks)."""
+    def _append_part(self, drawn: _Drawn, visual: LayerVisual, blocks: CellBlocks, state: CellState) -> bool:
+        """New cells after those drawn: a new part with only them (its own actor, sharing the layer's look); False if they are not."""
+        old = drawn.blocks
+        if old is None or not old.n_cells or not drawn.parts or len(drawn.parts) >= MAX_PARTS or not extends(old, blocks):
+            return False
+        first_triangle = sum(part.polydata.GetNumberOfPolys() for part in drawn.parts)
+        triangles = appended_triangles(visual.mesh, len(old.template), first_triangle)
+        if triangles is None:
+            return False
+        polydata = vtkPolyData()
+        polydata.SetPolys(triangles)
+        actor = vtkActor()
+        actor.SetMapper(vtkPolyDataMapper())
+        actor.SetProperty(drawn.actor.GetProperty())
+        drawn.parts.append(new_part(actor, polydata, tail_blocks(blocks, old.n_cells), state, first_cell=old.n_cells, first_triangle=first_triangle))
+        self.renderer.AddActor(actor)
+        return True
+
+    def _drop_parts(self, drawn: _Drawn) -> None:
+        """Remove the actors of a block layer's appended parts."""
+        for part in drawn.parts[1:]:
+            self.renderer.RemoveActor(part.actor)
+        drawn.parts = []
+
+    def _server_blocks(self, on: bool) -> bool:
+        """Block layers drawn from the server's copies, brought up to their latest tick (``on``), or from what the browsers
+        hold; whether they were on the server's copies before.
+
+        Around the server's own renders, bounds and picks; outside them a browser-side view serializes what it holds.
+        """
+        was, self._blocks_on_server = self._blocks_on_server, on
+        for drawn in self._drawn.values():
+            if on and drawn.block_state is not None:
+                for part in drawn.parts:
+                    part.write(drawn.block_state)
+                drawn.block_state = None
+            for part in drawn.parts:
+                mapper, dataset = part.actor.GetMapper(), part.server if on else part.polydata
+                if mapper.GetInput() is not dataset:
+                    mapper.SetInputData(dataset)
+        return was
+
+    def block_actors(self, layer_id: str) -> list[vtkActor]:
+        """The actors drawing block layer ``layer_id``, one per part, in the order of :attr:`block_ticks` (empty if not drawn as blocks)."""
         drawn = self._drawn.get(layer_id)
-        return drawn.actor if drawn is not None and drawn.blocks is not None else None
+        return [part.actor for part in drawn.parts] if drawn is not None and drawn.blocks is not None else []
 
     @property
     def direct_colors(self) -> bool:
@@ -520,7 +560,9 @@ class SceneView:
         return Eye(np.array(camera.GetPosition()), np.reshape(planes, (6, 4)), height / (2.0 * math.tan(math.radians(camera.GetViewAngle()) / 2.0)))
 
     def _frame_start(self, *_: object) -> None:
-        """Renderer start: tiled layers show the level each tile needs (none outside the view); a moving frame also skips FXAA."""
+        """Renderer start: block layers draw from the server's copies (up to their latest tick), tiled layers show the level each
+        tile needs (none outside the view); a moving frame also skips FXAA."""
+        self._server_blocks(True)
         self.proxied, self.lod_frames = (), {}
         lod = self._lod
         if lod is None:
@@ -546,7 +588,9 @@ class SceneView:
             self.renderer.SetUseFXAA(False)
 
     def _frame_end(self, *_: object) -> None:
-        """Renderer end: back to the full-detail actor, so picking, bounds and exports never see a tile or a proxy."""
+        """Renderer end: back to the full-detail actor, so picking, bounds and exports never see a tile or a proxy, and to the
+        block layers' datasets the browsers hold."""
+        self._server_blocks(False)
         for layer_id, frame in self.lod_frames.items():
             drawn = self._drawn[layer_id]
             for row, level in zip(drawn.tile_actors, frame.levels):
@@ -702,7 +746,9 @@ class SceneView:
 
         VTK's own bounds turn NaN when one vertex is non-finite, and a NaN camera draws nothing.
         """
+        was = self._server_blocks(True)
         bounds = self.renderer.ComputeVisiblePropBounds()
+        self._server_blocks(was)
         if bounds[0] <= bounds[1] and all(math.isfinite(v) for v in bounds):
             return tuple(bounds)  # type: ignore[return-value]
         lows, highs = [], []
@@ -762,13 +808,26 @@ class SceneView:
         """The feature under display pixel (x, y) (origin bottom-left): attributes and lon/lat."""
         picker = vtkCellPicker()
         picker.SetTolerance(0.0005)
-        if not picker.Pick(x, y, 0, self.renderer):
-            return None
+        camera = self.renderer.GetActiveCamera()
+        was, clipping = self._server_blocks(True), camera.GetClippingRange()
+        try:
+            if any(drawn.parts for drawn in self._drawn.values()):
+                self._reset_clipping()  # around block layers' latest tick: the clipping range may be from an older one
+            if not picker.Pick(x, y, 0, self.renderer):
+                return None
+        finally:
+            camera.SetClippingRange(*clipping)
+            self._server_blocks(was)
         actor = picker.GetActor()
         for layer in self.scene.layers:
             drawn = self._drawn.get(layer.id)
-            if drawn is not None and drawn.actor is actor:
-                cell = picker.GetCellId()
+            if drawn is None:
+                continue
+            cell = picker.GetCellId()
+            part = next((part for part in drawn.parts if part.actor is actor), None)
+            if part is not None:  # a block layer's part: its triangles are the layer mesh's from first_triangle on
+                return layer.pick(self.scene.frame, part.first_triangle + cell, np.asarray(picker.GetPickPosition()))
+            if drawn.actor is actor:
                 if drawn.cell_ids is not None:  # a filtered layer draws a subset of its cells
                     cell = int(drawn.cell_ids[cell]) if 0 <= cell < len(drawn.cell_ids) else -1
                 return layer.pick(self.scene.frame, cell, np.asarray(picker.GetPickPosition()))
@@ -785,7 +844,8 @@ class SceneView:
 
     def geometry_bytes(self) -> int:
         """Bytes of geometry across visible layers, what a browser-side view downloads (see :func:`twin.render.lod.geometry_bytes`)."""
-        return sum(geometry_bytes(d.polydata) for d in self._drawn.values() if d.actor.GetVisibility())
+        datasets = [part.polydata for d in self._drawn.values() if d.actor.GetVisibility() for part in d.parts[1:]]  # block layers' appended parts
+        return sum(geometry_bytes(d.polydata) for d in self._drawn.values() if d.actor.GetVisibility()) + sum(map(geometry_bytes, datasets))
 
     def close(self) -> None:
         self.window.Finalize()

@@ -4,6 +4,9 @@
 // height (uint16 steps), one hidden bit and one colour index per cell (twin_block_ticks), with
 // the mesh's layout per cell (twin_block_layouts): each cell owns `counts[i]` consecutive points,
 // those from `top_from[i]` on rise to base_z + height, the last one is the cell's centre.
+// Both are keyed by dataset: a layer whose new cells came after those sent has one dataset per
+// part (the new cells' own small mesh), each with its own layout and tick; a tick for a dataset
+// the page does not hold yet waits for the scene update that brings it (after_scene_loaded).
 //
 // GPU path (WebGL2, a mesh of triangles only): a tick is one small texture, one RG32UI texel per
 // cell (top z as float bits, all ones when hidden; RGBA packed); the vertex shader finds its cell

@@ -1,0 +1,128 @@
+"""Block layers (H3 cells) as the datasets a browser-side view holds: one per part of the layer's cells.
+
+A block layer's mesh goes to a browser once; each tick then goes out as a few bytes per cell
+and part (:func:`twin.mesh.cell_blocks.tick_payload`). New cells that extend the mesh a browser
+holds (the same cells first, the new ones after them) become one more part: a dataset of only
+the new cells' points and triangles, so a browser downloads only those. After
+:data:`MAX_PARTS` parts the layer is sent again as one.
+
+A part's dataset for the browsers never changes after it is made (a browser draws ticks from
+the tick payloads, and trame-vtk sends an array again when it changes); the server draws and
+picks from its own copy of the points and colours, which :meth:`BlockPart.write` brings up to
+a tick only when the server itself renders or picks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkRenderingCore import vtkActor
+
+from twin.mesh.cell_blocks import CellBlocks, CellState, shown_points
+
+__all__ = ["COLOR_ARRAY", "MAX_PARTS", "BlockPart", "appended_triangles", "extends", "new_part", "tail_blocks"]
+
+COLOR_ARRAY = "twin_rgba"
+MAX_PARTS = 8
+"""Parts a block layer may have; new cells beyond that send the whole layer again as one part."""
+
+
+@dataclass(frozen=True, eq=False)
+class BlockPart:
+    """Cells ``first_cell`` .. ``first_cell + blocks.n_cells`` of a block layer, drawn by ``actor`` from ``polydata`` (what the
+    browsers hold) or, in the server's own renders and picks, from ``server`` (the same triangles, its own points and colours);
+    points in local metres, one RGBA per point in :data:`COLOR_ARRAY`. Its triangles are the layer mesh's from ``first_triangle`` on."""
+
+    actor: vtkActor
+    polydata: vtkPolyData
+    server: vtkPolyData
+    blocks: CellBlocks
+    first_cell: int
+    first_triangle: int
+
+    def cells_of(self, state: CellState) -> CellState:
+        """This part's rows of the layer's ``state`` (views, not copies)."""
+        rows = slice(self.first_cell, self.first_cell + self.blocks.n_cells)
+        return CellState(heights=state.heights[rows], hidden=state.hidden[rows], colors=state.colors[rows])
+
+    def write(self, state: CellState) -> None:
+        """Raise and colour the server's copy of this part to the layer's ``state`` (all cells)."""
+        _raise(self.server, self.blocks, self.cells_of(state))
+
+
+def _raise(polydata: vtkPolyData, blocks: CellBlocks, state: CellState) -> None:
+    """Points and colours of ``polydata`` (one part) raised and coloured to ``state`` (its cells), marked modified."""
+    points, colors = polydata.GetPoints().GetData(), polydata.GetPointData().GetArray(COLOR_ARRAY)
+    shown_points(blocks, state, vtk_to_numpy(points))
+    vtk_to_numpy(colors)[:] = state.colors[blocks.point_cell]
+    points.Modified()
+    colors.Modified()
+
+
+def _own_arrays(polydata: vtkPolyData, n_points: int) -> None:
+    """Give ``polydata`` points and a colour array of its own (n_points each)."""
+    points = vtkPoints()
+    points.SetData(numpy_to_vtk(np.zeros((n_points, 3), np.float32), deep=True))
+    polydata.SetPoints(points)
+    polydata.GetCellData().RemoveArray(COLOR_ARRAY)
+    colors = numpy_to_vtk(np.zeros((n_points, 4), np.uint8), deep=True)
+    colors.SetName(COLOR_ARRAY)
+    polydata.GetPointData().AddArray(colors)
+
+
+def new_part(actor: vtkActor, polydata: vtkPolyData, blocks: CellBlocks, state: CellState, *, first_cell: int = 0, first_triangle: int = 0) -> BlockPart:
+    """A part drawn by ``actor`` from ``polydata`` (its cells set; points and colours are made here, raised to ``state``,
+    the layer's state of all cells, in both the browsers' dataset and the server's copy); the actor's mapper draws the
+    point colours as they are."""
+    server = vtkPolyData()
+    for dataset in (polydata, server):
+        if dataset is server:
+            server.ShallowCopy(polydata)
+        _own_arrays(dataset, len(blocks.template))
+    mapper = actor.GetMapper()
+    mapper.SetInputData(polydata)
+    mapper.SetLookupTable(None)
+    mapper.SetScalarModeToUsePointFieldData()
+    mapper.SelectColorArray(COLOR_ARRAY)
+    mapper.SetColorModeToDirectScalars()
+    mapper.ScalarVisibilityOn()
+    actor.SetTexture(None)
+    part = BlockPart(actor=actor, polydata=polydata, server=server, blocks=blocks, first_cell=first_cell, first_triangle=first_triangle)
+    _raise(polydata, part.blocks, part.cells_of(state))
+    part.write(state)
+    return part
+
+
+def extends(old: CellBlocks, new: CellBlocks) -> bool:
+    """Whether ``new`` is ``old`` with more cells after it (the same counts, top offsets, points and base first)."""
+    n, m = old.n_cells, len(old.template)
+    return (new.n_cells > n and new.base_z == old.base_z and np.array_equal(new.counts[:n], old.counts)
+            and np.array_equal(new.top_from[:n], old.top_from) and np.array_equal(new.template[:m], old.template))
+
+
+def tail_blocks(blocks: CellBlocks, first_cell: int) -> CellBlocks:
+    """The layout of ``blocks``' cells from ``first_cell`` on, as a mesh of their own."""
+    first_point = int(np.sum(blocks.counts[:first_cell]))
+    return CellBlocks(counts=blocks.counts[first_cell:], top_from=blocks.top_from[first_cell:], template=blocks.template[first_point:],
+                      base_z=blocks.base_z)
+
+
+def appended_triangles(mesh: vtkPolyData, first_point: int, first_triangle: int) -> vtkCellArray | None:
+    """``mesh``'s triangles from the ``first_triangle``-th on, with point ids counted from ``first_point``; None unless
+    ``mesh`` is triangles only, those before use only points before ``first_point`` and those after only points from it."""
+    polys = mesh.GetPolys()
+    if mesh.GetNumberOfVerts() or mesh.GetNumberOfLines() or mesh.GetNumberOfStrips() or polys.IsHomogeneous() != 3:
+        return None
+    triangles: NDArray[np.int64] = vtk_to_numpy(polys.GetConnectivityArray()).reshape(-1, 3)
+    before, after = triangles[:first_triangle], triangles[first_triangle:]
+    if len(triangles) <= first_triangle or (len(before) and before.max() >= first_point) or after.min() < first_point:
+        return None
+    cells = vtkCellArray()
+    cells.SetData(numpy_to_vtkIdTypeArray(np.arange(0, 3 * len(after) + 1, 3, dtype=np.int64), deep=True),
+                  numpy_to_vtkIdTypeArray(np.ascontiguousarray(after.ravel() - first_point, dtype=np.int64), deep=True))
+    return cells
