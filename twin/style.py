@@ -152,7 +152,11 @@ CategorySpec = Annotated[Category, BeforeValidator(_category_form), PlainSeriali
 
 @dataclass(frozen=True)
 class Legend:
-    """What a view shows beside a layer: labelled swatches, or a colour bar with a range."""
+    """What a view shows beside a layer: labelled swatches, or a colour bar with a range.
+
+    ``title`` is in the default language; ``titles`` holds it per language when the layer words it in several
+    (``{"zh_CN": "积水深度", "en": "Water depth"}``), which the app shows in the page's language.
+    """
 
     title: str
     entries: tuple[LegendEntry, ...] = ()
@@ -160,6 +164,7 @@ class Legend:
     vmin: float | None = None
     vmax: float | None = None
     notes: tuple[str, ...] = field(default=())
+    titles: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def is_continuous(self) -> bool:
