@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import ClassVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from imaging import compare_to_reference, hue_share
 
 import twin
 from twin.errors import SceneFileError
 from twin.plugins import layer_types, register_source, source_types
 from twin.readings import ReadingsBuffer
 from twin.source import ReadingsSource, SourceParams
-from imaging import compare_to_reference, hue_share
 
 T0 = dt.datetime(2026, 7, 1, 18, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 STATIONS = gpd.GeoDataFrame(
@@ -38,7 +39,7 @@ class TableSource(ReadingsSource):
     """
 
     Params = TableParams
-    TABLES: dict[str, pd.DataFrame | None] = {}
+    TABLES: ClassVar[dict[str, pd.DataFrame | None]] = {}
 
     def readings(self, start, end):
         table = self.TABLES[self.params.name]
@@ -167,7 +168,7 @@ def test_demo_rain_drives_alerts() -> None:
     start = dt.datetime(2026, 7, 1, 10, 0, tzinfo=dt.timezone.utc)  # a storm starts on the half hour
     kinds: list[str] = []
     scene.alert_engine.subscribe(lambda event: kinds.append(f"{event.alert['rule_id']}:{event.kind}"))
-    for minute in range(0, 31):
+    for minute in range(31):
         scene.tick(start + dt.timedelta(minutes=minute))
     firing_deep = [k for k in kinds if k == "road_flooded:firing"]
     assert len(firing_deep) >= 3, kinds

@@ -67,7 +67,14 @@ def check_text(value: Text) -> Text:
     return value
 
 
-LocalText = Annotated[Text, AfterValidator(check_text)]
+def _text_form(value: object) -> object:
+    """Before pydantic's own checks: anything but a string or a mapping of strings gets one clear message, not one per form."""
+    if isinstance(value, str) or (isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+        return value
+    raise ValueError(f"expected a text, or one per language like {{zh_CN: 主干道, en: Primary}}; got {value!r}")
+
+
+LocalText = Annotated[Text, BeforeValidator(_text_form), AfterValidator(check_text)]
 """A :data:`Text` validated by pydantic (scene-file keys such as a category's or a level's ``label``)."""
 
 
