@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browsing import chromium
+from browsing import chromium, free_port
 from playwright import sync_api
 
 from twin.cli import main
@@ -60,12 +60,6 @@ STARTED = re.compile(r"session (\S+) started: \S+ for (\S+) \(pid (\d+), port (\
 
 
 # -- hubs ----------------------------------------------------------------------------------------
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Hub:
     """A running ``twin hub``: its process, address and log."""
@@ -115,7 +109,7 @@ def start_hub(scenes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     hubs: list[Hub] = []
 
     def start(host: str, *options: str, env: dict[str, str] | None = None, command: str = "hub") -> Hub:
-        port = _free_port(host)
+        port = free_port(host)
         log = tmp_path_factory.mktemp("hub") / "hub.log"
         environment = {**{k: v for k, v in os.environ.items() if k != "TWIN_TOKEN"}, "PYTHONUNBUFFERED": "1", "TWIN_TICK_SECONDS": "1",
                        "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache"), **(env or {})}
