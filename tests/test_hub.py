@@ -441,3 +441,24 @@ def test_stopped_hub_stops_its_sessions(guarded_hub: Hub) -> None:
     assert guarded_hub.stop() == 0
     assert not _alive(pid)
     assert f"session {session} stopped: the hub is stopping" in guarded_hub.text()
+
+
+def test_the_pages_heartbeat_is_no_input_but_a_persons_call_is() -> None:
+    """Found when the heartbeat came (a page left open calls it every few seconds): the hub must not count it as use, or an
+    idle session would never be closed. Messages framed as wslink frames them (msgpack, chunked)."""
+    import msgpack
+    from aiohttp import WSMessage, WSMsgType
+    from wslink.chunking import generate_chunks
+
+    from twin.app.reconnect import HEARTBEAT
+    from twin.hub.proxy import is_input
+
+    def frames(method: str, args: list[object]) -> list[WSMessage]:
+        packed = msgpack.packb({"wslink": "1.0", "id": "rpc:c0:7", "method": method, "args": args, "kwargs": {}})
+        return [WSMessage(WSMsgType.BINARY, chunk, None) for chunk in generate_chunks(packed, 1 << 20)]
+
+    assert [is_input(m) for m in frames("trame.trigger", [HEARTBEAT, [], {}])] == [False]
+    assert [is_input(m) for m in frames("trame.trigger", ["twin_set_visible", ["flood", False], {}])] == [True]  # a layer switch
+    assert [is_input(m) for m in frames("trame.state.update", [[{"key": "twin_lang", "value": "en"}]])] == [True]  # the language switch
+    assert is_input(WSMessage(WSMsgType.BINARY, b"x" * 600 + HEARTBEAT.encode(), None))  # a large message naming it is still input
+    assert is_input(WSMessage(WSMsgType.TEXT, '{"method": "trame.trigger", "args": ["twin_focus_alert"]}', None))

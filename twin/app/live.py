@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from twin.alerts.engine import LAYER_KEY, AlertEngine, AlertEvent, AlertState
-from twin.alerts.rules import StaleRule, ThresholdRule
+from twin.alerts.rules import StaleRule
 from twin.app.i18n import N_, gettext
 from twin.clock import SHANGHAI, fmt_clock, fmt_datetime
 from twin.layer import Layer
@@ -158,7 +158,7 @@ def _key_text(key: str, lang: str) -> str:
 
 def _alert_title(rule: Any, recorded: str, lang: str) -> str:
     """The alert's title in ``lang``: its rule's (per language when the scene gives several), else the one the alert recorded."""
-    return rule.title_in(lang) if isinstance(rule, (ThresholdRule, StaleRule)) else recorded
+    return rule.title_in(lang) if rule is not None else recorded
 
 
 def _place_name(scene: Scene, layer_id: str, name: str, lang: str) -> str:
