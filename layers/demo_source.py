@@ -12,7 +12,7 @@ from typing import Literal
 import geopandas as gpd
 from pydantic import Field
 
-from twin.demo.district import cached_district
+from twin.demo.district import GENERATOR_VERSION, cached_district
 from twin.source import BBox, Source, SourceParams
 
 __all__ = ["DemoSource"]
@@ -35,6 +35,10 @@ class DemoSource(Source):
 
     def describe(self) -> str:
         return f"demo source {self.params.dataset!r}"
+
+    def data_key(self) -> str:
+        """The generator's version and arguments: the same ones always give the same district."""
+        return f"demo generator v{GENERATOR_VERSION}: {self.params.model_dump_json()}"
 
     def read(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         district = cached_district(seed=self.params.seed, n_buildings=self.params.n_buildings)

@@ -95,6 +95,14 @@ class FileSource(Source):
     def describe(self) -> str:
         return f"file source {self.params.path!r}"
 
+    def data_key(self) -> str | None:
+        """The file's absolute path, size and modification time with the reading parameters; None if it cannot be seen."""
+        try:
+            stat = self.resolved_path.resolve().stat()
+        except (OSError, ValueError):
+            return None
+        return f"file {self.resolved_path.resolve()} {stat.st_size} {stat.st_mtime_ns}: {self.params.model_dump_json()}"
+
     def check(self) -> None:
         """The file exists (nothing is read); raises SourceCheckError naming the file and the folder looked in."""
         path = self.resolved_path

@@ -3,6 +3,13 @@
 - The page comes before the scene: a card over the view lists each layer's progress; static
   layers are drawn while a live layer's first poll still waits on its server, a layer that
   cannot load is marked failed without holding the others, and the card goes once all are in.
+- The first picture comes before the JavaScript view: while trame's bundle is still held back, the
+  page already shows a server render of the scene where the view box will be, and it is a render
+  of this scene (a colour drawn at random for this run); it goes once the 3D view draws its own
+  frame. Its route is behind the page's access checks and answers a bad size with one line.
+- A restart takes the static layers' meshes kept from the run before when their sources say the
+  features are the same (a file's size and time), builds anew when they changed or come from a
+  server, and gives the warnings the build gave.
 - Remote images on the websocket: the still image is WebP at the view box's size times the device
   pixel ratio, within 150 kB at 1920×1080 (a dense scene too), and Chromium shows it as sent; frames
   while the camera moves are smaller JPEGs.
@@ -10,23 +17,38 @@
 
 from __future__ import annotations
 
+import colorsys
 import http.server
 import io
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
+import pyvista as pv
 from browsing import chromium
 from playwright import sync_api
 from servers import free_port, tail, wait_listening
+
+from twin.app import geometry_cache
+from twin.app.geometry_cache import build_geometry, geometry_key
+from twin.errors import TwinWarning
+from twin.geo.frame import Frame
+from twin.layer import Layer
+from twin.plugins import layer_types
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_app import find_image, image_shape
@@ -78,15 +100,15 @@ def browser() -> Iterator[sync_api.Browser]:
 
 
 @pytest.fixture()
-def serve(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
-    """``twin serve SCENE --view remote`` in a subprocess; returns its URL once the port answers."""
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """``twin serve SCENE --view remote`` in a subprocess (``env``: more environment, e.g. a token); returns its URL once the port answers."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(scene: Path) -> str:
+    def start(scene: Path, env: dict[str, str] | None = None) -> str:
         port, log = free_port(), tmp_path / f"serve-{len(procs)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", "remote", "--no-browser"],
-                                    stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         procs.append(proc)
         wait_listening(port, timeout=60, process=proc, log=log)
         return f"http://127.0.0.1:{port}/"
@@ -103,12 +125,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
             print(tail(tmp_path / "serve-0.log"))
 
 
-def _scene(folder: Path, districts: Path, extra: str = "") -> Path:
+def _scene(folder: Path, districts: Path, extra: str = "", style: str = "color_by: name, palette: tab20") -> Path:
     path = folder / "scene.yaml"
     path.write_text(
         "version: 1\nname: Start-up test\nframe: {crs: auto}\nlayers:\n"
         f"  - {{id: districts, type: vector, title: 上海各区, source: {{type: file, path: '{districts.as_posix()}', crs: GCJ02}}, "
-        "color_by: name, palette: tab20, outline_color: white}\n" + extra,
+        f"{style}, outline_color: white}}\n" + extra,
         encoding="utf-8",
     )
     return path
@@ -158,6 +180,58 @@ def test_page_shows_layer_progress_then_the_static_layers_before_the_live_poll_e
         _until(page, "the loading card gone once the first poll answered", lambda: page.locator("#twin-loading").count() == 0)
         assert page.locator('.twin-error-badge[data-layer-id="ghost"]').count() == 1  # the failed layer stays reported
         assert _coloured_share(page) > 0.10
+    finally:
+        page.close()
+
+
+def _hue_share(image: bytes, hue: float) -> float:
+    """Share of an image's pixels in a bright, saturated colour within 20 degrees of ``hue`` (degrees)."""
+    from PIL import Image
+
+    hsv = np.asarray(Image.open(io.BytesIO(image)).convert("HSV"), dtype=np.float64) / 255.0
+    near = np.abs((hsv[..., 0] * 360.0 - hue + 180.0) % 360.0 - 180.0) < 20.0
+    return float((near & (hsv[..., 1] > 0.5) & (hsv[..., 2] > 0.4)).mean())
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET, with ``Authorization: Bearer token`` when given."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=90) as response:
+            return response.status, response.headers.get_content_type(), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get_content_type(), exc.read()
+
+
+def test_first_picture_is_a_render_of_this_scene_shown_before_the_javascript_view_exists(
+    browser: sync_api.Browser, serve: Callable[..., str], shared_data: Path, tmp_path: Path
+) -> None:
+    hue = random.choice([0.0, 50.0, 120.0, 180.0, 290.0])  # drawn for this run: no picture of an earlier run has it
+    color = "#" + "".join(f"{round(c * 255):02x}" for c in colorsys.hsv_to_rgb(hue / 360.0, 1.0, 1.0))
+    token = "first-picture-test-token"
+    url = serve(_scene(tmp_path, shared_data / "shanghai_districts_gcj02.geojson", style=f"color: '{color}'"), env={"TWIN_TOKEN": token})
+    picture = f"{url}twin/first-picture.jpg"
+    assert _get(f"{picture}?w=640&h=360")[0] == 401  # the page's access checks
+    status, kind, body = _get(f"{picture}?w=640&h=360", token)
+    assert (status, kind, image_shape(body)) == (200, "image/jpeg", (640, 360))
+    assert _hue_share(body, hue) > 0.10, f"no {color} districts in the first picture"
+    assert _get(f"{picture}?w=wide&h=360", token)[2].decode() == "twin: /twin/first-picture.jpg: ?w='wide' is not a whole number of pixels\n"
+    assert _get(f"{picture}?w=640&h=99999", token)[2].decode() == "twin: /twin/first-picture.jpg: ?h=99999 is outside 16..4096 pixels\n"
+
+    page = browser.new_page(viewport={"width": 1400, "height": 800})
+    held: list[sync_api.Route] = []
+    page.route("**/trame-vtk.js", lambda route: held.append(route))  # the 3D view's JavaScript does not arrive until released
+    try:
+        page.goto(f"{url}?token={token}")
+        page.wait_for_selector("#twin-first-picture[data-shown]", timeout=60_000)
+        assert page.locator("#twin-view").count() == 0, "the 3D view should not exist while its JavaScript is held"
+        assert _hue_share(page.locator("#twin-first-picture").screenshot(), hue) > 0.10
+        _until(page, "the page asking for the 3D view's JavaScript", lambda: bool(held))
+        assert page.locator("#twin-view").count() == 0
+        for route in held:
+            route.continue_()
+        _until(page, "the first picture gone once the 3D view drew its own frame", lambda: page.locator("#twin-first-picture").count() == 0)
+        assert _hue_share(page.locator("#twin-view").screenshot(), hue) > 0.10
     finally:
         page.close()
 
@@ -254,3 +328,75 @@ def test_a_dense_scene_still_fits_150_kb_at_1920x1080_and_the_page_shows_it(
         assert _shows(page, images.last) > 0.95
     finally:
         page.close()
+
+
+# -- meshes kept between runs (twin/app/geometry_cache.py) ---------------------------------------
+def _districts_layer(path: Path, layer_type: str = "vector") -> Layer:
+    return layer_types().get(layer_type)("districts", source={"type": "file", "path": str(path), "crs": "GCJ02"}, color_by="name")
+
+
+def _same_mesh(a: pv.PolyData, b: pv.PolyData) -> bool:
+    return a.n_cells == b.n_cells and np.array_equal(np.asarray(a.points), np.asarray(b.points)) and np.array_equal(a.faces, b.faces)
+
+
+def test_a_restart_takes_the_mesh_kept_for_the_same_file_and_builds_anew_when_the_file_changes(shared_data: Path, tmp_path: Path) -> None:
+    data, cache = tmp_path / "districts.geojson", tmp_path / "cache"
+    shutil.copy(shared_data / "shanghai_districts_gcj02.geojson", data)
+    frame = Frame.auto(121.47, 31.23)
+    first = _districts_layer(data)
+    assert build_geometry(first, frame, cache) is False  # built, then kept
+    again = _districts_layer(data)  # a restart: a new layer over the same file
+    assert build_geometry(again, frame, cache) is True
+    assert _same_mesh(again.visual(frame).mesh, first.visual(frame).mesh)
+    assert build_geometry(_districts_layer(data), Frame.auto(121.0, 31.0), cache) is False  # another frame: another mesh
+
+    collection = json.loads(data.read_text(encoding="utf-8"))
+    collection["features"] = collection["features"][:3]  # the file changes: three districts left
+    data.write_text(json.dumps(collection), encoding="utf-8")
+    changed = _districts_layer(data)
+    assert build_geometry(changed, frame, cache) is False
+    assert changed.visual(frame).mesh.n_cells < first.visual(frame).mesh.n_cells
+
+
+def test_meshes_of_server_sources_are_never_kept_and_a_broken_kept_file_is_built_anew(shared_data: Path, tmp_path: Path) -> None:
+    frame, cache = Frame.auto(121.47, 31.23), tmp_path / "cache"
+    served = layer_types().get("vector")("served", source={"type": "ogcapi", "url": "http://127.0.0.1:9/", "collection": "districts"})
+    assert geometry_key(served, frame) is None  # a server's features may change at any time
+
+    layer = _districts_layer(shared_data / "shanghai_districts_gcj02.geojson")
+    assert build_geometry(layer, frame, cache) is False
+    key = geometry_key(layer, frame)
+    (cache / f"{key}.vtk").write_bytes(b"# vtk DataFile Version 5.1\ntruncated")
+    fresh = _districts_layer(shared_data / "shanghai_districts_gcj02.geojson")
+    assert build_geometry(fresh, frame, cache) is False  # read failed: built again, and kept again
+    assert _same_mesh(fresh.visual(frame).mesh, layer.visual(frame).mesh)
+    assert build_geometry(_districts_layer(shared_data / "shanghai_districts_gcj02.geojson"), frame, cache) is True
+
+
+class _WarningVector(layer_types().get("vector")):  # type: ignore[misc]
+    """A vector layer whose meshing reports features it left out (as extrusion does for broken footprints)."""
+
+    def build_geometry(self, frame: Frame, data: gpd.GeoDataFrame) -> pv.PolyData:
+        warnings.warn(f"layer {self.id!r}: 2 footprints left out (self-intersecting)", TwinWarning, stacklevel=2)
+        return super().build_geometry(frame, data)
+
+
+def test_a_kept_mesh_gives_the_warnings_its_build_gave(shared_data: Path, tmp_path: Path) -> None:
+    frame, cache = Frame.auto(121.47, 31.23), tmp_path / "cache"
+    source = {"type": "file", "path": str(shared_data / "shanghai_districts_gcj02.geojson"), "crs": "GCJ02"}
+    for kept in (False, True):
+        with pytest.warns(TwinWarning, match="layer 'warned': 2 footprints left out"):
+            assert build_geometry(_WarningVector("warned", source=source), frame, cache) is kept
+
+
+def test_the_cache_keeps_the_most_recently_used_meshes_within_its_bounds(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(geometry_cache, "KEEP", 2)
+    cache, data = tmp_path / "cache", shared_data / "shanghai_districts_gcj02.geojson"
+    frames = [Frame.auto(121.0 + i / 10, 31.2) for i in range(3)]
+    keys = [geometry_key(_districts_layer(data), frame) for frame in frames]
+    for frame in frames:
+        build_geometry(_districts_layer(data), frame, cache)
+    assert sorted(p.stem for p in cache.glob("*.vtk")) == sorted(keys[1:])  # the oldest went
+    monkeypatch.setattr(geometry_cache, "KEEP_BYTES", 1)  # over the byte bound: only the newest stays
+    build_geometry(_districts_layer(data), frames[0], cache)
+    assert [p.stem for p in cache.glob("*.vtk")] == [keys[0]]

@@ -464,6 +464,18 @@ class Layer(ABC):
             **self.visual_options(),
         )
 
+    def built_geometry(self, frame: Frame) -> pv.PolyData | None:
+        """The mesh :meth:`visual` built for ``frame`` and still uses (None before a build, after a geometry change or for another frame)."""
+        if self._geometry is None or self._geometry[0] != frame or self._geometry[1] != self._geometry_version:
+            return None
+        return self._geometry[2]
+
+    def use_geometry(self, frame: Frame, mesh: pv.PolyData) -> None:
+        """Take ``mesh`` as the geometry for ``frame``, as :meth:`build_geometry` builds it from the current data and parameters
+        (e.g. kept from an earlier run); the next :meth:`visual` styles it instead of building one."""
+        frame.attach(mesh)
+        self._geometry = (frame, self._geometry_version, mesh)
+
     def visual_options(self) -> dict[str, Any]:
         """Extra :class:`LayerVisual` fields (line width, lighting, ...) for this layer type."""
         return {}

@@ -63,6 +63,11 @@ class Source(ABC):
         """A short human-readable name for messages, e.g. ``file source 'x.geojson'``."""
         return f"{self.type_name} source"
 
+    def data_key(self) -> str | None:
+        """Text that changes whenever :meth:`read` may give other features (e.g. a file's path, size and time), for caches of
+        what is built from them; None (the default: a server's data may change at any time) when nothing built from it may be kept."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """The scene-file form: ``{"type": ..., **non-default params}``."""
         return {"type": self.type_name, **self.params.model_dump(mode="json", exclude_defaults=True)}

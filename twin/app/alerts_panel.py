@@ -24,11 +24,13 @@ from twin.app.live import alert_rows, event_row, focus_dict
 from twin.errors import TwinError
 from twin.session import Focus, Session
 
-__all__ = ["AlertsPanel"]
+__all__ = ["ALERTS_DRAWER_PX", "AlertsPanel"]
 
 log = logging.getLogger(__name__)
 
 _EVENT_LOG = 20
+ALERTS_DRAWER_PX = 410
+"""Width of the alerts drawer (CSS pixels), open on the right of the view box when the scene has alerts."""
 _EVENT_KINDS = ("({pending: " + tr_expr("pending") + ", firing: " + tr_expr("firing") + ", resolved: " + tr_expr("resolved")
                 + ", cancelled: " + tr_expr("cancelled") + ", acknowledged: " + tr_expr("acknowledged") + "})")
 
@@ -117,7 +119,7 @@ class AlertsPanel(TrameComponent):
             v_model=("twin_alerts_open",),
             v_if="twin_has_alerts",
             location="right",
-            width=410,
+            width=ALERTS_DRAWER_PX,
             color="surface",
             disable_resize_watcher=True,
             classes="twin-alerts",

@@ -97,7 +97,7 @@ class TwinApp(TrameApp):
             session.safe_tick()
         self.view_panel = ViewPanel(self.server, session, bridge, view_mode=view_mode, triangle_budget=triangle_budget, size=size, load=not stream)
         self.loader = SceneLoader(self.server, session, bridge, self.view_panel.view, redraw=self.view_panel.redraw,
-                                  on_static=lambda: self.view_panel.settle_mode() and self._build_ui()) if stream else None  # auto: local if it fits
+                                  on_static=lambda: self.view_panel.settle_mode() and self._build_ui(), kiosk=kiosk) if stream else None  # auto: local if fits
         self.view: SceneView = self.view_panel.view
         self.layer_panel = LayerPanel(self.server, session, bridge, self.view)
         self.legend = LegendPanel(self.server, session, self.view)

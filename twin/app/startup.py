@@ -1,13 +1,15 @@
 """Start-up in the page's order: the page at once, each static layer as soon as it is built, live layers after their first poll.
 
 :class:`SceneLoader` builds the scene's static layers (reading sources, meshing) in worker
-threads, in parallel where the work allows, once the server listens; each built layer is drawn
-at once (on the server's loop: VTK is never used from the worker threads). When every static
+threads, in parallel where the work allows, from the moment the app is made; each built layer is drawn
+once the server listens (on its loop: VTK is never used from the worker threads). When every static
 layer is in, the live layers are polled once, then tick as usual. Each layer's progress is shown
 in the page over the view (state ``twin_loading``: one row per layer with ``status`` ``loading`` /
 ``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
 layer was built and the live layers were polled once. A layer that fails is shown failed here and
-as an error badge by the view; the others load on.
+as an error badge by the view; the others load on. Once the static layers are drawn, the page's
+first picture (:mod:`.first_picture`) is answered before the live layers' first poll starts. Static
+layers whose sources allow it take their meshes from an earlier run (:mod:`.geometry_cache`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from trame.app import TrameComponent
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from twin.app.alerts_panel import ALERTS_DRAWER_PX
 from twin.app.bridge import LoopBridge
+from twin.app.first_picture import FirstPicture
+from twin.app.geometry_cache import build_geometry
 from twin.errors import TwinError
 from twin.layer import Layer
 from twin.live import LiveLayer
@@ -34,20 +39,26 @@ __all__ = ["SceneLoader"]
 
 log = logging.getLogger(__name__)
 
+FIRST_PICTURE_WAIT_S = 10.0
+"""Longest the live layers' first poll waits for the first picture to be answered."""
+
 Status = Literal["loading", "waiting", "polling", "ready", "failed"]
 
 
 class SceneLoader(TrameComponent):
-    """Loads a session's scene after the page is served, showing each layer's progress in the page.
+    """Loads a session's scene while the page is composed and served, showing each layer's progress in the page.
+
+    Static layers start building (in threads) when the loader is made; they are drawn once the server's loop runs.
 
     ``view``: the view whose :attr:`~twin.render.view.SceneView.pending` layers this builds; ``redraw()``: called
     on the server's loop when one of them is built and no longer pending; ``on_static()``: called on the
     loop once every static layer is built, before the first poll;
-    ``workers``: threads building layers (default: the CPU count, at most 4).
+    ``workers``: threads building layers (default: the CPU count, at most 4); ``kiosk``: pages are the wall unless they ask
+    ``?kiosk=0`` (the first picture then fills the page).
     """
 
     def __init__(self, server: Any, session: Session, bridge: LoopBridge, view: SceneView, *, redraw: Callable[[], None], on_static: Callable[[], object],
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, kiosk: bool = False) -> None:
         super().__init__(server)
         self.session, self.bridge, self.view, self.redraw, self.on_static = session, bridge, view, redraw, on_static
         self.workers = workers or min(os.cpu_count() or 2, 4)
@@ -55,13 +66,21 @@ class SceneLoader(TrameComponent):
             layer.id: {"id": layer.id, "title": layer.title or layer.id, "status": "waiting" if isinstance(layer, LiveLayer) else "loading", "message": ""}
             for layer in session.scene.layers
         }
+        self.first_picture = FirstPicture(view, right_px=ALERTS_DRAWER_PX if session.scene.alerts else 0, kiosk=kiosk)
+        self.server.controller.on_server_bind.add(self.first_picture.install)
+        self._built: set[str] = set()
+        self._built_lock = threading.Lock()
+        static = [layer for layer in session.scene.layers if layer.id in view.pending]
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="twin-build") if static else None
+        self._builds = {self._pool.submit(self._build, layer): layer for layer in static} if self._pool else {}
+        """Static layers building from now on, while the page is composed and served (drawn once the loop runs)."""
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         """Set once every layer was built and the live layers were polled once (or failed)."""
         self.state.update({"twin_loading": list(self._rows.values()), "twin_loading_done": False})
 
     def start(self) -> None:
-        """Build the layers in the background (call once the server's loop runs); returns at once."""
+        """Draw the static layers as they are built, then poll the live ones (call once the server's loop runs); returns at once."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="twin-startup", daemon=True)
             self._thread.start()
@@ -69,31 +88,38 @@ class SceneLoader(TrameComponent):
     def _run(self) -> None:
         live = self.session.live_layers()
         try:
-            self._build_static([layer for layer in self.session.scene.layers if layer.id in self.view.pending])
+            self._draw_built()
             self.bridge.soon(self.on_static)
+            self.bridge.soon(self.first_picture.ready)
+            self.first_picture.settled.wait(FIRST_PICTURE_WAIT_S)  # the first render has the CPU to itself
             if live:
                 self._poll(live)
         finally:
+            self.bridge.soon(self.first_picture.ready)  # also when a build raised: waiting pages get their answer
             self.done.set()
             self.bridge.soon(self._finish)
         if live and self.bridge.serving:
             self.session.start()  # live ticks from now on
 
-    def _build_static(self, layers: list[Layer]) -> None:
-        """Build ``layers`` in parallel; each is drawn as soon as it is built."""
-        if not layers:
+    def _draw_built(self) -> None:
+        """Draw each static layer as soon as it is built (those built before the loop ran at once)."""
+        if self._pool is None:
             return
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="twin-build") as pool:
-            builds = {pool.submit(self._build, layer): layer for layer in layers}
-            for future in as_completed(builds):
-                layer_id, error = builds[future].id, future.result()
-                self._set(layer_id, "failed" if error else "ready", error)
-                self.bridge.soon(lambda layer_id=layer_id: self._draw(layer_id))
+        for future in as_completed(self._builds):
+            layer_id, error = self._builds[future].id, future.result()
+            self._set(layer_id, "failed" if error else "ready", error)
+            with self._built_lock:
+                self._built.add(layer_id)
+            self.bridge.soon(self._draw)  # layers built while a draw waits are drawn together
+        self._pool.shutdown(wait=False)
 
-    def _draw(self, layer_id: str) -> None:
-        """On the loop: one built layer is no longer pending; draw it."""
-        self.view.pending.discard(layer_id)
-        self.redraw()
+    def _draw(self) -> None:
+        """On the loop: the layers built so far are no longer pending; draw them."""
+        with self._built_lock:
+            built, self._built = self._built, set()
+        self.view.pending.difference_update(built)
+        if built:
+            self.redraw()
 
     def _poll(self, live: list[LiveLayer]) -> None:
         """The live layers' first poll (the session shows its own error if it fails)."""
@@ -106,6 +132,7 @@ class SceneLoader(TrameComponent):
     def _build(self, layer: Layer) -> str:
         """Build one layer's geometry and style now (cached by the layer); its one-line error, or ``""``."""
         try:  # no lock: nothing else reads a pending layer (the view and the legend leave it out)
+            build_geometry(layer, self.session.scene.frame)  # kept from an earlier run when its source allows
             layer.visual(self.session.scene.frame)
         except TwinError as exc:
             return str(exc)

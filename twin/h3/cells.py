@@ -195,10 +195,8 @@ _TOTAL_ROT = np.array(
     dtype=np.int64,
 )
 # _ROT12[n, b]: the four 3-bit digits packed in b, each rotated 60 degrees ccw n times
-_ROT12 = np.array(
-    [[sum(int(_ROTN[n, (b >> (3 * q)) & 7]) << (3 * q) for q in range(4)) for b in range(4096)] for n in range(6)],
-    dtype=np.int64,
-)
+_DIGITS12 = (np.arange(4096)[None, :] >> (3 * np.arange(4))[:, None]) & 7  # [q, b]: digit q of b
+_ROT12 = np.ascontiguousarray(sum(_ROTN[:, _DIGITS12[q]].astype(np.int64) << (3 * q) for q in range(4)), dtype=np.int64)
 
 # sin / cos of the fast path (fdlibm's kernels after a Cody-Waite reduction by pi/2; error < 1 ulp, vectorisable)
 _S1, _S2, _S3 = -1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04
