@@ -28,7 +28,6 @@ from typing import Any
 
 from aiohttp import web
 
-from twin.app.remote_view import STILL_QUALITY
 from twin.errors import TwinError
 from twin.render.view import SceneView
 
@@ -42,6 +41,8 @@ WAIT_S = 60.0
 GRACE_S = 2.0
 """Seconds :attr:`FirstPicture.settled` waits, once the static layers are drawn, for a page that has not asked yet."""
 MIN_SIDE, MAX_SIDE = 16, 4096
+JPEG_QUALITY = 30
+"""JPEG quality (0-100) of the first picture (the remote view's still quality before its stills became WebP within a byte budget)."""
 """Bounds of the picture's width and height (pixels)."""
 
 
@@ -147,7 +148,7 @@ class FirstPicture:
             log.exception("first picture failed")
             return None
         out = io.BytesIO()
-        Image.fromarray(pixels).save(out, format="JPEG", quality=STILL_QUALITY)
+        Image.fromarray(pixels).save(out, format="JPEG", quality=JPEG_QUALITY)
         return out.getvalue()
 
 
