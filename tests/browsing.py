@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from playwright import sync_api
+from servers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # no background networking: this machine's closed network would refuse those connections
@@ -30,16 +31,7 @@ def chromium() -> Iterator[sync_api.Browser]:
 
 def wait_for_language(page: sync_api.Page, timeout: float = 30_000) -> None:
     """Wait until the page has taken its language from the browser (it starts in the default language, zh_CN)."""
-    page.wait_for_function("() => window.trame && window.trame.state.get('twin_lang_from_browser') === false", timeout=timeout)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now (the OS picks it)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    page.wait_for_function("() => window.trame && window.trame.state && window.trame.state.get('twin_lang_from_browser') === false", timeout=timeout)
 
 
 @contextmanager

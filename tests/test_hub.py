@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browsing import chromium, free_port
+from browsing import chromium
 from playwright import sync_api
+from servers import free_port
 
 from twin.cli import main
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -356,3 +357,46 @@ def test_the_flood_legend_and_live_badges_speak_the_pages_language() -> None:
     assert [source_row(flood, now, lang)["title"] for lang in ("zh_CN", "en")] == ["积水", "Waterlogging"]
     assert "；已丢弃 2 数值无效, 1 时间超前" in layer_live_info(flood, now, "zh_CN")["tip"]
     assert "; dropped 2 bad value, 1 in the future" in layer_live_info(flood, now, "en")["tip"]
+
+
+def test_the_loading_card_speaks_the_pages_language(browser: sync_api.Browser, shared_data: Path, tmp_path: Path) -> None:
+    """While a live layer's first poll waits on its server, the card over the view lists each layer by its title and its
+    progress in the page's language, and follows the switch."""
+    from browsing import wait_for_language
+    from test_app_startup import _HeldFeed
+
+    feed = _HeldFeed()
+    threading.Thread(target=feed.serve_forever, daemon=True).start()
+    scene = tmp_path / "loading.yaml"
+    scene.write_text(
+        "version: 1\nname: 外滩\nframe: {crs: auto}\nlayers:\n"
+        f"  - {{id: districts, type: vector, title: {{zh_CN: 上海各区, en: Shanghai districts}}, "
+        f"source: {{type: file, path: '{(shared_data / 'shanghai_districts_gcj02.geojson').as_posix()}', crs: GCJ02}}}}\n"
+        f"  - {{id: gauges, type: flood_points, title: {{zh_CN: 积水, en: Waterlogging}}, source: {{type: ogcapi_readings, "
+        f"url: 'http://127.0.0.1:{feed.server_address[1]}/', collection: gauges, timeout: 60, retries: 0}}}}\n", encoding="utf-8")
+    expected = {"zh_CN": ("场景加载中", "上海各区", "就绪", "积水", "首次轮询中"), "en": ("Loading the scene", "Shanghai districts", "ready", "Waterlogging",
+                                                                       "first poll")}
+    try:
+        with twin_serve(scene, tmp_path / "serve.log") as url:
+            page = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
+            try:
+                page.goto(url)
+                wait_for_language(page)
+                card = page.locator("#twin-loading")
+                for lang in ("en", "zh_CN"):
+                    if lang != "en":
+                        page.locator(f"#twin-lang .twin-lang-{lang}").click()
+                    page.wait_for_function("([t, s]) => { const c = document.querySelector('#twin-loading');"
+                                           " return c && c.innerText.includes(t) && c.innerText.includes(s); }", arg=list(expected[lang][3:]), timeout=60_000)
+                    text = card.inner_text()
+                    other = "zh_CN" if lang == "en" else "en"
+                    assert all(part in text for part in expected[lang]), text
+                    assert not any(part in text for part in expected[other]), text
+                    if lang == "zh_CN":
+                        assert latin_runs(text, set()) == [], text
+            finally:
+                page.close()
+    finally:
+        feed.release.set()
+        feed.shutdown()
+        feed.server_close()
