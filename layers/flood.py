@@ -2,7 +2,7 @@
 
 Columns rise in proportion to depth and take the level's colour (defaults: normal < 15 cm ≤
 warning < 20 cm ≤ alarm). A gauge silent for longer than ``stale_after`` is drawn grey and
-labelled "无数据" (no data) — never as 0 cm. Hidden-danger points (historic hot spots) get a
+labelled with the stale level's label ("无数据", no data) — never as 0 cm. Hidden-danger points (historic hot spots) get a
 distinct purple base marker. Negative depths are dropped and counted.
 
 Scene file::
@@ -13,6 +13,10 @@ Scene file::
       stations: {type: demo, dataset: flood_points}
       warning: 15
       alarm: 20
+      level_labels: {alarm: {zh_CN: 报警, en: alarm}}   # legend text per level, one string or one per language
+
+The legend's title and level labels are given per language (zh_CN, en); the app shows them in the page's
+language, the 3D labels and rendered images in the first (default) language.
 """
 
 from __future__ import annotations
@@ -34,11 +38,13 @@ from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.mesh.prisms import regular_prisms
 from twin.plugins import build_source
 from twin.source import Source
-from twin.style import Legend, LegendEntry, to_rgba8, validate_color
+from twin.style import Legend, LegendEntry, LocalText, text_in, to_rgba8, validate_color
 
 __all__ = ["FloodPointsLayer"]
 
 LEVELS = ("normal", "warning", "alarm", "stale")
+DEPTH_TITLE = {"zh_CN": "积水深度 ≥{warning}/{alarm} cm", "en": "water depth ≥{warning}/{alarm} cm"}
+"""The legend's title per language ({warning} and {alarm}: the levels' depths in cm)."""
 
 
 class FloodParams(ReadingsParams):
@@ -52,9 +58,10 @@ class FloodParams(ReadingsParams):
         {"normal": "#34c759", "warning": "#ffb300", "alarm": "#ff3b30", "stale": "#8e8e93", "hidden_danger": "#b04cff"},
         description="colour of each level (normal, warning, alarm, stale) and of hidden-danger markers",
     )
-    level_labels: dict[str, str] = Field(
-        {"normal": "正常 normal", "warning": "预警 warning", "alarm": "报警 alarm", "stale": "无数据 no data", "hidden_danger": "隐患点 hidden danger"},
-        description="legend text of each level",
+    level_labels: dict[str, LocalText] = Field(
+        {"normal": {"zh_CN": "正常", "en": "normal"}, "warning": {"zh_CN": "预警", "en": "warning"}, "alarm": {"zh_CN": "报警", "en": "alarm"},
+         "stale": {"zh_CN": "无数据", "en": "no data"}, "hidden_danger": {"zh_CN": "隐患点", "en": "hidden danger"}},
+        description="legend text of each level (normal, warning, alarm, stale, hidden_danger), or one per language: {zh_CN: 报警, en: alarm}",
     )
     height_per_cm: float = Field(6.0, gt=0, description="column height in metres per cm of water")
     radius: float = Field(20.0, gt=0, description="column radius in metres")
@@ -65,18 +72,26 @@ class FloodParams(ReadingsParams):
     @field_validator("colors")
     @classmethod
     def _colors(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = set(value) - {*LEVELS, "hidden_danger"}
-        if unknown:
-            raise ValueError(f"unknown level(s) {', '.join(sorted(unknown))}; levels: {', '.join(LEVELS)}, hidden_danger")
+        _known_levels(value)
         for colour in value.values():
             validate_color(colour)
         return value
+
+    _labels = field_validator("level_labels")(classmethod(lambda cls, value: _known_levels(value)))
 
     @model_validator(mode="after")
     def _ordered(self) -> FloodParams:
         if self.warning > self.alarm:
             raise ValueError(f"warning ({self.warning} cm) must not be above alarm ({self.alarm} cm)")
         return self
+
+
+def _known_levels(value: dict[str, Any]) -> dict[str, Any]:
+    """Pydantic-friendly check that ``value``'s keys are levels (or ``hidden_danger``); returns it unchanged."""
+    unknown = set(value) - {*LEVELS, "hidden_danger"}
+    if unknown:
+        raise ValueError(f"unknown level(s) {', '.join(sorted(unknown))}; levels: {', '.join(LEVELS)}, hidden_danger")
+    return value
 
 
 class FloodPointsLayer(ReadingsLayer):
@@ -182,20 +197,23 @@ class FloodPointsLayer(ReadingsLayer):
         cell_colors = per_point[feature] if len(feature) else np.zeros((0, 4), dtype=np.uint8)
         marker = np.asarray(mesh.cell_data["marker"], dtype=bool)
         cell_colors[marker] = colors["hidden_danger"]
-        entries = tuple(LegendEntry(labels_text[name], colors[name]) for name in (*LEVELS, "hidden_danger"))
-        legend = Legend(title=f"积水深度 ≥{p.warning:g}/{p.alarm:g} cm", entries=entries)
+        entries = tuple(LegendEntry.of(labels_text[name], colors[name]) for name in (*LEVELS, "hidden_danger"))
+        titles = {lang: text.format(warning=f"{p.warning:g}", alarm=f"{p.alarm:g}") for lang, text in DEPTH_TITLE.items()}
+        legend = Legend(title=text_in(titles), entries=entries, titles=titles)
         labels: tuple[Label, ...] = ()
         if p.labels != "none" and len(data):
-            labels = self._labels(mesh, data, current, colors)
+            labels = self._labels(mesh, data, current, colors, text_in(labels_text["stale"]))
         return LayerStyle(colors=cell_colors, legend=legend, labels=labels)
 
-    def _labels(self, mesh: pv.PolyData, data: gpd.GeoDataFrame, current: pd.DataFrame, colors: dict[str, tuple[int, int, int, int]]) -> tuple[Label, ...]:
+    def _labels(self, mesh: pv.PolyData, data: gpd.GeoDataFrame, current: pd.DataFrame, colors: dict[str, tuple[int, int, int, int]],
+                no_data: str) -> tuple[Label, ...]:
+        """Name and depth above each point (``labels``: all, or those not at normal level); ``no_data``: the text of a stale point."""
         anchors = np.asarray(mesh.field_data["label_anchor"], dtype=np.float64).reshape(-1, 3)
         names = data[self.params.name_column].astype(str).to_numpy() if self.params.name_column in data.columns else current.index.to_numpy()
         out = []
         for anchor, name, depth, level in zip(anchors, names, current["depth"], current["level"]):
             if self.params.labels == "alerting" and level == "normal":
                 continue
-            text = f"{name} 无数据" if level == "stale" else f"{name} {depth:.0f} cm"
+            text = f"{name} {no_data}" if level == "stale" else f"{name} {depth:.0f} cm"
             out.append(Label((float(anchor[0]), float(anchor[1]), float(anchor[2])), text, colors[level]))
         return tuple(out)

@@ -454,6 +454,10 @@ class H3Layer(ReadingsLayer):
         which = np.searchsorted([level.at for level in self.params.levels], np.nan_to_num(self.values, nan=-np.inf), side="right") - 1
         return np.where((which >= 0) & np.isfinite(self.values), labels[np.clip(which, 0, None)], "")
 
+    def own_texts(self) -> dict[str, dict[str, str]]:
+        """The level names given per language: the name in :meth:`level_names` (the first language) → the name per language."""
+        return {text_in(level.label): dict(level.label) for level in self.params.levels or () if isinstance(level.label, dict)}
+
     def build_style(self, mesh: pv.PolyData, data: gpd.GeoDataFrame) -> LayerStyle:
         colors, legend = self.cell_colors()
         return LayerStyle(colors=None, feature_colors=colors, feature_index="cell_row", legend=legend)

@@ -8,20 +8,17 @@ Requests with odd paths go through ``http.client`` so that no client normalises 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
+import itertools
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
-from browsing import chromium
+from browsing import chromium, twin_serve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -193,12 +190,6 @@ def test_a_pages_token_is_known_to_its_websocket_but_a_bearer_token_is_not() -> 
 
 
 # -- a real `twin serve` -----------------------------------------------------------------------
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[Callable[..., int]]:
     """Start ``twin serve`` on a host with extra options; returns the port once it listens. All are stopped at module end."""
@@ -207,36 +198,17 @@ def serve(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterat
     scene.write_text(f"version: 1\nname: {SCENE_NAME}\nframe: {{crs: auto}}\nlayers:\n  - id: bus\n    type: vector\n"
                      f"    source: {{type: file, path: \"{(shared_data / 'bund_busline_71.geojson').as_posix()}\"}}\n", encoding="utf-8")
     (folder / "tokens.txt").write_text(TOKENS, encoding="utf-8")
-    env = {**{k: v for k, v in os.environ.items() if k != "TWIN_TOKEN"}, "PYTHONUNBUFFERED": "1",
-           "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache")}
-    procs: list[subprocess.Popen[bytes]] = []
+    env: dict[str, str | None] = {"TWIN_TOKEN": None, "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache")}
+    started = itertools.count()
+    with contextlib.ExitStack() as servers:
 
-    def start(host: str, *options: str) -> int:
-        port = _free_port(host)
-        log = folder / f"serve-{port}.log"
-        with log.open("wb") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", str(scene), "--host", host, "--port", str(port),
-                                           "--view", "remote", "--no-browser", *(o.replace("TOKENS", str(folder / "tokens.txt")) for o in options)],
-                                          stdout=out, stderr=subprocess.STDOUT, env=env))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if procs[-1].poll() is not None:
-                pytest.fail(f"twin serve exited with {procs[-1].returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                with socket.create_connection((host, port), timeout=0.5):
-                    return port
-            except OSError:
-                time.sleep(0.2)
-        pytest.fail(f"twin serve did not listen on {host}:{port} within 60 s:\n{log.read_text(errors='replace')}")
+        def start(host: str, *options: str) -> int:
+            log = folder / f"serve-{next(started)}.log"
+            args = [o.replace("TOKENS", str(folder / "tokens.txt")) for o in options]
+            url = servers.enter_context(twin_serve(scene, log, host=host, timeout=60, env=env, args=args))
+            return int(urllib.parse.urlsplit(url).port or 0)
 
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        yield start
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,11 @@ A few fast in-process tests cover what needs no browser (tick failures, view mod
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import logging
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browsing import chromium, twin_serve, wait_for_language
 from playwright import sync_api
-
-from browsing import chromium, wait_for_language
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DISTRICTS = DATA / "shanghai_districts_gcj02.geojson"
@@ -88,56 +83,15 @@ def _failing_scene(folder: Path) -> Path:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Both servers (live, failing feed), started together; their URLs once the ports answer."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TWIN_TICK_SECONDS": "1",
-           "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache")}
+    """Both servers (live, failing feed); their URLs once the ports answer. At the end both still run (the tick loop
+    did not die), logged no traceback, and exit 0 on SIGTERM."""
+    env: dict[str, str | None] = {"TWIN_TICK_SECONDS": "1", "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache")}
     scenes = {"live": _live_scene(tmp_path_factory.mktemp("live")), "failing": _failing_scene(tmp_path_factory.mktemp("failing"))}
-    procs: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
-    try:
-        for name, scene in scenes.items():
-            port = _free_port()
-            log = tmp_path_factory.mktemp("serve") / f"{name}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", "remote", "--no-browser"],
-                    stdout=out, stderr=subprocess.STDOUT, env=env,
-                )
-            procs[name] = (proc, port, log)
-        urls = {}
-        deadline = time.monotonic() + 40
-        for name, (proc, port, log) in procs.items():
-            while name not in urls:
-                if proc.poll() is not None:
-                    pytest.fail(f"twin serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"twin serve did not listen on {port} in time:\n{log.read_text(errors='replace')}")
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                        urls[name] = f"http://127.0.0.1:{port}/"
-                except OSError:
-                    time.sleep(0.2)
-        yield urls
-        for name, (proc, _, log) in procs.items():  # the tick loop must not have died
-            assert proc.poll() is None, f"{name} server exited:\n{log.read_text(errors='replace')}"
-            assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")
-    finally:
-        for proc, _, _ in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    assert proc.wait(timeout=10) == 0, "twin serve did not exit cleanly on SIGTERM"
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                    raise
+    with contextlib.ExitStack() as running:
+        yield {name: running.enter_context(twin_serve(scene, tmp_path_factory.mktemp("serve") / f"{name}.log", env=env, strict=True))
+               for name, scene in scenes.items()}
 
 
 @pytest.fixture(scope="module")

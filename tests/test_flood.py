@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import ClassVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from imaging import compare_to_reference, hue_share
 
 import twin
 from twin.errors import SceneFileError
 from twin.plugins import layer_types, register_source, source_types
 from twin.readings import ReadingsBuffer
 from twin.source import ReadingsSource, SourceParams
-from imaging import compare_to_reference, hue_share
 
 T0 = dt.datetime(2026, 7, 1, 18, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 STATIONS = gpd.GeoDataFrame(
@@ -38,7 +39,7 @@ class TableSource(ReadingsSource):
     """
 
     Params = TableParams
-    TABLES: dict[str, pd.DataFrame | None] = {}
+    TABLES: ClassVar[dict[str, pd.DataFrame | None]] = {}
 
     def readings(self, start, end):
         table = self.TABLES[self.params.name]
@@ -167,7 +168,7 @@ def test_demo_rain_drives_alerts() -> None:
     start = dt.datetime(2026, 7, 1, 10, 0, tzinfo=dt.timezone.utc)  # a storm starts on the half hour
     kinds: list[str] = []
     scene.alert_engine.subscribe(lambda event: kinds.append(f"{event.alert['rule_id']}:{event.kind}"))
-    for minute in range(0, 31):
+    for minute in range(31):
         scene.tick(start + dt.timedelta(minutes=minute))
     firing_deep = [k for k in kinds if k == "road_flooded:firing"]
     assert len(firing_deep) >= 3, kinds
@@ -214,3 +215,39 @@ def test_a_flood_layer_with_no_stations_yet_draws_empty() -> None:
         assert visual.mesh.n_cells == 0 and visual.style.labels == ()
     finally:
         source_types().unregister("no_stations")
+
+
+def _legend_and_labels(**params):
+    from twin.geo import Frame
+
+    TableSource.TABLES["default"] = readings([("A", 0, 5.0), ("B", 0, 17.0), ("C", 0, 30.0)])  # D never reports: no data
+    layer = flood_layer(labels="alerting", **params)
+    at(layer, 1)
+    style = layer.visual(Frame.auto(121.48, 31.23)).style
+    return style.legend, [label.text for label in style.labels]
+
+
+def test_the_legend_is_worded_per_language_not_mixed() -> None:
+    """The legend's title and level names come in Chinese and in English, never both in one text ("正常 normal")."""
+    legend, labels = _legend_and_labels(warning=10, alarm=25)
+    assert (legend.title, dict(legend.titles)) == ("积水深度 ≥10/25 cm", {"zh_CN": "积水深度 ≥10/25 cm", "en": "water depth ≥10/25 cm"})
+    assert [(e.label, dict(e.labels)) for e in legend.entries] == [
+        ("正常", {"zh_CN": "正常", "en": "normal"}), ("预警", {"zh_CN": "预警", "en": "warning"}), ("报警", {"zh_CN": "报警", "en": "alarm"}),
+        ("无数据", {"zh_CN": "无数据", "en": "no data"}), ("隐患点", {"zh_CN": "隐患点", "en": "hidden danger"})]
+    assert labels == ["福州路 17 cm", "九江路 30 cm", "汉口路 无数据"]  # rendered labels: the default language
+
+
+def test_level_labels_from_the_scene_one_string_or_one_per_language(tmp_path: Path) -> None:
+    """A scene file's own labels: a plain string (the older form) stays as given in every language; one per language
+    reaches the legend per language; the stale label is also the 3D label of a silent gauge."""
+    legend, labels = _legend_and_labels(level_labels={"alarm": "危险", "stale": {"zh_CN": "离线", "en": "offline"}})
+    assert [(e.label, dict(e.labels)) for e in legend.entries][2:4] == [("危险", {}), ("离线", {"zh_CN": "离线", "en": "offline"})]
+    assert labels[-1] == "汉口路 离线"
+    path = tmp_path / "s.yaml"
+    path.write_text("version: 1\nlayers:\n  - id: f\n    type: flood_points\n    source: {type: flood_sim}\n"
+                    "    level_labels: {alarm: {zh_CN: 报警, en: alarm}, flooded: 淹没}\n", encoding="utf-8")
+    with pytest.raises(SceneFileError, match=r"s\.yaml:6: .*level_labels: Value error, unknown level\(s\) flooded; levels: normal, warning, alarm, stale, hidden_danger"):
+        twin.Scene.from_file(path)
+    path.write_text(path.read_text(encoding="utf-8").replace(", flooded: 淹没", "").replace("en: alarm", "en: ''"), encoding="utf-8")
+    with pytest.raises(SceneFileError, match=r"s\.yaml:6: .*level_labels\.alarm: Value error, the en text is empty"):
+        twin.Scene.from_file(path)

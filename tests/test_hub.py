@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from browsing import chromium
 from playwright import sync_api
+from servers import free_port
 
 from twin.cli import main
 
@@ -60,12 +61,6 @@ STARTED = re.compile(r"session (\S+) started: \S+ for (\S+) \(pid (\d+), port (\
 
 
 # -- hubs ----------------------------------------------------------------------------------------
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Hub:
     """A running ``twin hub``: its process, address and log."""
@@ -115,7 +110,7 @@ def start_hub(scenes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     hubs: list[Hub] = []
 
     def start(host: str, *options: str, env: dict[str, str] | None = None, command: str = "hub") -> Hub:
-        port = _free_port(host)
+        port = free_port(host)
         log = tmp_path_factory.mktemp("hub") / "hub.log"
         environment = {**{k: v for k, v in os.environ.items() if k != "TWIN_TOKEN"}, "PYTHONUNBUFFERED": "1", "TWIN_TICK_SECONDS": "1",
                        "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache"), **(env or {})}
@@ -447,3 +442,24 @@ def test_stopped_hub_stops_its_sessions(guarded_hub: Hub) -> None:
     assert guarded_hub.stop() == 0
     assert not _alive(pid)
     assert f"session {session} stopped: the hub is stopping" in guarded_hub.text()
+
+
+def test_the_pages_heartbeat_is_no_input_but_a_persons_call_is() -> None:
+    """Found when the heartbeat came (a page left open calls it every few seconds): the hub must not count it as use, or an
+    idle session would never be closed. Messages framed as wslink frames them (msgpack, chunked)."""
+    import msgpack
+    from aiohttp import WSMessage, WSMsgType
+    from wslink.chunking import generate_chunks
+
+    from twin.app.reconnect import HEARTBEAT
+    from twin.hub.proxy import is_input
+
+    def frames(method: str, args: list[object]) -> list[WSMessage]:
+        packed = msgpack.packb({"wslink": "1.0", "id": "rpc:c0:7", "method": method, "args": args, "kwargs": {}})
+        return [WSMessage(WSMsgType.BINARY, chunk, None) for chunk in generate_chunks(packed, 1 << 20)]
+
+    assert [is_input(m) for m in frames("trame.trigger", [HEARTBEAT, [], {}])] == [False]
+    assert [is_input(m) for m in frames("trame.trigger", ["twin_set_visible", ["flood", False], {}])] == [True]  # a layer switch
+    assert [is_input(m) for m in frames("trame.state.update", [[{"key": "twin_lang", "value": "en"}]])] == [True]  # the language switch
+    assert is_input(WSMessage(WSMsgType.BINARY, b"x" * 600 + HEARTBEAT.encode(), None))  # a large message naming it is still input
+    assert is_input(WSMessage(WSMsgType.TEXT, '{"method": "trame.trigger", "args": ["twin_focus_alert"]}', None))

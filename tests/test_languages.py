@@ -1,20 +1,24 @@
 """Two languages in the page: every UI string comes from the catalogues, the page follows the browser's language, and
 switching language leaves no string of the other language on the page: its text is scanned against both catalogues,
 and a Chinese page may show no run of two or more Latin words unless it is a name the scene or its data gives.
-Legend labels the model makes ("(no value)") and labels the scene gives per language follow the switch."""
+Legend labels the model makes ("(no value)") and labels the scene gives per language follow the switch, and so do alert
+titles, values and places, the pick card's H3 level, and the live sources' badges."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from browsing import chromium, twin_serve
 from playwright import sync_api
-from test_explorer_controls import write_controls_scene
+from test_explorer_controls import _high_risk, _until, write_controls_scene
 
 import twin
 from twin.app import i18n
@@ -22,6 +26,8 @@ from twin.app import i18n
 LAYER_TITLES = {"zh_CN": ("上海各区", "人流", "道路"), "en": ("Shanghai districts", "Crowd", "Roads")}
 LEGEND_LABELS = {"zh_CN": ("主干道", "步行街", "（无值）", "高风险 ≥ 100"), "en": ("Primary", "Pedestrian", "(no value)", "high risk ≥ 100")}
 """Legend labels on each page: categories and H3 levels the scene labels per language, and the model's "(no value)"."""
+ALERT_TEXTS = {"zh_CN": ("人流高风险", "高风险", "无数据"), "en": ("Crowd at high risk", "high risk", "no data for")}
+"""In the alerts drawer: a rule's title given per language, the H3 level where it fired, a stale rule's value."""
 _LATIN_RUN = re.compile(r"[A-Za-z][\w'’.-]*(?:[ \u00a0]+[A-Za-z][\w'’.-]*)+")
 
 
@@ -100,7 +106,10 @@ def page_text(page: sync_api.Page) -> str:
 
 @pytest.fixture(scope="module")
 def scene_file(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    return write_language_scene(tmp_path_factory.mktemp("languages"), shared_data)
+    """The language scene with two alert rules that fire at once (:data:`ALERTS`)."""
+    path = write_language_scene(tmp_path_factory.mktemp("languages"), shared_data)
+    path.write_text(path.read_text(encoding="utf-8") + ALERTS, encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +146,14 @@ def test_the_page_follows_the_browser_and_the_switch_leaves_no_other_language(br
         page.wait_for_selector("#twin-live-btn", timeout=30_000)
         page.wait_for_selector('#twin-legend [data-layer-id="roads"]', timeout=60_000)
         page.wait_for_selector("#twin-loading", state="detached", timeout=60_000)  # every layer is in
+        page.wait_for_function("() => document.querySelectorAll('#twin-alerts .twin-alert').length === 2", timeout=30_000)
+        pixels = _until(page, lambda px: _high_risk(px).sum() > 30)  # pick a cell at level 高风险 / high risk
+        ys, xs = np.nonzero(_high_risk(pixels))
+        box = page.locator("#twin-view").bounding_box()
+        assert box is not None
+        scale = pixels.shape[1] / box["width"]
+        page.mouse.click(box["x"] + float(np.median(xs)) / scale, box["y"] + float(np.median(ys)) / scale)
+        page.locator("#twin-pick").wait_for(timeout=10_000)
         for lang in (first, *(code for code in i18n.LANGUAGES if code != first)):
             if lang != first:
                 page.locator(f"#twin-lang .twin-lang-{lang}").click()
@@ -144,13 +161,17 @@ def test_the_page_follows_the_browser_and_the_switch_leaves_no_other_language(br
             page.wait_for_function("t => document.body.innerText.includes(t)", arg=i18n.messages(lang)["Colour by"], timeout=10_000)
             text = page_text(page)
             other = next(code for code in i18n.LANGUAGES if code != lang)
-            assert found(text, only_in(other)) == [], f"{lang} page shows {other} text"
+            assert found(text, only_in(other)) == [], f"{lang} page shows {other} text: {text}"
             assert i18n.messages(lang)["Layers"].upper() in text.upper() and i18n.messages(lang)["Colour by"] in text
             assert all(title in text for title in LAYER_TITLES[lang])  # the scene's titles in the page's language
             assert [title for title in LAYER_TITLES[other] if title in text] == []
             legend = page.locator("#twin-legend").inner_text()
             assert all(label in legend for label in LEGEND_LABELS[lang]), legend  # the scene's labels and the model's, in the page's language
             assert not any(label in legend for label in LEGEND_LABELS[other]), legend
+            alerts = page.locator("#twin-alerts").inner_text()
+            assert all(t in alerts for t in ALERT_TEXTS[lang]) and not any(t in alerts for t in ALERT_TEXTS[other]), alerts
+            level = dict(row.split("\t", 1) for row in page.locator("#twin-pick table").inner_text().splitlines() if "\t" in row)["level"]
+            assert level == ALERT_TEXTS[lang][1]  # the pick card names the H3 level in the page's language
             if lang == "zh_CN":
                 assert latin_runs(text, names) == [], "the Chinese page shows English"
     finally:
@@ -206,3 +227,176 @@ def test_h3_level_names_per_language_reach_the_legend() -> None:
     assert (named.label, entry_labels(named)) == ("高风险 ≥ 100", {"zh_CN": "高风险 ≥ 100", "en": "high risk ≥ 100"})
     plain = Level(at=0, label="正常", color="#2ecc71").entry()
     assert entry_labels(plain) == {"zh_CN": "正常 ≥ 0", "en": "正常 ≥ 0"}  # one label: the scene's own, in every language
+
+
+# -- model text the app shows: alerts, the pick card, legends and badges of live layers ------------------------------------
+ALERTS = """alerts:
+  - {id: crowd_high, kind: threshold, layer: crowd, above: 200, severity: critical, title: {zh_CN: 人流高风险, en: Crowd at high risk}}
+  - {id: crowd_quiet, kind: stale, layer: crowd, max_age: 1s, title: 客流中断}
+"""
+"""A rule titled per language (fires on the Bund's cell, 300 in its window, level 高风险 / high risk) and one titled in one
+language, the older form (fires: the newest reading is older than a second)."""
+
+
+def _alert_scene(tmp_path: Path, shared: Path) -> twin.Scene:
+    path = write_language_scene(tmp_path, shared)
+    path.write_text(path.read_text(encoding="utf-8") + ALERTS, encoding="utf-8")
+    return twin.Scene.from_file(path)
+
+
+def _ticked(scene: twin.Scene) -> tuple[list[object], dt.datetime]:
+    events: list[object] = []
+    scene.alert_engine.subscribe(events.append)
+    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
+    scene.tick(now)
+    return events, now
+
+
+def test_alert_titles_values_and_places_are_written_in_the_pages_language(tmp_path: Path, shared_data: Path) -> None:
+    from twin.alerts.engine import LAYER_KEY
+    from twin.app.live import LAYER_WIDE, alert_rows, event_row
+
+    scene = _alert_scene(tmp_path, shared_data)
+    events, now = _ticked(scene)
+    rows = {lang: {row["id"].split(":")[0]: row for row in alert_rows(scene.alert_engine, scene, now, lang)} for lang in i18n.LANGUAGES}
+    high, quiet = rows["zh_CN"]["crowd_high"], rows["zh_CN"]["crowd_quiet"]
+    assert (high["title"], high["name"], high["value"]) == ("人流高风险", "高风险", "300")
+    assert quiet["title"] == "客流中断" and re.fullmatch(r"2 分(钟| \d+ 秒) 无数据", quiet["value"]), quiet["value"]
+    assert re.fullmatch(r"\d+ (分钟|秒)|\d+ 分 \d+ 秒", high["duration"]), high["duration"]
+    high, quiet = rows["en"]["crowd_high"], rows["en"]["crowd_quiet"]
+    assert (high["title"], high["name"], high["value"]) == ("Crowd at high risk", "high risk", "300")
+    assert quiet["title"] == "客流中断" and re.fullmatch(r"no data for 2 min( \d+ s)?", quiet["value"]), quiet["value"]  # one title: as written
+    assert re.fullmatch(r"\d+ (min|s)|\d+ min \d+ s", high["duration"]), high["duration"]
+    assert (rows["zh_CN"]["crowd_quiet"]["key"], quiet["key"]) == ("（整个图层）", "(layer)")  # an alert on the whole layer, in words
+    assert LAYER_WIDE == LAYER_KEY  # the engine's key is the catalogue's msgid
+    firing = next(e for e in events if e.kind == "firing" and e.alert["rule_id"] == "crowd_high")  # type: ignore[attr-defined]
+    assert firing.alert["title"] == "人流高风险"  # type: ignore[attr-defined]  # the alert records the first language (logs, notebooks)
+    assert [event_row(firing, 1, scene, lang)["title"] for lang in ("zh_CN", "en")] == ["人流高风险", "Crowd at high risk"]  # type: ignore[arg-type]
+    assert [event_row(firing, 1, scene, lang)["name"] for lang in ("zh_CN", "en")] == ["高风险", "high risk"]  # type: ignore[arg-type]
+    assert [rule["title"] for rule in scene.to_dict()["alerts"]] == [{"zh_CN": "人流高风险", "en": "Crowd at high risk"}, "客流中断"]  # round trip
+
+
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [("{zh_CN: 人流高风险, en: ''}", "title: Value error, the en text is empty"),
+     ("{Chinese: 人流高风险}", "title: Value error, 'Chinese' is not a language tag like zh_CN or en"),
+     ("[人流, 高风险]", "title: Value error, expected a text, or one per language like {zh_CN: 主干道, en: Primary}; got ['人流', '高风险']"),
+     ("{zh_CN: 人流高风险, en: 300}", "title: Value error, expected a text, or one per language like {zh_CN: 主干道, en: Primary}; got {'zh_CN': '人流高风险', 'en': 300}")],
+)
+def test_a_bad_alert_title_names_its_line_and_key(tmp_path: Path, shared_data: Path, title: str, message: str) -> None:
+    from twin.errors import TwinError
+
+    path = write_language_scene(tmp_path, shared_data)
+    text = path.read_text(encoding="utf-8")
+    line = text.count("\n") + 2
+    path.write_text(text + ALERTS.replace("{zh_CN: 人流高风险, en: Crowd at high risk}", title), encoding="utf-8")
+    with pytest.raises(TwinError) as caught:
+        twin.Scene.from_file(path)
+    assert str(caught.value) == f"{path}:{line}: alerts[0].{message}"
+
+
+def test_the_kiosk_banner_and_the_alerts_panel_follow_the_language(tmp_path: Path, shared_data: Path) -> None:
+    from twin.alerts import AlertEvent
+    from twin.app.server import TwinApp
+    from twin.session.hall import Banner, HallAlert
+
+    scene = _alert_scene(tmp_path, shared_data)
+    app = TwinApp(scene, view_mode="remote", kiosk=True)
+    try:
+        _, now = _ticked(scene)
+        alert = next(a for a in scene.alert_engine.firing() if a.rule_id == "crowd_high")
+        for lang, title, level in (("zh_CN", "人流高风险", "高风险"), ("en", "Crowd at high risk", "high risk")):
+            app.i18n.switch(lang)
+            banner = app.kiosk._banner(Banner(HallAlert.of(alert), 0.0))
+            assert banner is not None and (banner["title"], banner["name"]) == (title, level)
+            app.alerts.refresh(now)
+            row = next(r for r in app.state.twin_alerts if r["id"] == alert.id)
+            assert (row["title"], row["name"]) == (title, level)
+        app.alerts._on_event(AlertEvent("firing", alert.to_dict(), now))
+        assert app.state.twin_events[0]["title"] == "Crowd at high risk"
+        app.i18n.switch("zh_CN")
+        app.alerts.refresh(now)
+        assert app.state.twin_events[0]["title"] == "人流高风险"  # the log is written again in the page's language
+    finally:
+        app.view.close()
+
+
+def test_the_pick_card_names_an_h3_level_in_each_language(tmp_path: Path, shared_data: Path) -> None:
+    from twin.app.pick_card import pick_dict
+    from twin.session import Selection
+
+    scene = _alert_scene(tmp_path, shared_data)
+    _ticked(scene)
+    crowd = scene["crowd"]
+    row = int(crowd.data()["value"].to_numpy().argmax())
+    attributes = crowd.data().iloc[row].drop(labels="geometry").to_dict()
+    card = pick_dict(scene, Selection("crowd", row, attributes))
+    rows = {name: (text, per_lang) for name, text, per_lang in card["attributes"]}
+    assert rows["level"] == ("高风险", {"zh_CN": "高风险", "en": "high risk"})
+    assert rows["state"] == ("active", None) and rows["cell"][1] is None  # data values stay as they are
+    assert card["titles"] == {"zh_CN": "人流", "en": "Crowd"}
+
+
+def test_the_flood_legend_and_live_badges_speak_the_pages_language() -> None:
+    from twin_layers.flood import FloodPointsLayer
+
+    from twin.app.legend import entry_labels, legend_dict
+    from twin.app.live import layer_live_info
+    from twin.app.source_badges import source_row
+    from twin.style import Legend, LegendEntry
+
+    titles = {"zh_CN": "积水", "en": "Waterlogging"}
+    legend = Legend(title="积水深度 ≥15/20 cm", titles={"zh_CN": "积水深度 ≥15/20 cm", "en": "water depth ≥15/20 cm"})
+    assert legend_dict("flood", "积水", legend, titles)["titles"] == {"zh_CN": "积水: 积水深度 ≥15/20 cm", "en": "Waterlogging: water depth ≥15/20 cm"}
+    flood = FloodPointsLayer("flood", title=titles, source={"type": "flood_sim"})
+    entries = [LegendEntry.of(text, (0, 0, 0, 255)) for text in flood.params.level_labels.values()]
+    assert [entry_labels(e) for e in entries][:2] == [{"zh_CN": "正常", "en": "normal"}, {"zh_CN": "预警", "en": "warning"}]
+    now = dt.datetime(2026, 7, 1, 10, tzinfo=dt.timezone.utc)
+    flood.health.last_success, flood.health.newest_reading = now, now - dt.timedelta(minutes=1)
+    flood.health.dropped.update({"bad_value": 2, "future_time": 1})
+    assert [source_row(flood, now, lang)["title"] for lang in ("zh_CN", "en")] == ["积水", "Waterlogging"]
+    assert "；已丢弃 2 数值无效, 1 时间超前" in layer_live_info(flood, now, "zh_CN")["tip"]
+    assert "; dropped 2 bad value, 1 in the future" in layer_live_info(flood, now, "en")["tip"]
+
+
+def test_the_loading_card_speaks_the_pages_language(browser: sync_api.Browser, shared_data: Path, tmp_path: Path) -> None:
+    """While a live layer's first poll waits on its server, the card over the view lists each layer by its title and its
+    progress in the page's language, and follows the switch."""
+    from browsing import wait_for_language
+    from test_app_startup import _HeldFeed
+
+    feed = _HeldFeed()
+    threading.Thread(target=feed.serve_forever, daemon=True).start()
+    scene = tmp_path / "loading.yaml"
+    scene.write_text(
+        "version: 1\nname: 外滩\nframe: {crs: auto}\nlayers:\n"
+        f"  - {{id: districts, type: vector, title: {{zh_CN: 上海各区, en: Shanghai districts}}, "
+        f"source: {{type: file, path: '{(shared_data / 'shanghai_districts_gcj02.geojson').as_posix()}', crs: GCJ02}}}}\n"
+        f"  - {{id: gauges, type: flood_points, title: {{zh_CN: 积水, en: Waterlogging}}, source: {{type: ogcapi_readings, "
+        f"url: 'http://127.0.0.1:{feed.server_address[1]}/', collection: gauges, timeout: 60, retries: 0}}}}\n", encoding="utf-8")
+    expected = {"zh_CN": ("场景加载中", "上海各区", "就绪", "积水", "首次轮询中"), "en": ("Loading the scene", "Shanghai districts", "ready", "Waterlogging",
+                                                                       "first poll")}
+    try:
+        with twin_serve(scene, tmp_path / "serve.log") as url:
+            page = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
+            try:
+                page.goto(url)
+                wait_for_language(page)
+                card = page.locator("#twin-loading")
+                for lang in ("en", "zh_CN"):
+                    if lang != "en":
+                        page.locator(f"#twin-lang .twin-lang-{lang}").click()
+                    page.wait_for_function("([t, s]) => { const c = document.querySelector('#twin-loading');"
+                                           " return c && c.innerText.includes(t) && c.innerText.includes(s); }", arg=list(expected[lang][3:]), timeout=60_000)
+                    text = card.inner_text()
+                    other = "zh_CN" if lang == "en" else "en"
+                    assert all(part in text for part in expected[lang]), text
+                    assert not any(part in text for part in expected[other]), text
+                    if lang == "zh_CN":
+                        assert latin_runs(text, set()) == [], text
+            finally:
+                page.close()
+    finally:
+        feed.release.set()
+        feed.shutdown()
+        feed.server_close()

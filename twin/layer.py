@@ -496,6 +496,12 @@ class Layer(ABC):
         base = lang.split("_")[0].split("-")[0].lower()
         return next((t for code, t in self.titles.items() if code.split("_")[0].split("-")[0].lower() == base), self.title)
 
+    def own_texts(self) -> Mapping[str, Mapping[str, str]]:
+        """Texts this layer writes into its data (:meth:`data`, snapshots) in its first language that it also has in
+        others: that text → ``{lang: text}`` (an H3 layer's level names given per language). Empty for most layers;
+        the app shows such values in the page's language (pick card, alert places)."""
+        return {}
+
     def triangle_count(self) -> int:
         """Triangles of the built mesh (0 before the first draw); views choose remote rendering above a budget.
 

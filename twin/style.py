@@ -67,7 +67,14 @@ def check_text(value: Text) -> Text:
     return value
 
 
-LocalText = Annotated[Text, AfterValidator(check_text)]
+def _text_form(value: object) -> object:
+    """Before pydantic's own checks: anything but a string or a mapping of strings gets one clear message, not one per form."""
+    if isinstance(value, str) or (isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+        return value
+    raise ValueError(f"expected a text, or one per language like {{zh_CN: 主干道, en: Primary}}; got {value!r}")
+
+
+LocalText = Annotated[Text, BeforeValidator(_text_form), AfterValidator(check_text)]
 """A :data:`Text` validated by pydantic (scene-file keys such as a category's or a level's ``label``)."""
 
 
@@ -152,7 +159,11 @@ CategorySpec = Annotated[Category, BeforeValidator(_category_form), PlainSeriali
 
 @dataclass(frozen=True)
 class Legend:
-    """What a view shows beside a layer: labelled swatches, or a colour bar with a range."""
+    """What a view shows beside a layer: labelled swatches, or a colour bar with a range.
+
+    ``title`` is in the default language; ``titles`` holds it per language when the layer words it in several
+    (``{"zh_CN": "积水深度", "en": "Water depth"}``), which the app shows in the page's language.
+    """
 
     title: str
     entries: tuple[LegendEntry, ...] = ()
@@ -160,6 +171,7 @@ class Legend:
     vmin: float | None = None
     vmax: float | None = None
     notes: tuple[str, ...] = field(default=())
+    titles: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def is_continuous(self) -> bool:

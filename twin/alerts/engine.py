@@ -60,7 +60,11 @@ class AlertState(str, Enum):
 
 @dataclass(slots=True)
 class Alert:
-    """One alert: where, which layer and rule, the value, and since when (slots: the history holds thousands)."""
+    """One alert: where, which layer and rule, the value, and since when (slots: the history holds thousands).
+
+    ``title`` is the rule's title in its first (default) language (:attr:`~twin.alerts.rules.ThresholdRule.shown_title`);
+    the app shows the rule's title in the page's language (:meth:`~twin.alerts.rules.ThresholdRule.title_in`).
+    """
 
     id: str
     rule_id: str
@@ -253,8 +257,8 @@ class AlertEngine:
             rule = rules.get(alert.rule_id)
             if rule is None or not _same_target(alert, old.get(alert.rule_id), rule):
                 self._close(alert, AlertState.CANCELLED, now, events)
-            elif (alert.severity, alert.title) != (rule.severity, rule.title or rule.id):
-                alert.severity, alert.title = rule.severity, rule.title or rule.id
+            elif (alert.severity, alert.title) != (rule.severity, rule.shown_title):
+                alert.severity, alert.title = rule.severity, rule.shown_title
                 self._touch(alert)
 
     # -- queries -------------------------------------------------------------------------
@@ -429,7 +433,7 @@ class AlertEngine:
             layer_id=rule.layer,
             key=key,
             severity=rule.severity,
-            title=rule.title or rule.id,
+            title=rule.shown_title,
             state=AlertState.PENDING,
             since=since,
         )

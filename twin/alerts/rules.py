@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from twin.style import LocalText, text_in
+
 __all__ = ["MAX_DURATION", "Rule", "StaleRule", "ThresholdRule", "format_duration", "parse_duration", "parse_rule"]
 
 _NUMBER = r"\d+(?:[.,]\d+)?"
@@ -118,7 +120,19 @@ class _RuleBase(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="stable rule id")
     layer: str = Field(description="id of the live layer the rule watches")
     severity: Severity = "warning"
-    title: str | None = Field(None, description="short text shown with the alert")
+    title: LocalText | None = Field(None, description="short text shown with the alert, or one per language: {zh_CN: 道路积水, en: Road flooded}")
+
+    def __hash__(self) -> int:  # a title per language is a dict: hash the rule by its text form
+        return hash(self.model_dump_json())
+
+    @property
+    def shown_title(self) -> str:
+        """The title in the default (first) language, or the rule's id without one: what an :class:`~twin.alerts.Alert` records."""
+        return text_in(self.title) if self.title is not None else self.id
+
+    def title_in(self, lang: str) -> str:
+        """The title in ``lang`` (``zh_CN``, ``en``; the nearest language given, else the first), or the rule's id without one."""
+        return text_in(self.title, lang) if self.title is not None else self.id
 
 
 class ThresholdRule(_RuleBase):

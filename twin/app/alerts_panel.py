@@ -43,27 +43,29 @@ class AlertsPanel(TrameComponent):
         self.session = session
         scene = session.scene
         self.enabled = bool(session.live_layers() or scene.alerts)
-        self._events: deque[dict[str, Any]] = deque(maxlen=_EVENT_LOG)
+        self._events: deque[tuple[int, AlertEvent]] = deque(maxlen=_EVENT_LOG)  # rows are written at each refresh, in the page's language
         self._serial = 0
         self.state.update({"twin_has_alerts": self.enabled, "twin_alerts_open": bool(scene.alerts), "twin_alert_selected": None, "twin_focus": None})
         self.refresh(session.now or session.clock())
         session.alert_event.connect(lambda event: bridge.soon(lambda: self._on_event(event)))
         session.time_changed.connect(lambda change: bridge.soon(lambda: self.refresh(change.now), key=self.refresh))
         session.focus_changed.connect(lambda focus: bridge.soon(lambda: self._show_focus(focus), key=self._show_focus))
+        self.state.change("twin_lang")(lambda **_: self.refresh(session.now or session.clock()))  # titles, values and durations in the page's language
 
     def refresh(self, now: dt.datetime) -> None:
         """Push the open alerts (durations at ``now``), their counts and the event log."""
         if not self.enabled:
             self.state.update({"twin_alerts": [], "twin_alert_count": 0, "twin_alert_firing": 0, "twin_events": []})
             return
+        lang = self.state.twin_lang or "en"
         with self.session.lock:
-            engine = self.session.engine
-            rows, count, firing = alert_rows(engine, self.session.scene, now), len(engine.active()), len(engine.firing())
-        self.state.update({"twin_alerts": rows, "twin_alert_count": count, "twin_alert_firing": firing, "twin_events": list(reversed(self._events))})
+            engine, scene = self.session.engine, self.session.scene
+            rows, count, firing = alert_rows(engine, scene, now, lang), len(engine.active()), len(engine.firing())
+            events = [event_row(event, serial, scene, lang) for serial, event in reversed(self._events)]
+        self.state.update({"twin_alerts": rows, "twin_alert_count": count, "twin_alert_firing": firing, "twin_events": events})
 
     def _on_event(self, event: AlertEvent) -> None:
         self._serial += 1
-        row = event_row(event, self._serial, self.session.scene)
         if not event.alert.get("name"):  # a "pending" event precedes the first reading
             try:
                 with self.session.lock:
@@ -71,8 +73,8 @@ class AlertsPanel(TrameComponent):
             except TwinError:
                 name = None
             if name:
-                row["name"] = name
-        self._events.append(row)
+                event = AlertEvent(event.kind, {**event.alert, "name": name}, event.at)
+        self._events.append((self._serial, event))
         self.refresh(self.session.now or self.session.clock())
 
     def _show_focus(self, focus: Focus | None) -> None:

@@ -272,12 +272,15 @@ class KioskPanel(TrameComponent):
         if banner is None:
             return None
         alert = banner.alert
+        lang = self.state.twin_lang or "en"
         with self.session.lock:
-            rows = alert_rows(self.session.engine, self.session.scene, self.session.now or self.session.clock())
+            rows = alert_rows(self.session.engine, self.session.scene, self.session.now or self.session.clock(), lang)
+            rule = next((r for r in self.session.scene.alerts if r.id == alert.rule_id), None)
         row = next((r for r in rows if r["id"] == alert.id), None) or self._banner_row
         self._banner_row = row
-        base = {"title": alert.title, "name": "", "key": "", "value": "", "since": "", "duration": "", "severity": alert.severity}
-        return {**base, **(row or {}), "id": alert.id, "color": SEVERITY_COLORS.get(alert.severity, "#94a3b8"), "resolved": banner.resolved,
+        title = rule.title_in(lang) if rule is not None else alert.title  # also for a resolved alert's kept row
+        base = {"name": "", "key": "", "value": "", "since": "", "duration": "", "severity": alert.severity}
+        return {**base, **(row or {}), "title": title, "id": alert.id, "color": SEVERITY_COLORS.get(alert.severity, "#94a3b8"), "resolved": banner.resolved,
                 "help": self._help, "located": alert.lon is not None}
 
     # -- UI ------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def _sources() -> None:
         html.Template(v_for="layer in twin_layers", key="layer.id"),
         html.Div(v_if="twin_live_info[layer.id]", classes="twin-kiosk-source", raw_attrs=[':data-layer-id="layer.id"', stale]),
     ):
-        html.Span("{{ layer.title }}", classes="twin-kiosk-source-title")
+        html.Span("{{ layer.titles[twin_lang] || layer.title }}", classes="twin-kiosk-source-title")
         html.Span("{{ twin_live_info[layer.id].age }}", classes="twin-kiosk-dim")
         html.Span(tr("Stale"), v_if="twin_live_info[layer.id].stale", classes="twin-kiosk-stale-badge")
 

@@ -108,10 +108,12 @@ def _fmt_number(value: float | None) -> str:
 def legend_dict(layer_id: str, layer_title: str, legend: Legend, titles: dict[str, str] | None = None) -> dict[str, Any]:
     """A legend for the page: a CSS gradient with its range, or up to 24 colour swatches with labels.
 
-    ``titles``: the layer's title per language (``lang -> title``); ``titles`` of the result holds the legend's title per language.
+    ``titles``: the layer's title per language (``lang -> title``); ``titles`` of the result holds the legend's title per language
+    (the layer's title there, and the legend's own in that language when the model words it per language: :attr:`Legend.titles`).
     """
     title = f"{layer_title}: {legend.title}" if legend.title else layer_title
-    by_lang = {lang: f"{text}: {legend.title}" if legend.title else text for lang, text in (titles or {}).items()}
+    by_lang = {lang: f"{text}: {own}" if (own := text_in(dict(legend.titles), lang) if legend.titles else legend.title) else text
+               for lang, text in (titles or {}).items()}
     common = {"id": layer_id, "title": title, "titles": by_lang, "layer_titles": dict(titles or {}), "live": None}
     if legend.is_continuous:
         cmap = colormaps[legend.colormap or "viridis"]

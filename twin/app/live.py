@@ -18,14 +18,15 @@ import logging
 import math
 from typing import Any
 
-from twin.alerts.engine import Alert, AlertEngine, AlertEvent, AlertState
+from twin.alerts.engine import LAYER_KEY, AlertEngine, AlertEvent, AlertState
 from twin.alerts.rules import StaleRule
-from twin.app.i18n import gettext
+from twin.app.i18n import N_, gettext
 from twin.clock import SHANGHAI, fmt_clock, fmt_datetime
 from twin.layer import Layer
 from twin.live import LiveLayer
 from twin.scene.model import Scene
 from twin.session.events import Focus
+from twin.style import text_in
 
 __all__ = [
     "SHANGHAI",
@@ -44,6 +45,13 @@ log = logging.getLogger(__name__)
 SEVERITY_COLORS = {"critical": "#ef4444", "warning": "#f59e0b", "info": "#38bdf8"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 EVENT_COLORS = {"pending": "#f59e0b", "firing": "#ef4444", "resolved": "#22c55e", "cancelled": "#94a3b8", "acknowledged": "#38bdf8"}
+DROP_REASONS = {
+    "bad_coordinates": N_("bad coordinates"), "bad_time": N_("bad time"), "bad_value": N_("bad value"), "below_minimum": N_("below minimum"),
+    "above_maximum": N_("above maximum"), "future_time": N_("in the future"), "too_old": N_("too old"), "duplicate": N_("duplicate"),
+}
+"""The reasons :class:`twin.readings.ReadingsBuffer` drops a reading for → their msgid (another reason is shown as its name)."""
+LAYER_WIDE = N_("(layer)")
+"""The msgid of an alert's place when it is on a whole layer (the engine's key :data:`~twin.alerts.engine.LAYER_KEY`)."""
 # units of the values that layer types report (a layer may also say so itself with a ``unit`` attribute)
 UNITS = {"flood_points": "cm"}
 
@@ -93,8 +101,9 @@ def layer_live_info(layer: Layer, now: dt.datetime, lang: str = "en") -> dict[st
     if not error and getattr(health, "last_poll", None) is not None and health.last_success is not None:
         tip += gettext(lang, "; last poll {time}").format(time=fmt_clock(health.last_success))
     losses = dict(getattr(health, "dropped", {}) or {})
-    if losses:  # the reasons are the drop counters' own names (twin.readings)
-        tip += gettext(lang, "; dropped {counts}").format(counts=", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(losses.items())))
+    if losses:  # the drop counters' own names (twin.readings), in words of the catalogue
+        counts = ", ".join(f"{n} {gettext(lang, DROP_REASONS.get(reason, reason.replace('_', ' ')))}" for reason, n in sorted(losses.items()))
+        tip += gettext(lang, "; dropped {counts}").format(counts=counts)
     if getattr(health, "late", 0):
         tip += gettext(lang, "; {n} arrived late").format(n=health.late)
     return {
@@ -132,17 +141,38 @@ def _unit(scene: Scene, layer_id: str) -> str:
     return str(unit) if unit else UNITS.get(getattr(layer, "type_name", ""), "")
 
 
-def _value_text(alert: Alert, rule: Any, unit: str) -> str:
-    if alert.value is None:
-        return "—"
+def _value_text(value: Any, rule: Any, unit: str, lang: str) -> str:
+    """An alert's value for people in ``lang``: the reading with its unit, or for a stale rule how long no data came ('' for none)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
     if isinstance(rule, StaleRule):
-        return "no data" if not math.isfinite(alert.value) else f"no data {fmt_age(alert.value)}"
-    text = f"{alert.value:.0f}" if unit else f"{alert.value:.4g}"
+        return gettext(lang, "no data") if not math.isfinite(value) else gettext(lang, "no data for {age}").format(age=fmt_age(value, lang))
+    text = f"{value:.0f}" if unit else f"{value:.4g}"
     return f"{text} {unit}".strip()
 
 
-def alert_rows(engine: AlertEngine, scene: Scene, now: dt.datetime, limit: int = 50) -> list[dict[str, Any]]:
-    """Open alerts, firing first, then pending; most severe and oldest first within each."""
+def _key_text(key: str, lang: str) -> str:
+    """Where an alert is, by its key: a feature's id as it is, a whole layer (:data:`LAYER_KEY`) in words of ``lang``."""
+    return gettext(lang, LAYER_WIDE) if key == LAYER_KEY else key
+
+
+def _alert_title(rule: Any, recorded: str, lang: str) -> str:
+    """The alert's title in ``lang``: its rule's (per language when the scene gives several), else the one the alert recorded."""
+    return rule.title_in(lang) if rule is not None else recorded
+
+
+def _place_name(scene: Scene, layer_id: str, name: str, lang: str) -> str:
+    """An alert's place name in ``lang`` where the layer made it (an H3 level name, :meth:`Layer.own_texts`), else as recorded."""
+    try:
+        texts = scene[layer_id].own_texts()
+    except KeyError:
+        return name
+    return text_in(dict(texts[name]), lang) if name in texts else name
+
+
+def alert_rows(engine: AlertEngine, scene: Scene, now: dt.datetime, lang: str = "en", limit: int = 50) -> list[dict[str, Any]]:
+    """Open alerts, firing first, then pending; most severe and oldest first within each; texts (title, value, peak,
+    duration, a place name the layer made) in ``lang``."""
     rules = {rule.id: rule for rule in scene.alerts}
     alerts = sorted(
         engine.active(),
@@ -153,21 +183,22 @@ def alert_rows(engine: AlertEngine, scene: Scene, now: dt.datetime, limit: int =
         rule = rules.get(alert.rule_id)
         unit = _unit(scene, alert.layer_id)
         where = alert.lon is not None and alert.lat is not None and math.isfinite(alert.lon) and math.isfinite(alert.lat)
-        peak = "" if alert.peak is None or isinstance(rule, StaleRule) or alert.peak == alert.value else f"peak {alert.peak:.0f} {unit}".strip()
+        peak = "" if alert.peak is None or isinstance(rule, StaleRule) or alert.peak == alert.value else gettext(lang, "peak {value}").format(
+            value=f"{alert.peak:.0f} {unit}".strip())
         rows.append(
             {
                 "id": alert.id,
                 "severity": alert.severity,
                 "color": SEVERITY_COLORS.get(alert.severity, "#94a3b8"),
-                "title": alert.title,
-                "name": alert.name or "",
-                "key": alert.key,
+                "title": _alert_title(rule, alert.title, lang),
+                "name": _place_name(scene, alert.layer_id, alert.name, lang) if alert.name else "",
+                "key": _key_text(alert.key, lang),
                 "layer": alert.layer_id,
-                "value": _value_text(alert, rule, unit),
+                "value": _value_text(alert.value, rule, unit, lang) or "—",
                 "number": None if alert.value is None or not math.isfinite(alert.value) else round(alert.value, 3),
                 "peak": peak,
                 "since": fmt_clock(alert.since),
-                "duration": fmt_age(now - alert.since),
+                "duration": fmt_age(now - alert.since, lang),
                 "state": alert.state.value,
                 "acknowledged": alert.acknowledged,
                 "acknowledged_by": alert.acknowledged_by or "",
@@ -177,26 +208,19 @@ def alert_rows(engine: AlertEngine, scene: Scene, now: dt.datetime, limit: int =
     return rows
 
 
-def event_row(event: AlertEvent, serial: int, scene: Scene | None = None) -> dict[str, Any]:
-    """One line of the event log."""
+def event_row(event: AlertEvent, serial: int, scene: Scene | None = None, lang: str = "en") -> dict[str, Any]:
+    """One line of the event log, its texts (title, value, a place name the layer made) in ``lang``."""
     alert = event.alert
-    value = alert.get("value")
     rule = next((r for r in scene.alerts if r.id == alert.get("rule_id")), None) if scene is not None else None
-    unit = _unit(scene, str(alert.get("layer_id"))) if scene is not None else ""
-    if value is None or not isinstance(value, (int, float)):
-        text = ""
-    elif isinstance(rule, StaleRule):
-        text = f"no data {fmt_age(value)}" if math.isfinite(value) else "no data"
-    else:
-        text = f"{value:.0f} {unit}".strip() if unit else f"{value:.4g}"
+    layer_id, name = str(alert.get("layer_id")), str(alert.get("name") or "")
     return {
         "n": serial,
         "at": fmt_clock(event.at),
         "kind": event.kind,
         "color": EVENT_COLORS.get(event.kind, "#94a3b8"),
-        "title": str(alert.get("title") or alert.get("rule_id") or ""),
-        "name": str(alert.get("name") or alert.get("key") or ""),
-        "value": text,
+        "title": _alert_title(rule, str(alert.get("title") or alert.get("rule_id") or ""), lang),
+        "name": (_place_name(scene, layer_id, name, lang) if scene is not None and name else name) or _key_text(str(alert.get("key") or ""), lang),
+        "value": _value_text(alert.get("value"), rule, _unit(scene, layer_id) if scene is not None else "", lang),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ from twin.app.i18n import LANGUAGES, tr_expr, tr_fmt
 from twin.clock import fmt_datetime
 from twin.scene.model import Scene
 from twin.session import Selection, Session
+from twin.style import text_in
 
 __all__ = ["PickCard", "pick_dict"]
 
@@ -56,7 +58,7 @@ class PickCard(TrameComponent):
             html.Div(tr_fmt("at {time}", time="twin_pick.time"), v_if="twin_pick.time", classes="text-caption text-medium-emphasis mb-1 twin-pick-time")
             with html.Table(), html.Tr(v_for="(row, i) in twin_pick.attributes", key="i"):
                 html.Td("{{ row[0] }}")
-                html.Td("{{ row[1] }}")
+                html.Td("{{ row[2] && row[2][twin_lang] || row[1] }}")
 
 
 def fmt_value(value: Any) -> str:
@@ -71,16 +73,24 @@ def fmt_value(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _per_language(texts: Mapping[str, Mapping[str, str]], value: Any) -> dict[str, str] | None:
+    """``value`` in each of the app's languages when the layer made it in several (:meth:`~twin.layer.Layer.own_texts`), else None."""
+    if not isinstance(value, str) or value not in texts:
+        return None
+    return {lang: text_in(dict(texts[value]), lang) for lang in LANGUAGES}
+
+
 def pick_dict(scene: Scene, selection: Selection, shown: dt.datetime | None = None) -> dict[str, Any]:
     """The card's content: layer title (and per language), a label (name, title, ...), where (lon/lat text, 6 decimals),
-    the scene time ``shown`` (+08:00; '' without one) and the first 40 attributes as text."""
+    the scene time ``shown`` (+08:00; '' without one) and the first 40 attributes as ``[name, text, per language]``:
+    the text per language (``{lang: text}``) for a value the layer made in several languages (an H3 level name), else None."""
     try:
         layer = scene[selection.layer_id]
-        title, titles = layer.title, {lang: layer.title_for(lang) for lang in LANGUAGES}
+        title, titles, texts = layer.title, {lang: layer.title_for(lang) for lang in LANGUAGES}, layer.own_texts()
     except KeyError:
-        title, titles = selection.layer_id, {}
+        title, titles, texts = selection.layer_id, {}, {}
     attributes = selection.attributes
-    rows = [[str(k), fmt_value(v)] for k, v in list(attributes.items())[:_MAX_PICK_ATTRIBUTES]]
+    rows = [[str(k), fmt_value(v), _per_language(texts, v)] for k, v in list(attributes.items())[:_MAX_PICK_ATTRIBUTES]]
     lon, lat = selection.lon, selection.lat
     located = lon is not None and lat is not None
     label = next((fmt_value(attributes[k]) for k in _LABEL_KEYS if attributes.get(k) not in (None, "")), f"#{selection.feature}")

@@ -28,13 +28,14 @@ __all__ = ["SourceBadges", "source_row"]
 
 def source_row(layer: Layer, now: dt.datetime, lang: str = "en") -> dict[str, Any]:
     """One live layer's badge at ``now``: ``age`` is its data age for people ('' before any data), ``stale`` past
-    ``stale_after`` or failing, ``failing`` when its last poll failed, ``tip`` says why (source and error); texts in ``lang``."""
+    ``stale_after`` or failing, ``failing`` when its last poll failed, ``tip`` says why (source and error); texts (the layer's
+    title too) in ``lang``."""
     info = layer_live_info(layer, now, lang)
     health = getattr(layer, "health", None)
     age = health.data_age(now) if health is not None else None
     return {
         "id": layer.id,
-        "title": layer.title,
+        "title": layer.title_for(lang),
         "age": "" if age is None else fmt_age(age, lang),
         "stale": bool(info["stale"]),
         "failing": bool(info["error"]),

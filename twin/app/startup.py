@@ -4,8 +4,8 @@
 threads, in parallel where the work allows, from the moment the app is made; each built layer is drawn
 once the server listens (on its loop: VTK is never used from the worker threads). When every static
 layer is in, the live layers are polled once, then tick as usual. Each layer's progress is shown
-in the page over the view (state ``twin_loading``: one row per layer with ``status`` ``loading`` /
-``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
+in the page over the view, in the page's language (state ``twin_loading``: one row per layer, its title per language
+in ``titles``, with ``status`` ``loading`` / ``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
 layer was built and the live layers were polled once. A layer that fails is shown failed here and
 as an error badge by the view; the others load on. Once the static layers are drawn, the page's
 first picture (:mod:`.first_picture`) is answered before the live layers' first poll starts. Static
@@ -29,6 +29,7 @@ from twin.app.alerts_panel import ALERTS_DRAWER_PX
 from twin.app.bridge import LoopBridge
 from twin.app.first_picture import FirstPicture
 from twin.app.geometry_cache import build_geometry
+from twin.app.i18n import LANGUAGES, tr, tr_expr
 from twin.errors import TwinError
 from twin.layer import Layer
 from twin.live import LiveLayer
@@ -43,6 +44,9 @@ FIRST_PICTURE_WAIT_S = 10.0
 """Longest the live layers' first poll waits for the first picture to be answered."""
 
 Status = Literal["loading", "waiting", "polling", "ready", "failed"]
+_STATUS = ("({loading: " + tr_expr("loading") + ", waiting: " + tr_expr("waits for the first poll") + ", polling: " + tr_expr("first poll")
+           + ", ready: " + tr_expr("ready") + ", failed: " + tr_expr("failed") + "})")
+"""A row's status in the page's language (a JavaScript object: status → text)."""
 
 
 class SceneLoader(TrameComponent):
@@ -62,8 +66,9 @@ class SceneLoader(TrameComponent):
         super().__init__(server)
         self.session, self.bridge, self.view, self.redraw, self.on_static = session, bridge, view, redraw, on_static
         self.workers = workers or min(os.cpu_count() or 2, 4)
-        self._rows: dict[str, dict[str, str]] = {
-            layer.id: {"id": layer.id, "title": layer.title or layer.id, "status": "waiting" if isinstance(layer, LiveLayer) else "loading", "message": ""}
+        self._rows: dict[str, dict[str, Any]] = {
+            layer.id: {"id": layer.id, "title": layer.title or layer.id, "titles": {lang: layer.title_for(lang) for lang in LANGUAGES},
+                       "status": "waiting" if isinstance(layer, LiveLayer) else "loading", "message": ""}
             for layer in session.scene.layers
         }
         self.first_picture = FirstPicture(view, right_px=ALERTS_DRAWER_PX if session.scene.alerts else 0, kiosk=kiosk)
@@ -152,11 +157,10 @@ class SceneLoader(TrameComponent):
     def ui(self) -> None:
         """The per-layer progress card (over the view until every layer is in)."""
         with html.Div(v_if="!twin_loading_done", classes="twin-overlay twin-loading", id="twin-loading"):
-            html.Div("加载中 Loading the scene …", classes="twin-loading-title")
+            html.Div(tr("Loading the scene …"), classes="twin-loading-title")
             with html.Div(v_for="row in twin_loading", key="row.id", classes="twin-loading-layer",
                           raw_attrs=[':data-layer-id="row.id"', ':data-status="row.status"', ':title="row.message"']):
                 v3.VProgressCircular(v_if="['loading', 'waiting', 'polling'].includes(row.status)", indeterminate=True, size=14, width=2)
                 v3.VIcon(v_else=True, icon=("row.status === 'ready' ? 'mdi-check' : 'mdi-alert-circle-outline'",), size="small")
-                html.Span("{{ row.title }}")
-                html.Span("{{ {waiting: 'waits for the first poll', polling: 'first poll', loading: 'loading'}[row.status] || row.status }}",
-                          classes="text-medium-emphasis")
+                html.Span("{{ row.titles[twin_lang] || row.title }}")
+                html.Span("{{ " + _STATUS + "[row.status] || row.status }}", classes="text-medium-emphasis twin-loading-status")

@@ -32,7 +32,7 @@ from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
 from twin.app.block_ticks import SCRIPT, BlockTicks
 from twin.app.bridge import LoopBridge
-from twin.app.i18n import tr_expr, tr_fmt
+from twin.app.i18n import LANGUAGES, tr_expr, tr_fmt
 from twin.app.live import shows_labels
 from twin.app.picking import marker, pick_along_ray
 from twin.app.remote_view import remote_view
@@ -122,7 +122,8 @@ class ViewPanel(TrameComponent):
         return None
 
     def _publish(self) -> None:
-        errors = [{"id": layer.id, "title": layer.title, "message": error.message} for layer in self.scene.layers if (error := self.view.errors.get(layer.id))]
+        errors = [{"id": layer.id, "title": layer.title, "titles": {lang: layer.title_for(lang) for lang in LANGUAGES}, "message": error.message}
+                  for layer in self.scene.layers if (error := self.view.errors.get(layer.id))]
         self.state.twin_errors = errors
         self.state.twin_cells = f"{self.view.triangle_count():,}"
         self.drawn.emit()
@@ -289,7 +290,7 @@ class ViewPanel(TrameComponent):
             v3.VAlert(tr_fmt("Scene cannot be drawn: {error}", error="twin_fatal"), v_if="twin_fatal", type="error", variant="flat", density="compact", classes="ma-1")
             v3.VAlert(
                 v_for="err in twin_errors", key="err.id", type="error", variant="flat", density="compact",
-                title=(tr_expr("Layer {title} ({id}) failed") + ".replace('{title}', err.title).replace('{id}', err.id)",), text=("err.message",),
+                title=(tr_expr("Layer {title} ({id}) failed") + ".replace('{title}', err.titles[twin_lang] || err.title).replace('{id}', err.id)",), text=("err.message",),
                 classes="twin-error-badge ma-1", raw_attrs=[':data-layer-id="err.id"'],
             )
 

@@ -16,14 +16,17 @@ import aiohttp
 from aiohttp import WSMsgType, hdrs, web
 from multidict import CIMultiDict, istr
 
+from twin.app.reconnect import HEARTBEAT
 from twin.hub.child import Child
 
-__all__ = ["ChildProxy"]
+__all__ = ["ChildProxy", "is_input"]
 
 _HOP_BY_HOP = frozenset(istr(name) for name in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade"))
 _KEPT_AT_HUB = frozenset(istr(name) for name in ("Host", "Origin", "Cookie", "Authorization", "Referer"))
 _CHUNK = 1 << 16
+_HEARTBEAT = HEARTBEAT.encode()
+_HEARTBEAT_MAX_BYTES = 512
 
 
 def _upstream_headers(headers: Mapping[str, str], child: Child) -> CIMultiDict[str]:
@@ -94,7 +97,8 @@ class ChildProxy:
         async with self.client.ws_connect(url, headers=headers, max_msg_size=0, autoping=True) as upstream:
             downstream = web.WebSocketResponse(max_msg_size=0, autoping=True)
             await downstream.prepare(request)
-            pumps = [asyncio.create_task(_pump(downstream, upstream, on_input)), asyncio.create_task(_pump(upstream, downstream, None))]
+            pumps = [asyncio.create_task(_pump(downstream, upstream, lambda message: is_input(message) and on_input())),
+                     asyncio.create_task(_pump(upstream, downstream, None))]
             try:
                 await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -105,13 +109,20 @@ class ChildProxy:
             return downstream
 
 
+def is_input(message: aiohttp.WSMessage) -> bool:
+    """Whether a page's websocket message is a person's input: any message but the heartbeat (:data:`twin.app.reconnect.HEARTBEAT`),
+    which a page left open sends by itself every few seconds (a small wslink call naming it; larger messages are always input)."""
+    data = message.data.encode() if message.type is WSMsgType.TEXT else message.data if message.type is WSMsgType.BINARY else b""
+    return not (len(data) <= _HEARTBEAT_MAX_BYTES and _HEARTBEAT in data)
+
+
 async def _pump(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                on_message: Callable[[], None] | None) -> None:
-    """Copy text and binary messages from ``source`` to ``target`` until either closes."""
+                on_message: Callable[[aiohttp.WSMessage], object] | None) -> None:
+    """Copy text and binary messages from ``source`` to ``target`` until either closes; ``on_message`` sees each first."""
     with contextlib.suppress(ConnectionError, aiohttp.ClientError):
         async for message in source:
             if on_message is not None:
-                on_message()
+                on_message(message)
             if message.type is WSMsgType.TEXT:
                 await target.send_str(message.data)
             elif message.type is WSMsgType.BINARY:

@@ -2,7 +2,7 @@
 
 A session is idle while no input comes from its page: no request, no websocket message (a mouse move,
 a click, a layer switch), no page opening or closing. A page left open without input counts as idle
-too, so a forgotten tab does not hold a place for ever.
+too (its heartbeat is no input: :func:`twin.hub.proxy.is_input`), so a forgotten tab does not hold a place for ever.
 """
 
 from __future__ import annotations
