@@ -41,6 +41,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 
 
+LOADED = ("(() => { const s = window.trame && window.trame.state; return s && s.get('twin_loading_done') !== false"
+          " && !!s.get('twin_time_text'); })()")
+"""The page's test that the scene has loaded: every layer built (streamed start-up) and the live layers polled once."""
+
+
 def bench_scene(folder: Path) -> Path:
     """The demo scene with a two-hour flood cycle (a storm of 25 min each) and one hour of history, written to ``folder``."""
     with resources.as_file(resources.files("twin.demo.scenes").joinpath("demo.yaml")) as demo:
@@ -144,6 +149,9 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": width, "height": height})
                 page.goto(f"http://127.0.0.1:{port}/" + ("?kiosk=1" if kiosk else ""))
                 page.wait_for_function("window.trame && window.trame.state && window.trame.state.get('twin_scene_name')", timeout=120_000)
+                loading = time.monotonic()
+                page.wait_for_function(LOADED, timeout=900_000)
+                print(f"the scene loaded {time.monotonic() - loading:.0f} s after the page opened; the day starts now", flush=True)
                 cdp = page.context.new_cdp_session(page)
                 cdp.send("Performance.enable")
                 print(f"twin serve{' --kiosk' if kiosk else ''} pid {proc.pid}, page {width}x{height}, clock x{args.speed:g} "

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browsing import chromium, twin_serve
+from playwright import sync_api
 
 from twin.app.bridge import LoopBridge
 from twin.app.server import TwinApp
@@ -114,3 +116,36 @@ def test_ticks_running_ahead_of_a_busy_page_loop_keep_one_refresh_per_panel_and_
         drained(app.bridge)
     assert app.state.twin_time_text == fmt_datetime(last)
     assert app.state.twin_replay_max == int(last.timestamp())
+
+
+# -- the page: a wall page builds only what it shows -----------------------------------------------
+ALERTING_SCENE = LIVE_SCENE + """\
+alerts:
+  - {id: wet, kind: threshold, layer: flood, above: 1, for: 0, severity: warning, title: 积水}
+"""
+KIOSK_SHOWS = 4
+"""Open alerts the wall lists (``twin_alerts.slice(0, 4)`` in :mod:`twin.app.kiosk_overlays`); the rest is "n more"."""
+
+
+def _count(page: sync_api.Page, selector: str) -> int:
+    return int(page.evaluate(f"document.querySelectorAll({selector!r}).length"))
+
+
+def test_a_wall_page_builds_only_the_alerts_it_shows_while_an_operator_page_builds_every_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall hides the alerts drawer; it used to build it anyway, a card (~75 kB of the page's heap) per open alert and a row per
+    event, so a storm hour's heap stood ~15 % above a quiet one. Now a kiosk page builds its four cards; an explorer page, all."""
+    scene = tmp_path / "wall.yaml"
+    scene.write_text(ALERTING_SCENE, encoding="utf-8")
+    monkeypatch.setenv("TWIN_TICK_SECONDS", "0.5")
+    monkeypatch.setenv("TWIN_CLOCK_SPEED", "20")  # a storm's rise in seconds
+    with twin_serve(scene, tmp_path / "serve.log") as url, chromium() as browser:
+        wall, operator = browser.new_page(viewport={"width": 1280, "height": 720}), browser.new_page(viewport={"width": 1280, "height": 720})
+        wall.goto(url + "?kiosk=1")
+        operator.goto(url + "?kiosk=0")
+        operator.wait_for_function(f"() => window.trame && window.trame.state && (window.trame.state.get('twin_alerts') || []).length > {KIOSK_SHOWS + 1}", timeout=90_000)
+        if not operator.locator("#twin-alerts").is_visible():
+            operator.locator("#twin-alerts-toggle").click()
+        operator.wait_for_function(f"() => document.querySelectorAll('.twin-alert').length > {KIOSK_SHOWS + 1}", timeout=10_000)
+        wall.wait_for_function(f"() => document.querySelectorAll('.twin-kiosk-alert').length === {KIOSK_SHOWS}", timeout=10_000)
+        assert _count(operator, ".twin-event") > 0  # the operator's event log
+        assert (_count(wall, ".twin-alert"), _count(wall, ".twin-event"), _count(wall, "#twin-alerts")) == (0, 0, 0)  # nothing hidden is built

@@ -11,7 +11,8 @@ banner. It moves the server's camera eased: the remote view streams light frames
 
 State: ``twin_hall`` (``active``, ``mode``, ``stop``, ``stops``, ``camera``, ``tour``, ``flying``,
 ``pose`` — the view's camera at rest, ``"x,y,z|fx,fy,fz"`` in frame metres —, ``banner``,
-``queued``, ``error``) and ``twin_kiosk_clock`` (``date``, ``time``, +08:00).
+``queued``, ``error``) and ``twin_kiosk_clock`` (``date``, ``time``, +08:00); ``twin_kiosk_page`` is each page's own (client only):
+true on a kiosk page, which then does not build what it hides (the alerts drawer with its cards and event log).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class KioskPanel(TrameComponent):
         self._focused, self._flying = "", False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.state.update({"twin_hall": dict(_IDLE), "twin_kiosk_clock": {"date": "", "time": ""}})
+        self.state.update({"twin_hall": dict(_IDLE), "twin_kiosk_clock": {"date": "", "time": ""}, "twin_kiosk_page": False})
+        self.state.client_only("twin_kiosk_page")  # each page's own (static/kiosk.js): a wall page leaves out the hidden drawer
         session.alert_event.connect(self._on_alert)
         self.server.trigger("twin_kiosk_alive")(self.alive)
         self.ctrl.on_server_ready.add(self._start)
