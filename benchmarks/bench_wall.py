@@ -10,7 +10,11 @@ at the end, the growth of both from the end of the first simulated hour and PASS
 Each hour's figure is the *level* in its second half: the least of the samples taken there (RSS every ~2 s, the heap
 every ~10 s), with the RSS peak beside it. A sample taken while a tick or a frame is under way includes its
 temporaries (a 1920x1080 frame's buffers alone are ~30 MiB), which come and go every second; what leaks raises the
-level. The page's heap follows what it shows (each open alert is a card, the event log holds up to 20 rows).
+level. The page's heap follows what it shows: a kiosk page lists at most four open alerts and the banner (it does not
+build the alerts drawer it hides), so its level stays near that of a quiet hour through a storm.
+
+The day starts once the scene has loaded (every layer built, the live layers polled once): on a loaded machine the
+streamed start-up can take minutes, and hours spent loading would measure the start-up, not the day.
 
 Live layers keep their history for one hour here (the demo keeps 24 h of flood readings for replay, which fills
 for a whole day by design); what is measured is what grows without bound.

@@ -3,6 +3,9 @@
 On a loaded wall the loop that renders and encodes large frames can fall behind the session's ticks; every tick
 used to queue its panels' refreshes (time, alerts, data age) again, all run later, so the queue and its work grew
 with the backlog. Now the newest refresh of each panel replaces the one waiting; alert transitions are each kept.
+The server's C heap gives large temporaries (a frame's buffers, a tick's arrays) back to the system when they are freed
+(:func:`~twin.session.session.tune_heap`), so its resident level follows what it holds. A kiosk page builds only what it
+shows (four alert cards and the banner), not the alerts drawer it hides, so a storm hour's page heap stays near a quiet one's.
 (``benchmarks/bench_wall.py`` measures the whole server and page over a compressed day.)
 """
 
@@ -11,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +30,7 @@ from twin.app.bridge import LoopBridge
 from twin.app.server import TwinApp
 from twin.clock import fmt_datetime
 from twin.scene.model import Scene
+from twin.session.session import _malloc_trim
 
 LIVE_SCENE = """\
 version: 1
@@ -116,6 +123,50 @@ def test_ticks_running_ahead_of_a_busy_page_loop_keep_one_refresh_per_panel_and_
         drained(app.bridge)
     assert app.state.twin_time_text == fmt_datetime(last)
     assert app.state.twin_replay_max == int(last.timestamp())
+
+
+# -- the server's C heap: large temporaries go back to the system when freed -----------------------
+HEAP_PROBE = """
+import os, sys
+import numpy as np
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+if sys.argv[1] == "tuned":
+    from twin.session.session import tune_heap
+    tuned = tune_heap()
+else:
+    tuned = False
+big = np.ones(24 << 20, np.uint8)  # a large block, freed: glibc's default threshold follows it up
+del big
+kept, base = [], rss()
+for _ in range(10):  # a frame's buffer each step, while small blocks that stay are allocated
+    frame = np.ones(8 << 20, np.uint8)
+    kept.append(bytearray(4096))
+    del frame
+print(tuned, (rss() - base) / 2**20)
+"""
+
+
+def _frames_left_resident(mode: str, **env: str) -> tuple[bool, float]:
+    """Run :data:`HEAP_PROBE` in a fresh interpreter: whether the heap was tuned, and the MiB still resident after the frames were freed."""
+    out = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True, check=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")} | env)
+    tuned, mib = out.stdout.split()
+    return tuned == "True", float(mib)
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="glibc only (Linux)")
+def test_a_tuned_heap_gives_a_frames_buffers_back_when_freed_and_an_untuned_one_keeps_them() -> None:
+    """glibc raises its mmap threshold to the largest block freed; then a frame's 8 MiB buffers come from the heap, and a small block
+    allocated meanwhile keeps them resident until a trim. The wall's RSS level stood 40-80 MiB above what it holds, stepping up with
+    the work of a storm. A session tunes the process's heap (:func:`~twin.session.session.tune_heap`) unless the environment says."""
+    assert _frames_left_resident("plain") == (False, pytest.approx(8, abs=2))  # the last frame's buffer stays
+    tuned, left = _frames_left_resident("tuned")
+    assert tuned and left < 1.0
+    assert _frames_left_resident("tuned", MALLOC_ARENA_MAX="4")[0] is False  # an operator's own setting wins
 
 
 # -- the page: a wall page builds only what it shows -----------------------------------------------
