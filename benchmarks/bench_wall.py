@@ -126,6 +126,12 @@ def worst_growth(values: list[float]) -> float:
     return max((v - values[0]) / values[0] for v in values[1:]) if len(values) > 1 else 0.0
 
 
+def dom_counts(cdp: Any) -> tuple[int, int]:
+    """The page's DOM nodes and JS event listeners now (what it has built: they follow what it shows, a leak raises them)."""
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return int(metrics["Nodes"]), int(metrics["JSEventListeners"])
+
+
 def shown(page: sync_api.Page) -> tuple[str, int, int]:
     """The page's scene time, open alerts and event rows now."""
     got = page.evaluate("(() => { const s = window.trame && window.trame.state; if (!s) return ['', 0, 0];"
@@ -160,7 +166,7 @@ def main() -> None:
                 cdp.send("Performance.enable")
                 print(f"twin serve{' --kiosk' if kiosk else ''} pid {proc.pid}, page {width}x{height}, clock x{args.speed:g} "
                       f"(1 simulated hour = {hour_s:.0f} s), tick {args.tick:g} s", flush=True)
-                print(f"{'hour':>4} {'scene time':>26} {'RSS MiB':>8} {'RSS peak':>9} {'JS heap MiB':>12} {'open':>5} {'events':>7} {'alerts fired':>13}",
+                print(f"{'hour':>4} {'scene time':>26} {'RSS MiB':>8} {'RSS peak':>9} {'JS heap MiB':>12} {'nodes':>6} {'listeners':>9} {'open':>5} {'events':>7} {'alerts fired':>13}",
                       flush=True)
                 rss, heap, peaks, fired = [], [], [], set()
                 start = time.monotonic()
@@ -181,7 +187,9 @@ def main() -> None:
                     heap.append(min(heap_level, js_heap_mib(cdp)))
                     peaks.append(peak)
                     when, open_alerts, events = shown(page)
-                    print(f"{hour:>4} {when:>26} {rss[-1]:>8.1f} {peak:>9.1f} {heap[-1]:>12.2f} {open_alerts:>5} {events:>7} {len(fired):>13}", flush=True)
+                    nodes, listeners = dom_counts(cdp)
+                    print(f"{hour:>4} {when:>26} {rss[-1]:>8.1f} {peak:>9.1f} {heap[-1]:>12.2f} {nodes:>6} {listeners:>9} {open_alerts:>5} {events:>7} "
+                          f"{len(fired):>13}", flush=True)
                 browser.close()
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -161,8 +161,7 @@ def _frames_left_resident(mode: str, **env: str) -> tuple[bool, float]:
 @pytest.mark.skipif(_malloc_trim() is None, reason="glibc only (Linux)")
 def test_a_tuned_heap_gives_a_frames_buffers_back_when_freed_and_an_untuned_one_keeps_them() -> None:
     """glibc raises its mmap threshold to the largest block freed; then a frame's 8 MiB buffers come from the heap, and a small block
-    allocated meanwhile keeps them resident until a trim. The wall's RSS level stood 40-80 MiB above what it holds, stepping up with
-    the work of a storm. A session tunes the process's heap (:func:`~twin.session.session.tune_heap`) unless the environment says."""
+    allocated meanwhile keeps them resident until a trim: the wall's RSS level stood ~40 MiB higher. A session tunes the process's heap (:func:`~twin.session.session.tune_heap`) unless the environment says."""
     assert _frames_left_resident("plain") == (False, pytest.approx(8, abs=2))  # the last frame's buffer stays
     tuned, left = _frames_left_resident("tuned")
     assert tuned and left < 1.0

@@ -554,7 +554,7 @@ def tune_heap() -> bool:
     Blocks of :data:`HEAP_MMAP_THRESHOLD` bytes or more (frames, arrays of a tick) get pages of their own, given back
     when freed. By default glibc raises that threshold to the largest block freed so far (up to 32 MiB), after which
     such temporaries come from the heap, where small blocks allocated meanwhile keep them resident: the wall's level
-    after start-up stood ~40-80 MiB higher and stepped up with the work of a storm. At most :data:`HEAP_ARENAS` heaps are
+    stood ~40 MiB higher (``benchmarks/bench_wall.py``, hours 2-11: 807-857 MiB, tuned 764-816 MiB). At most :data:`HEAP_ARENAS` heaps are
     shared by the threads (glibc keeps one per thread up to 8 per core, each with its own free space).
     """
     if any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_ARENA_MAX", "GLIBC_TUNABLES")):
