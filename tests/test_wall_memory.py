@@ -3,6 +3,9 @@
 On a loaded wall the loop that renders and encodes large frames can fall behind the session's ticks; every tick
 used to queue its panels' refreshes (time, alerts, data age) again, all run later, so the queue and its work grew
 with the backlog. Now the newest refresh of each panel replaces the one waiting; alert transitions are each kept.
+The server's C heap gives large temporaries (a frame's buffers, a tick's arrays) back to the system when they are freed
+(:func:`~twin.session.session.tune_heap`), so its resident level follows what it holds. A kiosk page builds only what it
+shows (four alert cards and the banner), not the alerts drawer it hides, so a storm hour's page heap stays near a quiet one's.
 (``benchmarks/bench_wall.py`` measures the whole server and page over a compressed day.)
 """
 
@@ -11,17 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browsing import chromium, twin_serve
+from playwright import sync_api
 
 from twin.app.bridge import LoopBridge
 from twin.app.server import TwinApp
 from twin.clock import fmt_datetime
 from twin.scene.model import Scene
+from twin.session.session import _malloc_trim
 
 LIVE_SCENE = """\
 version: 1
@@ -114,3 +123,79 @@ def test_ticks_running_ahead_of_a_busy_page_loop_keep_one_refresh_per_panel_and_
         drained(app.bridge)
     assert app.state.twin_time_text == fmt_datetime(last)
     assert app.state.twin_replay_max == int(last.timestamp())
+
+
+# -- the server's C heap: large temporaries go back to the system when freed -----------------------
+HEAP_PROBE = """
+import os, sys
+import numpy as np
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+if sys.argv[1] == "tuned":
+    from twin.session.session import tune_heap
+    tuned = tune_heap()
+else:
+    tuned = False
+big = np.ones(24 << 20, np.uint8)  # a large block, freed: glibc's default threshold follows it up
+del big
+kept, base = [], rss()
+for _ in range(10):  # a frame's buffer each step, while small blocks that stay are allocated
+    frame = np.ones(8 << 20, np.uint8)
+    kept.append(bytearray(4096))
+    del frame
+print(tuned, (rss() - base) / 2**20)
+"""
+
+
+def _frames_left_resident(mode: str, **env: str) -> tuple[bool, float]:
+    """Run :data:`HEAP_PROBE` in a fresh interpreter: whether the heap was tuned, and the MiB still resident after the frames were freed."""
+    out = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True, check=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")} | env)
+    tuned, mib = out.stdout.split()
+    return tuned == "True", float(mib)
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="glibc only (Linux)")
+def test_a_tuned_heap_gives_a_frames_buffers_back_when_freed_and_an_untuned_one_keeps_them() -> None:
+    """glibc raises its mmap threshold to the largest block freed; then a frame's 8 MiB buffers come from the heap, and a small block
+    allocated meanwhile keeps them resident until a trim: the wall's RSS level stood ~40 MiB higher. A session tunes the process's heap (:func:`~twin.session.session.tune_heap`) unless the environment says."""
+    assert _frames_left_resident("plain") == (False, pytest.approx(8, abs=2))  # the last frame's buffer stays
+    tuned, left = _frames_left_resident("tuned")
+    assert tuned and left < 1.0
+    assert _frames_left_resident("tuned", MALLOC_ARENA_MAX="4")[0] is False  # an operator's own setting wins
+
+
+# -- the page: a wall page builds only what it shows -----------------------------------------------
+ALERTING_SCENE = LIVE_SCENE + """\
+alerts:
+  - {id: wet, kind: threshold, layer: flood, above: 1, for: 0, severity: warning, title: 积水}
+"""
+KIOSK_SHOWS = 4
+"""Open alerts the wall lists (``twin_alerts.slice(0, 4)`` in :mod:`twin.app.kiosk_overlays`); the rest is "n more"."""
+
+
+def _count(page: sync_api.Page, selector: str) -> int:
+    return int(page.evaluate(f"document.querySelectorAll({selector!r}).length"))
+
+
+def test_a_wall_page_builds_only_the_alerts_it_shows_while_an_operator_page_builds_every_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall hides the alerts drawer; it used to build it anyway, a card (~75 kB of the page's heap) per open alert and a row per
+    event, so a storm hour's heap stood ~15 % above a quiet one. Now a kiosk page builds its four cards; an explorer page, all."""
+    scene = tmp_path / "wall.yaml"
+    scene.write_text(ALERTING_SCENE, encoding="utf-8")
+    monkeypatch.setenv("TWIN_TICK_SECONDS", "0.5")
+    monkeypatch.setenv("TWIN_CLOCK_SPEED", "20")  # a storm's rise in seconds
+    with twin_serve(scene, tmp_path / "serve.log") as url, chromium() as browser:
+        wall, operator = browser.new_page(viewport={"width": 1280, "height": 720}), browser.new_page(viewport={"width": 1280, "height": 720})
+        wall.goto(url + "?kiosk=1")
+        operator.goto(url + "?kiosk=0")
+        operator.wait_for_function(f"() => window.trame && window.trame.state && (window.trame.state.get('twin_alerts') || []).length > {KIOSK_SHOWS + 1}", timeout=90_000)
+        if not operator.locator("#twin-alerts").is_visible():
+            operator.locator("#twin-alerts-toggle").click()
+        operator.wait_for_function(f"() => document.querySelectorAll('.twin-alert').length > {KIOSK_SHOWS + 1}", timeout=10_000)
+        wall.wait_for_function(f"() => document.querySelectorAll('.twin-kiosk-alert').length === {KIOSK_SHOWS}", timeout=10_000)
+        assert _count(operator, ".twin-event") > 0  # the operator's event log
+        assert (_count(wall, ".twin-alert"), _count(wall, ".twin-event"), _count(wall, "#twin-alerts")) == (0, 0, 0)  # nothing hidden is built

@@ -117,7 +117,7 @@ class AlertsPanel(TrameComponent):
         ack = self.server.trigger_name(self.acknowledge)
         with v3.VNavigationDrawer(
             v_model=("twin_alerts_open",),
-            v_if="twin_has_alerts",
+            v_if="twin_has_alerts && !twin_kiosk_page",  # a wall page hides the drawer: its cards are not built there
             location="right",
             width=ALERTS_DRAWER_PX,
             color="surface",

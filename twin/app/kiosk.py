@@ -16,7 +16,8 @@ the view, hides the camera presets and says so) and acknowledge alerts, which th
 
 State: ``twin_hall`` (``active``, ``mode``, ``stop``, ``stops``, ``camera``, ``tour``, ``flying``,
 ``pose`` — the view's camera at rest, ``"x,y,z|fx,fy,fz"`` in frame metres —, ``banner``,
-``queued``, ``error``) and ``twin_kiosk_clock`` (``date``, ``time``, +08:00).
+``queued``, ``error``) and ``twin_kiosk_clock`` (``date``, ``time``, +08:00); ``twin_kiosk_page`` is each page's own (client only):
+true on a kiosk page, which then does not build what it hides (the alerts drawer with its cards and event log).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class KioskPanel(TrameComponent):
         self.camera_hold = CameraHold(view_panel.view.window)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.state.update({"twin_hall": dict(_IDLE), "twin_kiosk_clock": {"date": "", "time": ""}})
+        self.state.update({"twin_hall": dict(_IDLE), "twin_kiosk_clock": {"date": "", "time": ""}, "twin_kiosk_page": False})
+        self.state.client_only("twin_kiosk_page")  # each page's own (static/kiosk.js): a wall page leaves out the hidden drawer
         session.alert_event.connect(self._on_alert)
         session.camera_changed.connect(self._on_camera)
         self.server.trigger("twin_kiosk_alive")(self.alive)

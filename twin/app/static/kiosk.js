@@ -31,7 +31,17 @@
     return;
   }
   if (window.twinKioskAlive) return;
+  // this page only (client-only state): what the wall hides is not built at all (the alerts drawer's cards, the event log);
+  // said once the page is built (a change before that is missed by the page), and again after a reconnection brings the server's state back
+  function flag() {
+    const state = window.trame && window.trame.state;
+    if (!state || !document.getElementById("twin-main")) return false;
+    if (state.get("twin_kiosk_page") !== true) state.set("twin_kiosk_page", true);
+    return true;
+  }
+  const early = window.setInterval(function () { if (flag()) window.clearInterval(early); }, 50);
   function alive() {
+    flag();
     const trame = window.trame;
     if (trame && trame.client && trame.client.isConnected && trame.client.isConnected()) {
       trame.trigger("twin_kiosk_alive").catch(function () {});
