@@ -304,8 +304,8 @@ def test_colour_by_and_filter_change_the_picture(served: tuple[str, object]) -> 
         row.locator(".twin-filter-values").select_option(["黄浦区"])  # the Bund's district only
         only = _until(page, lambda px: _changed(px, named) > 0.2)
         row.locator(".twin-filter-column").select_option("")
-        again = _until(page, lambda px: _changed(px, named) < 0.2 * _changed(only, named))
-        assert _changed(again, named) < 0.05
+        # the whole picture comes back (waited for: a frame in between may still be the lighter one of a moving view)
+        _until(page, lambda px: _changed(px, named) < min(0.05, 0.2 * _changed(only, named)))
     finally:
         page.close()  # type: ignore[attr-defined]
 
@@ -389,14 +389,14 @@ def test_a_filter_on_an_h3_layer_hides_its_cells_in_the_browser_views_tick() -> 
     view = SceneView(scene, size=(160, 120))
     view.direct_colors = True
     view.sync()
-    layout = view.block_layouts["crowd"]
-    assert not _decode(view.block_ticks["crowd"])[1].any()
+    [layout] = view.block_layouts["crowd"]  # one part: the cells as first sent
+    assert not _decode(view.block_ticks["crowd"][0])[1].any()
     session.set_layer("crowd", where={"value": {"min": 150}})
     view.sync()
-    hidden = _decode(view.block_ticks["crowd"])[1]
+    hidden = _decode(view.block_ticks["crowd"][0])[1]
     values = layer.data()["value"].to_numpy()
     assert (hidden == (values < 150)).all() and hidden.any() and not hidden.all()
-    assert view.block_layouts["crowd"] is layout  # the same cells: no new mesh goes to the browser
+    assert view.block_layouts["crowd"] == [layout]  # the same cells: no new mesh goes to the browser
     session.set_layer("crowd", where={"level": ["high"]})  # by the level's name
     view.sync()
-    assert (_decode(view.block_ticks["crowd"])[1] == (values < 300)).all()
+    assert (_decode(view.block_ticks["crowd"][0])[1] == (values < 300)).all()
