@@ -19,9 +19,13 @@ recorded by feature index (0-based, file order) in :attr:`FileSource.last_skippe
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import os
+import time
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +34,15 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+from numpy.typing import NDArray
 from pydantic import Field, field_validator
 
 from twin.errors import WARNED, CRSError, SourceCheckError, SourceError, TwinWarning
-from twin.geo.crs import WGS84, check_plausible, finite_geometries, geometries_to_wgs84, parse_crs
+from twin.geo.crs import WGS84, check_plausible, finite_geometries, geometries_to_wgs84, parse_crs, to_wgs84
 from twin.layer import format_skips
 from twin.source import BBox, ReadingsSource, ReadingsSourceParams, Source, SourceParams
 
-__all__ = ["FileReadingsSource", "FileSource"]
+__all__ = ["RACY_SECONDS", "FileReadingsSource", "FileSource", "FileStamp", "file_stamp", "still_same"]
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +134,7 @@ def read_features(
     ``required`` columns must exist (checked before any geometry work). Every failure is a
     one-line :class:`SourceError` (or :class:`CRSError`) starting with ``where``.
     """
-    if not path.exists():
-        resolved = path.resolve()
-        given = f": {resolved}" if str(resolved) != params.path else ""
-        raise SourceError(f"{where}: file not found{given}")
+    _require_file(params, path, where)
     suffix = path.suffix.lower()
     skipped: Skips = {}
     repaired: Skips = {}
@@ -146,6 +148,31 @@ def read_features(
         raise SourceError(f"{where}: unsupported file type {suffix!r} (use .geojson, .gpkg, .parquet or .csv)")
     _require_columns(data, required, where)
     return _to_wgs84(data, params.crs, where, skipped), skipped, repaired
+
+
+def read_points(
+    params: FileSourceParams, path: Path, *, where: str, required: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, NDArray[np.float64], NDArray[np.float64], Skips]:
+    """``path``'s rows (attributes only) with each one's WGS84 lon/lat (NaN for a feature that is not a point) and the
+    skipped rows by reason, as :func:`read_features` reads them (the same errors); a CSV without making shapely points."""
+    if path.suffix.lower() != ".csv":
+        data, skipped, _ = read_features(params, path, where=where, required=required)
+        geoms = data.geometry.to_numpy()
+        return pd.DataFrame(data.drop(columns=data.geometry.name)), shapely.get_x(geoms), shapely.get_y(geoms), skipped
+    _require_file(params, path, where)
+    skipped: Skips = {}
+    frame, x, y = _csv_points(path, params, where, skipped)
+    _require_columns(frame, required, where)
+    lon, lat, kept = _points_to_wgs84(x, y, frame.index, params.crs, where, skipped)
+    return frame.loc[kept], lon, lat, skipped
+
+
+def _require_file(params: FileSourceParams, path: Path, where: str) -> None:
+    """Raise SourceError naming ``path`` (resolved, when it differs from the scene's) if it does not exist."""
+    if not path.exists():
+        resolved = path.resolve()
+        given = f": {resolved}" if str(resolved) != params.path else ""
+        raise SourceError(f"{where}: file not found{given}")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -179,7 +206,14 @@ def _read_parquet(path: Path, where: str) -> gpd.GeoDataFrame:
 
 
 def _read_csv(path: Path, params: FileSourceParams, where: str, skipped: Skips) -> gpd.GeoDataFrame:
-    """Points from lon/lat columns; rows without numeric lon/lat are skipped (row index, 0-based)."""
+    """Points from lon/lat columns; rows without numeric lon/lat are skipped (row index, 0-based). Without a CRS when the
+    source names one (:func:`_to_wgs84` reads it from the params: GCJ02 and BD09 are no pyproj CRS), else EPSG:4326."""
+    frame, x, y = _csv_points(path, params, where, skipped)
+    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(x, y), crs=None if params.crs else "EPSG:4326")
+
+
+def _csv_points(path: Path, params: FileSourceParams, where: str, skipped: Skips) -> tuple[pd.DataFrame, NDArray[np.float64], NDArray[np.float64]]:
+    """The CSV's rows with numeric lon/lat (index: row, 0-based) and their coordinates as written; the others are skipped."""
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
@@ -190,7 +224,7 @@ def _read_csv(path: Path, params: FileSourceParams, where: str, skipped: Skips) 
     ok = np.isfinite(lon) & np.isfinite(lat)
     if not ok.all():
         skipped[f"no numeric {params.lon}/{params.lat}"] = np.flatnonzero(~ok).tolist()
-    return gpd.GeoDataFrame(frame.loc[ok], geometry=gpd.points_from_xy(lon[ok], lat[ok]), crs=params.crs or "EPSG:4326")
+    return frame.loc[ok], lon[ok], lat[ok]
 
 
 def _read_vector(path: Path, layer: str | None, where: str, skipped: Skips, repaired: Skips) -> gpd.GeoDataFrame:
@@ -286,6 +320,21 @@ def _to_wgs84(data: gpd.GeoDataFrame, crs: str | None, where: str, skipped: Skip
     return gpd.GeoDataFrame(data.drop(columns=data.geometry.name).loc[~lost], geometry=converted[~lost], crs=WGS84.proj)
 
 
+def _points_to_wgs84(x: NDArray[np.float64], y: NDArray[np.float64], index: pd.Index, crs: str | None, where: str,
+                     skipped: Skips) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Finite points in ``crs`` (default EPSG:4326) as WGS84 lon/lat, as :func:`_to_wgs84` converts them: those that do not
+    convert are skipped by ``index`` label (all of them: a CRSError). Returns lon, lat (of the kept points) and the kept mask."""
+    geo = parse_crs(crs or WGS84.proj)
+    check_plausible(x, y, geo, where=where)
+    lon, lat = to_wgs84(x, y, geo)
+    kept = np.isfinite(lon) & np.isfinite(lat)
+    if not kept.all():
+        if not kept.any():
+            raise CRSError(f"{where}: no coordinate converts from {geo.name} to lon/lat: check the source's crs")
+        skipped[f"not convertible from {geo.name}"] = index[~kept].tolist()
+    return lon[kept], lat[kept], kept
+
+
 class FileReadingsParams(FileSourceParams, ReadingsSourceParams):
     time: str = Field("time", description="column with the reading's time (ISO 8601; naive times are read in time_zone)")
     value: str | None = Field(None, description="column with the value (default: each row counts 1)")
@@ -293,11 +342,66 @@ class FileReadingsParams(FileSourceParams, ReadingsSourceParams):
     time_zone: str = Field("Asia/Shanghai", description="time zone of naive times in the file")
 
 
+RACY_SECONDS = 2.0
+"""A file modified less than this long before (or after) a read may be written again with the same size and modification
+time (file systems keep times in coarse steps, some in seconds); until its time is older, a poll compares the file's bytes."""
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What a read saw of its file: ``size`` (bytes) and ``mtime_ns``; ``digest`` (BLAKE2b of the bytes) when the
+    modification time was within :data:`RACY_SECONDS` of the read, else None."""
+
+    size: int
+    mtime_ns: int
+    digest: bytes | None
+
+
+def _racy(stat: os.stat_result) -> bool:
+    return abs(time.time() - stat.st_mtime_ns / 1e9) < RACY_SECONDS
+
+
+def _digest(path: Path) -> bytes | None:
+    """BLAKE2b of the file's bytes; None when it cannot be read as one file (a folder: its size and time are trusted)."""
+    try:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "blake2b").digest()
+    except OSError:
+        return None
+
+
+def file_stamp(path: Path) -> FileStamp | None:
+    """The stamp of ``path`` now (its bytes hashed only while racy); None if it cannot be seen. Take it before reading the file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return FileStamp(stat.st_size, stat.st_mtime_ns, _digest(path) if _racy(stat) else None)
+
+
+def still_same(path: Path, seen: FileStamp) -> FileStamp | None:
+    """``seen`` (or a settled copy of it: no digest once the file's time is past :data:`RACY_SECONDS`) when ``path`` still
+    holds what was read; None when it may have changed (another size or time, other bytes, or it cannot be seen)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    if (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
+        return None
+    if seen.digest is None:
+        return seen
+    if _digest(path) != seen.digest:
+        return None
+    return seen if _racy(stat) else replace(seen, digest=None)
+
+
 class FileReadingsSource(ReadingsSource):
     """Time-stamped point readings from a CSV, GeoJSON, GeoPackage or GeoParquet file.
 
-    The file is read again whenever it changes (size or modification time), so rows a logger
-    appends — late ones included — reach the layer on its next poll.
+    The file is parsed again only when it changed: another size or modification time, or, while its
+    time is within :data:`RACY_SECONDS` of a read, other bytes (a rewrite in the same step of the file
+    system's clock). So rows a logger appends or rewrites, late ones included, reach the layer on its
+    next poll, and polls of an unchanged file cost a ``stat``. :attr:`parses` counts the parses.
     """
 
     type_name = "file_readings"
@@ -308,7 +412,9 @@ class FileReadingsSource(ReadingsSource):
         super().__init__(**params)
         self._features = FileSource(**{k: getattr(self.params, k) for k in FileSourceParams.model_fields})
         self._table: pd.DataFrame | None = None
-        self._signature: tuple[int, int] | None = None
+        self._stamp: FileStamp | None = None
+        self.parses = 0
+        """Times the file was parsed."""
 
     def bind_base_dir(self, base_dir: Path) -> None:
         self._features.bind_base_dir(base_dir)
@@ -321,37 +427,41 @@ class FileReadingsSource(ReadingsSource):
         self._features.check()
 
     def _all(self) -> pd.DataFrame:
-        """All readings (sensor_id, lon, lat, time in UTC, value); rows without a usable point get NaN lon/lat."""
-        try:
-            stat = self._features.resolved_path.stat()
-            signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            signature = None  # reading says what is wrong
-        if signature is None or signature != self._signature:
-            self._table, self._signature = None, signature
-        if self._table is None:
-            p = self.params
-            required = tuple(c for c in (p.time, p.value, p.sensor) if c is not None)
-            data, skipped, _ = read_features(p, self._features.resolved_path, where=self.describe(), required=required)
-            if skipped:
-                message = f"{self.describe()}: skipped {sum(map(len, skipped.values()))} of {len(data) + sum(map(len, skipped.values()))} rows: {format_skips(skipped)}"
-                log.warning(message, extra=WARNED)
-                warnings.warn(message, TwinWarning, stacklevel=3)
-            times = pd.to_datetime(data[p.time], errors="coerce", format="mixed")
-            if times.dt.tz is None:
-                times = times.dt.tz_localize(p.time_zone, ambiguous="NaT", nonexistent="NaT")
-            geoms = data.geometry.to_numpy()
-            self._table = pd.DataFrame(
-                {
-                    "sensor_id": data[p.sensor].astype(str).to_numpy() if p.sensor else np.arange(len(data)).astype(str),
-                    "lon": shapely.get_x(geoms),  # NaN for a missing or non-point geometry: dropped and counted on ingest
-                    "lat": shapely.get_y(geoms),
-                    "time": times.dt.tz_convert("UTC").to_numpy(),
-                    "value": pd.to_numeric(data[p.value], errors="coerce").to_numpy() if p.value else 1.0,
-                }
-            )
-            self._table["time"] = pd.to_datetime(self._table["time"], utc=True)
+        """All readings (sensor_id, lon, lat, time in UTC, value); rows without a usable point get NaN lon/lat.
+
+        Raises SourceError or CRSError (one line naming the source) when the file cannot be read.
+        """
+        path = self._features.resolved_path
+        same = None if self._table is None or self._stamp is None else still_same(path, self._stamp)
+        if same is None:
+            self._table, self._stamp = None, file_stamp(path)  # stamped before reading: a write during the read shows next time
+            self._table = self._parse(path)
+            self.parses += 1
+        else:
+            self._stamp = same
         return self._table
+
+    def _parse(self, path: Path) -> pd.DataFrame:
+        """The file's readings as :meth:`_all` gives them."""
+        p = self.params
+        required = tuple(c for c in (p.time, p.value, p.sensor) if c is not None)
+        data, lon, lat, skipped = read_points(p, path, where=self.describe(), required=required)
+        if skipped:
+            message = f"{self.describe()}: skipped {sum(map(len, skipped.values()))} of {len(data) + sum(map(len, skipped.values()))} rows: {format_skips(skipped)}"
+            log.warning(message, extra=WARNED)
+            warnings.warn(message, TwinWarning, stacklevel=4)
+        times = pd.to_datetime(data[p.time], errors="coerce", format="mixed")
+        if times.dt.tz is None:
+            times = times.dt.tz_localize(p.time_zone, ambiguous="NaT", nonexistent="NaT")
+        return pd.DataFrame(
+            {
+                "sensor_id": data[p.sensor].astype(str).to_numpy() if p.sensor else np.arange(len(data)).astype(str),
+                "lon": lon,  # NaN for a missing or non-point geometry: dropped and counted on ingest
+                "lat": lat,
+                "time": times.dt.tz_convert("UTC").array,  # tz-aware, without going through Python objects
+                "value": pd.to_numeric(data[p.value], errors="coerce").to_numpy() if p.value else 1.0,
+            }
+        )
 
     def readings(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         table = self._all()

@@ -181,12 +181,22 @@ class H3Layer(ReadingsLayer):
             idx = self._index.get_indexer(keys)
         return idx.astype(np.int64)
 
+    def cell_lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centre lon and lat (WGS84 degrees, float64, one per cell of :attr:`cells`), computed once per cell: cells are only
+        ever appended (or all reset), so a tick finds them ready (alert rules read them each tick)."""
+        lon, lat = self._centres
+        if len(lon) < len(self.cells):
+            more_lon, more_lat = cell_centers(self.cells[len(lon) :])
+            self._centres = (np.concatenate([lon, more_lon]), np.concatenate([lat, more_lat]))
+        return self._centres
+
     def _reset_cells(self) -> None:
         self.cells = np.zeros(0, dtype=np.uint64)
         """Cells in geometry order (the order they first appeared)."""
         self.cell_keys = np.zeros(0, dtype=object)
         """The cells' H3 ids as hex strings (formatted once, when a cell first appears)."""
         self._index = pd.Index(np.zeros(0, dtype=np.int64))
+        self._centres: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
         self.values = np.zeros(0, dtype=np.float64)
         self.state = np.zeros(0, dtype=np.int8)
         self._span: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -465,7 +475,7 @@ class H3Layer(ReadingsLayer):
     # -- data, picking, alerts -----------------------------------------------------------
     def data(self) -> gpd.GeoDataFrame:
         """The current cells: id, value, level, state, last reading time, with centre points."""
-        lon, lat = cell_centers(self.cells) if len(self.cells) else (np.zeros(0), np.zeros(0))
+        lon, lat = self.cell_lonlat()
         return gpd.GeoDataFrame(
             {
                 "cell": self.cell_keys,
@@ -480,7 +490,7 @@ class H3Layer(ReadingsLayer):
 
     def extent(self) -> tuple[float, float, float, float] | None:
         if self._aggregate_source() is not None and len(self.cells):
-            lon, lat = cell_centers(self.cells)
+            lon, lat = self.cell_lonlat()
             return (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
         if not len(self.buffer):
             return None
@@ -491,9 +501,9 @@ class H3Layer(ReadingsLayer):
         if self.now != now:
             self.set_time(now)
         active = self.state == ACTIVE
-        lon, lat = cell_centers(self.cells[active]) if active.any() else (np.zeros(0), np.zeros(0))
+        lon, lat = self.cell_lonlat()
         table = pd.DataFrame(
-            {"value": self.values[active], "lon": lon, "lat": lat, "time": pd.to_datetime(self.last_time[active], utc=True), "name": self.level_names()[active]},
+            {"value": self.values[active], "lon": lon[active], "lat": lat[active], "time": pd.to_datetime(self.last_time[active], utc=True), "name": self.level_names()[active]},
             index=pd.Index(self.cell_keys[active], dtype=object),
         )
         return LiveSnapshot(self.id, table, self.newest_reading(now))

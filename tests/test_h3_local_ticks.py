@@ -370,3 +370,38 @@ def test_new_cells_go_out_as_a_small_part_and_show_in_the_local_view(tmp_path: P
 def share(pixels: np.ndarray, color: tuple[int, int, int]) -> float:
     """The share of pixels within 40 of ``color`` in each channel."""
     return float((np.abs(pixels - np.array(color, np.int16)).max(axis=2) <= 40).mean())
+
+
+def _ring(layer: object, row: int) -> list[int]:
+    """Rows of ``layer``'s cells next to cell ``row``."""
+    neighbours = {h3.str_to_int(c) for c in h3.grid_ring(h3.int_to_str(int(layer.cells[row])), 1)}
+    return [int(r) for r in np.flatnonzero(np.isin(layer.cells, list(neighbours)))]
+
+
+@pytest.mark.parametrize("hide", ["show_above", "where"])
+def test_the_servers_images_and_picks_leave_out_hidden_cells(h3_view: Callable, hide: str) -> None:
+    view, layer, cells = h3_view(500)
+    _tick(layer, cells, np.full(len(cells), 450.0), 10)  # every cell raised and red, then one cell hidden in its ring
+    row = int(np.argmin(np.abs(layer.cells.astype(np.int64) - int(cells_around(121.48, 31.23, 10, 1)[0]))))  # the centre cell
+    values = np.where(cells == layer.cells[row], 5.0 if hide == "show_above" else 300.0, 450.0)  # below show_above / left out by where
+    if hide == "where":
+        layer.update(where={"value": {"min": 400}})
+    _tick(layer, cells, values, 100)  # the readings before are out of the 1-minute window
+    view.sync()
+    assert layer.cell_state().hidden[row] and not layer.cell_state().hidden[_ring(layer, row)].any()
+    _look_down_at(view, layer, row)
+    hole = view.image()[105:135, 145:175]  # inside the hidden cell, seen from above through its raised ring
+    assert share(hole, RED) == 0 and share(hole, GREEN) == 0 and share(hole, AMBER) == 0
+    assert view.pick(160, 120) is None  # nothing under the hidden cell (no basemap)
+    shown = _ring(layer, row)[0]
+    _look_down_at(view, layer, shown)
+    hit = view.pick(160, 120)
+    assert hit is not None and hit["attributes"]["cell"] == layer.cell_keys[shown] and hit["attributes"]["value"] == 450.0
+    _tick(layer, cells, np.full(len(cells), 450.0), 200)  # shown again: back in the server's copy
+    if hide == "where":
+        layer.update(where=None)
+    view.sync()
+    _look_down_at(view, layer, row)
+    hit = view.pick(160, 120)
+    assert hit is not None and hit["attributes"]["cell"] == layer.cell_keys[row]
+    assert share(view.image()[105:135, 145:175], RED) > 0.9

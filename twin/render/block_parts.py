@@ -8,13 +8,16 @@ the new cells' points and triangles, so a browser downloads only those. After
 
 A part's dataset for the browsers never changes after it is made (a browser draws ticks from
 the tick payloads, and trame-vtk sends an array again when it changes); the server draws and
-picks from its own copy of the points and colours, which :meth:`BlockPart.write` brings up to
-a tick only when the server itself renders or picks.
+picks from its own copy of the points, colours and triangles, which :meth:`BlockPart.write` brings
+up to a tick only when the server itself renders or picks. The server's copy leaves out the
+triangles of hidden cells (a browser hides them in its shader), so its images do not show them
+and its picks cannot hit them; :meth:`BlockPart.part_triangle` maps its triangles back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,11 +35,12 @@ MAX_PARTS = 8
 """Parts a block layer may have; new cells beyond that send the whole layer again as one part."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class BlockPart:
     """Cells ``first_cell`` .. ``first_cell + blocks.n_cells`` of a block layer, drawn by ``actor`` from ``polydata`` (what the
-    browsers hold) or, in the server's own renders and picks, from ``server`` (the same triangles, its own points and colours);
-    points in local metres, one RGBA per point in :data:`COLOR_ARRAY`. Its triangles are the layer mesh's from ``first_triangle`` on."""
+    browsers hold) or, in the server's own renders and picks, from ``server`` (its own points and colours, and only the shown
+    cells' triangles); points in local metres, one RGBA per point in :data:`COLOR_ARRAY`. Its triangles are the layer mesh's from
+    ``first_triangle`` on. ``server_triangles``: the part's triangle behind each triangle of ``server`` (None: all, in order)."""
 
     actor: vtkActor
     polydata: vtkPolyData
@@ -44,6 +48,8 @@ class BlockPart:
     blocks: CellBlocks
     first_cell: int
     first_triangle: int
+    server_triangles: NDArray[np.int64] | None = None
+    _server_hidden: NDArray[np.bool_] | None = field(default=None, repr=False)
 
     def cells_of(self, state: CellState) -> CellState:
         """This part's rows of the layer's ``state`` (views, not copies)."""
@@ -51,8 +57,44 @@ class BlockPart:
         return CellState(heights=state.heights[rows], hidden=state.hidden[rows], colors=state.colors[rows])
 
     def write(self, state: CellState) -> None:
-        """Raise and colour the server's copy of this part to the layer's ``state`` (all cells)."""
-        _raise(self.server, self.blocks, self.cells_of(state))
+        """Raise and colour the server's copy of this part to the layer's ``state`` (all cells); hidden cells stay on the
+        ground and lose their triangles there (the triangle array is rebuilt only when the hidden cells change)."""
+        cells = self.cells_of(state)
+        hidden = np.asarray(cells.hidden, bool)
+        _raise(self.server, self.blocks, CellState(heights=np.where(hidden, 0.0, cells.heights), hidden=hidden, colors=cells.colors))
+        if self._server_hidden is None or not np.array_equal(hidden, self._server_hidden):
+            self._show_cells(hidden)
+
+    def part_triangle(self, server_triangle: int) -> int:
+        """The part's triangle (0-based, in ``polydata``) drawn as ``server``'s triangle ``server_triangle``; -1 if none."""
+        if self.server_triangles is None:
+            return server_triangle
+        return int(self.server_triangles[server_triangle]) if 0 <= server_triangle < len(self.server_triangles) else -1
+
+    @cached_property
+    def _polygons(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """The part's polygons as (offsets (n + 1,), connectivity, cell of each polygon (n,))."""
+        polys = self.polydata.GetPolys()
+        offsets = vtk_to_numpy(polys.GetOffsetsArray()).astype(np.int64)
+        connectivity = vtk_to_numpy(polys.GetConnectivityArray()).astype(np.int64)
+        return offsets, connectivity, self.blocks.point_cell[connectivity[offsets[:-1]]]
+
+    def _show_cells(self, hidden: NDArray[np.bool_]) -> None:
+        """Give ``server`` the triangles of the cells not ``hidden`` (n_cells,) only, and remember which they are."""
+        self._server_hidden = hidden.copy()
+        if not hidden.any():
+            self.server.SetPolys(self.polydata.GetPolys())
+            self.server_triangles = None
+            return
+        offsets, connectivity, poly_cell = self._polygons
+        keep = np.flatnonzero(~hidden[poly_cell])
+        sizes = offsets[keep + 1] - offsets[keep]
+        kept_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        take = np.repeat(offsets[keep] - kept_offsets[:-1], sizes) + np.arange(kept_offsets[-1], dtype=np.int64)
+        cells = vtkCellArray()
+        cells.SetData(numpy_to_vtkIdTypeArray(kept_offsets, deep=True), numpy_to_vtkIdTypeArray(connectivity[take], deep=True))
+        self.server.SetPolys(cells)
+        self.server_triangles = keep
 
 
 def _raise(polydata: vtkPolyData, blocks: CellBlocks, state: CellState) -> None:

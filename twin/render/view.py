@@ -825,8 +825,9 @@ class SceneView:
                 continue
             cell = picker.GetCellId()
             part = next((part for part in drawn.parts if part.actor is actor), None)
-            if part is not None:  # a block layer's part: its triangles are the layer mesh's from first_triangle on
-                return layer.pick(self.scene.frame, part.first_triangle + cell, np.asarray(picker.GetPickPosition()))
+            if part is not None:  # a block layer's part: the server's copy draws its shown cells' triangles, the layer mesh's from first_triangle on
+                triangle = part.part_triangle(cell)
+                return None if triangle < 0 else layer.pick(self.scene.frame, part.first_triangle + triangle, np.asarray(picker.GetPickPosition()))
             if drawn.actor is actor:
                 if drawn.cell_ids is not None:  # a filtered layer draws a subset of its cells
                     cell = int(drawn.cell_ids[cell]) if 0 <= cell < len(drawn.cell_ids) else -1
