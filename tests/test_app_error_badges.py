@@ -123,7 +123,8 @@ def test_readings_without_the_named_column_show_the_line_on_the_live_chip(page: 
     chip.wait_for(timeout=20_000)
     assert chip.get_attribute("data-error") == "1"
     tip = chip.get_attribute("title") or ""
-    assert tip.endswith(f": {line}") and "\n" not in tip and "Traceback" not in tip, tip
+    # the badge's own words are in the page's language (": " in English, "：" in Chinese); the source's line as raised
+    assert tip.endswith((f": {line}", f"：{line}")) and "\n" not in tip and "Traceback" not in tip, tip
 
 
 def test_the_good_layer_still_fills_the_view(page: sync_api.Page) -> None:

@@ -82,7 +82,7 @@ def test_h3_pick_card_shows_the_last_reading_in_plus8(tmp_path: Path, apps: list
     app, _, _ = open_app(apps, scene_file(tmp_path, CROWD))
     crowd = app.scene["crowd"]
     app.view_panel.show_pick(lambda: crowd.pick(app.scene.frame, 0))
-    card = dict(app.state.twin_pick["attributes"])
+    card = {name: text for name, text, _ in app.state.twin_pick["attributes"]}  # rows: name, text, text per language
     assert card["last_reading"] == shown_at_plus8(last)
     assert card["value"] == "4"  # four pings in the 5-minute window
 
@@ -99,7 +99,7 @@ def test_any_time_attribute_on_a_pick_card_is_in_plus8(tmp_path: Path, apps: lis
     cards = []
     for cell in range(2):
         app.view_panel.show_pick(lambda cell=cell: pumps.pick(app.scene.frame, cell))
-        cards.append(dict(app.state.twin_pick["attributes"]))
+        cards.append({name: text for name, text, _ in app.state.twin_pick["attributes"]})
     assert {card["name"]: card["updated"] for card in cards} == {"泵站A": "2026-07-01 20:15:00 +08:00", "泵站B": "—"}
 
 
