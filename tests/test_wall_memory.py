@@ -128,7 +128,6 @@ def test_ticks_running_ahead_of_a_busy_page_loop_keep_one_refresh_per_panel_and_
 # -- the server's C heap: large temporaries go back to the system when freed -----------------------
 HEAP_PROBE = """
 import os, sys
-import numpy as np
 
 def rss() -> int:
     with open("/proc/self/statm") as f:
@@ -139,11 +138,11 @@ if sys.argv[1] == "tuned":
     tuned = tune_heap()
 else:
     tuned = False
-big = np.ones(24 << 20, np.uint8)  # a large block, freed: glibc's default threshold follows it up
+big = bytearray(24 << 20)  # a large block (malloc, zero-filled: resident), freed: glibc's default threshold follows it up
 del big
 kept, base = [], rss()
 for _ in range(10):  # a frame's buffer each step, while small blocks that stay are allocated
-    frame = np.ones(8 << 20, np.uint8)
+    frame = bytearray(8 << 20)  # plain malloc (numpy may advise huge pages on its buffers)
     kept.append(bytearray(4096))
     del frame
 print(tuned, (rss() - base) / 2**20)
