@@ -122,8 +122,12 @@ def js_heap_mib(cdp: Any) -> float:
 
 
 def firing_events(page: sync_api.Page) -> set[tuple[Any, str]]:
-    """The alerts' firing events the page lists now (serial, title)."""
-    events = page.evaluate("(window.trame && window.trame.state.get('twin_events')) || []")
+    """The alerts' firing events the page lists now (serial, title); none while the page reloads (it reconnects by itself)."""
+    try:
+        events = page.evaluate("(window.trame && window.trame.state.get('twin_events')) || []")
+    except sync_api.Error as exc:
+        print(f"     the page did not answer ({str(exc).splitlines()[0]})", flush=True)
+        return set()
     return {(e.get("n"), str(e.get("title"))) for e in events if e.get("kind") == "firing"}
 
 
@@ -161,7 +165,7 @@ def probe_line(probe: Path, since: float, rss_level: float) -> str:
     layers = " ".join(f"{k}: {v['rows']} rows {v['room_mib']} MiB" + (f", {v['cells']} cells, span {v['span_mib']} parts {v['parts_mib']}" if "cells" in v else "")
                       for k, v in s["layers"].items())
     return (f"     probe at {s['scene'][11:16]} UTC rss {s['rss']}: heap used {s['heap_used']} free {s['heap_free']} mmapped {s['mmapped']} ({s['mmaps']}), "
-            f"sqlite {s['sqlite']}, py blocks {s['py_blocks']}, threads {s['threads']}, window {s['window']}, pending {s['pending']}, alerts {s['alerts']}; {layers}")
+            f"sqlite {s['sqlite']}, tasks {s.get('tasks')}, sends waiting {s.get('send_waiting')}, images replaced {s.get('images_replaced')}, py blocks {s['py_blocks']}, threads {s['threads']}, window {s['window']}, pending {s['pending']}, alerts {s['alerts']}; {layers}")
 
 
 def main() -> None:

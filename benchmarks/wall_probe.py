@@ -4,7 +4,8 @@
 ``$TWIN_WALL_PROBE_SECONDS`` (default 5) one JSON line is appended to ``$TWIN_WALL_PROBE`` with cheap sizes of the
 known holders (no tracemalloc): glibc's heap (``mallinfo2``: in use, free, in mmapped blocks), SQLite's memory, each
 live layer's readings buffer (rows, room in bytes, dropped rows remembered), the H3 layers' cells and mesh parts, the
-alert engine's open alerts, history and event log, the page bridge's queue, the render window's size and the threads.
+alert engine's open alerts, history and event log, the page bridge's queue, the render window's size and the threads,
+the server loop's tasks and the sends waiting for wslink's one-at-a-time lock (each holds its packed message).
 """
 
 from __future__ import annotations
@@ -67,7 +68,25 @@ def sample(app: Any) -> dict[str, Any]:
     return {"mono": time.monotonic(), "scene": session.now.isoformat() if session.now else "", "rss": round(rss, 1),
             **{k: round(v, 1) for k, v in heap().items()}, "sqlite": round(sqlite_mib(), 2), "layers": layers, "alerts": alerts,
             "pending": len(app.bridge._pending), "window": list(app.view_panel.view.window.GetSize()), "threads": threading.active_count(),
-            "py_blocks": sys.getallocatedblocks()}
+            "py_blocks": sys.getallocatedblocks(), **loop_backlog(app)}
+
+
+def loop_backlog(app: Any) -> dict[str, int]:
+    """The server loop's tasks, and the messages waiting for wslink's send lock (each holds a packed frame or state update)."""
+    import asyncio
+
+    from wslink.protocol import WslinkHandler
+
+    loop = app.bridge.loop
+    tasks = len(asyncio.all_tasks(loop)) if loop is not None else 0
+    objects = gc.get_objects()
+    waiting = sum(len(o.attachment_atomic._waiters or ()) for o in objects if isinstance(o, WslinkHandler))
+    try:
+        from twin.app.image_sends import NewestImages
+    except ImportError:  # a twin before it
+        return {"tasks": tasks, "send_waiting": waiting}
+    images = [o for o in objects if isinstance(o, NewestImages)]
+    return {"tasks": tasks, "send_waiting": waiting, "images_replaced": sum(o.replaced for o in images)}
 
 
 def find_app() -> Any:
