@@ -19,12 +19,19 @@ streamed start-up can take minutes, and hours spent loading would measure the st
 Live layers keep their history for one hour here (the demo keeps 24 h of flood readings for replay, which fills
 for a whole day by design); what is measured is what grows without bound.
 
+The simulated day starts at ``--start`` (``TWIN_CLOCK_START``; default midnight +08:00), so every run sees the same day
+slice (the crowd's daily rhythm and evening surge) whenever it is started. ``--probe`` serves through
+``benchmarks/wall_probe.py`` and prints, each hour, what the server holds at the hour's RSS level: glibc's heap in use,
+SQLite's memory, each live layer's readings (rows and room), the alert log, the render window.
+
 Usage: .venv/bin/python benchmarks/bench_wall.py [--hours 24] [--speed 144] [--tick 1] [--size 1920x1080]
+       [--start 2026-07-01T00:00+08:00] [--probe]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -76,10 +83,14 @@ def has_kiosk() -> bool:
     return "--kiosk" in out
 
 
-def serve(scene: Path, port: int, log: Path, *, kiosk: bool, speed: float, tick: float) -> subprocess.Popen[bytes]:
-    """Start ``twin serve`` and wait until it listens (raises RuntimeError with its log if it exits)."""
-    cmd = [sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--no-browser", *(["--kiosk"] if kiosk else [])]
-    env = {**os.environ, "TWIN_CLOCK_SPEED": str(speed), "TWIN_TICK_SECONDS": str(tick), "PYTHONUNBUFFERED": "1"}
+def serve(scene: Path, port: int, log: Path, *, kiosk: bool, speed: float, tick: float, start: str, probe: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``twin serve`` (through ``wall_probe.py`` writing to ``probe`` when given) and wait until it listens.
+
+    Raises RuntimeError with its log if it exits."""
+    runner = [str(Path(__file__).with_name("wall_probe.py"))] if probe else ["-m", "twin.cli"]
+    cmd = [sys.executable, *runner, "serve", str(scene), "--port", str(port), "--no-browser", *(["--kiosk"] if kiosk else [])]
+    env = {**os.environ, "TWIN_CLOCK_SPEED": str(speed), "TWIN_CLOCK_START": start, "TWIN_TICK_SECONDS": str(tick), "PYTHONUNBUFFERED": "1",
+           **({"TWIN_WALL_PROBE": str(probe)} if probe else {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 600  # the first run generates the demo district
@@ -111,8 +122,12 @@ def js_heap_mib(cdp: Any) -> float:
 
 
 def firing_events(page: sync_api.Page) -> set[tuple[Any, str]]:
-    """The alerts' firing events the page lists now (serial, title)."""
-    events = page.evaluate("(window.trame && window.trame.state.get('twin_events')) || []")
+    """The alerts' firing events the page lists now (serial, title); none while the page reloads (it reconnects by itself)."""
+    try:
+        events = page.evaluate("(window.trame && window.trame.state.get('twin_events')) || []")
+    except sync_api.Error as exc:
+        print(f"     the page did not answer ({str(exc).splitlines()[0]})", flush=True)
+        return set()
     return {(e.get("n"), str(e.get("title"))) for e in events if e.get("kind") == "firing"}
 
 
@@ -139,12 +154,28 @@ def shown(page: sync_api.Page) -> tuple[str, int, int]:
     return str(got[0]), int(got[1]), int(got[2])
 
 
+def probe_line(probe: Path, since: float, rss_level: float) -> str:
+    """What the server held (``wall_probe.py``'s samples since monotonic ``since``) at the sample nearest the hour's RSS level."""
+    if not probe.exists():
+        return "probe: no samples"
+    samples = [s for s in map(json.loads, probe.read_text(encoding="utf-8").splitlines()) if s.get("mono", 0) >= since and "rss" in s]
+    if not samples:
+        return "probe: no samples"
+    s = min(samples, key=lambda s: abs(s["rss"] - rss_level))
+    layers = " ".join(f"{k}: {v['rows']} rows {v['room_mib']} MiB" + (f", {v['cells']} cells, span {v['span_mib']} parts {v['parts_mib']}" if "cells" in v else "")
+                      for k, v in s["layers"].items())
+    return (f"     probe at {s['scene'][11:16]} UTC rss {s['rss']}: heap used {s['heap_used']} free {s['heap_free']} mmapped {s['mmapped']} ({s['mmaps']}), "
+            f"sqlite {s['sqlite']}, tasks {s.get('tasks')}, sends waiting {s.get('send_waiting')}, images replaced {s.get('images_replaced')}, py blocks {s['py_blocks']}, threads {s['threads']}, window {s['window']}, pending {s['pending']}, alerts {s['alerts']}; {layers}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=24, help="simulated hours (default 24)")
     parser.add_argument("--speed", type=float, default=144.0, help="simulated seconds per second (default 144: an hour in 25 s)")
     parser.add_argument("--tick", type=float, default=1.0, help="wall-clock seconds between ticks (default 1)")
     parser.add_argument("--size", default="1920x1080", help="page size in CSS px (default 1920x1080; the hall wall is 3840x2160)")
+    parser.add_argument("--start", default="2026-07-01T00:00+08:00", help="the simulated day's start (TWIN_CLOCK_START; default midnight +08:00)")
+    parser.add_argument("--probe", action="store_true", help="sample what the server holds (benchmarks/wall_probe.py) and print it each hour")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     hour_s = 3600.0 / args.speed
@@ -152,7 +183,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="twin-bench-wall-") as tmp:
         folder = Path(tmp)
         port = free_port()
-        proc = serve(bench_scene(folder), port, folder / "serve.log", kiosk=kiosk, speed=args.speed, tick=args.tick)
+        probe = folder / "probe.jsonl" if args.probe else None
+        proc = serve(bench_scene(folder), port, folder / "serve.log", kiosk=kiosk, speed=args.speed, tick=args.tick, start=args.start, probe=probe)
         try:
             with sync_api.sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -165,7 +197,7 @@ def main() -> None:
                 cdp = page.context.new_cdp_session(page)
                 cdp.send("Performance.enable")
                 print(f"twin serve{' --kiosk' if kiosk else ''} pid {proc.pid}, page {width}x{height}, clock x{args.speed:g} "
-                      f"(1 simulated hour = {hour_s:.0f} s), tick {args.tick:g} s", flush=True)
+                      f"(1 simulated hour = {hour_s:.0f} s), tick {args.tick:g} s; the clock started at {args.start} (TWIN_CLOCK_START)", flush=True)
                 print(f"{'hour':>4} {'scene time':>26} {'RSS MiB':>8} {'RSS peak':>9} {'JS heap MiB':>12} {'nodes':>6} {'listeners':>9} {'open':>5} {'events':>7} {'alerts fired':>13}",
                       flush=True)
                 rss, heap, peaks, fired = [], [], [], set()
@@ -190,6 +222,8 @@ def main() -> None:
                     nodes, listeners = dom_counts(cdp)
                     print(f"{hour:>4} {when:>26} {rss[-1]:>8.1f} {peak:>9.1f} {heap[-1]:>12.2f} {nodes:>6} {listeners:>9} {open_alerts:>5} {events:>7} "
                           f"{len(fired):>13}", flush=True)
+                    if probe is not None:
+                        print(probe_line(probe, end - hour_s / 2, rss[-1]), flush=True)
                 browser.close()
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -30,6 +30,7 @@ from trame_vtk.modules.vtk.protocols import vtkWebPublishImageDelivery
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkWindowToImageFilter
 
+from twin.app.image_sends import newest_images
 from twin.app.still_encoding import STILL_BUDGET_BYTES, StillEncoder
 
 __all__ = ["MAX_PIXEL_RATIO", "MOVING_QUALITY", "MOVING_RATIO", "STILL_BUDGET_ENV", "BudgetStills", "remote_view", "still_budget", "window_rgb"]
@@ -81,7 +82,9 @@ class BudgetStills:
     """Stands in for an image delivery's ``still_render``: stills rendered here and encoded by ``encoder``; frames of a moving view go to VTK's.
 
     ``options`` and the reply are trame-vtk's (``view``, ``size``; ``image`` bytes, ``size``, ``mtime``, ``stale``,
-    ...). The reply's ``mtime`` 0 makes VTK's next moving frame render afresh, not reuse its cache.
+    ...). The reply's ``mtime`` 0 makes VTK's next moving frame render afresh, not reuse its cache. Every frame, still or
+    moving, is then published keeping only each view's newest image waiting (:func:`~twin.app.image_sends.newest_images`:
+    wslink gives the delivery its ``publish`` once a page connects).
     """
 
     def __init__(self, delivery: vtkWebPublishImageDelivery, encoder: StillEncoder) -> None:
@@ -89,6 +92,7 @@ class BudgetStills:
         self._vtk_render = delivery.still_render
 
     def __call__(self, options: dict[str, Any]) -> dict[str, Any]:
+        newest_images(self.delivery)
         view = self.delivery.get_view(options["view"])
         if not view or str(self.delivery.get_global_id(view)) in self.delivery.views_in_animations:
             return self._vtk_render(options)

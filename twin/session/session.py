@@ -55,12 +55,13 @@ from twin.session.events import ChangeKind, Focus, HealthChange, LayerChange, Se
 from twin.session.help import focus_of, replay_start, resource_layer_ids
 from twin.viewfetch import ViewSource, follow_view, view_extent, view_footprint
 
-__all__ = ["CLOCK_SPEED_ENV", "DEFAULT_TICK_SECONDS", "TICK_ENV", "Session", "live_clock", "resolve_tick_seconds"]
+__all__ = ["CLOCK_SPEED_ENV", "CLOCK_START_ENV", "DEFAULT_TICK_SECONDS", "TICK_ENV", "Session", "clock_start", "live_clock", "resolve_tick_seconds"]
 
 log = logging.getLogger(__name__)
 
 TICK_ENV = "TWIN_TICK_SECONDS"
 CLOCK_SPEED_ENV = "TWIN_CLOCK_SPEED"
+CLOCK_START_ENV = "TWIN_CLOCK_START"
 DEFAULT_TICK_SECONDS = 5.0
 ALERTS_FILE = "alerts.sqlite"
 
@@ -86,12 +87,32 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def live_clock(speed: float | None = None) -> Callable[[], dt.datetime]:
-    """The live clock (tz-aware UTC): real time, or ``speed`` times faster from now on (default ``$TWIN_CLOCK_SPEED``, else 1).
+def clock_start(text: str | None = None) -> dt.datetime | None:
+    """The moment a live clock starts from: ``text`` (ISO 8601 with a UTC offset), else ``$TWIN_CLOCK_START``; None: now.
 
-    A compressed clock runs a simulated day in minutes for soak runs and benchmarks (``benchmarks/bench_wall.py``:
+    Benchmarks start each compressed day at the same time of day (``2026-07-01T00:00+08:00``), so runs see the same
+    day slice whenever they are started. Raises :class:`TwinError` for a text that is not an ISO time with an offset.
+    """
+    name = "clock start" if text is not None else CLOCK_START_ENV
+    text = (os.environ.get(CLOCK_START_ENV, "") if text is None else text).strip()
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise TwinError(f"{name}={text!r} is not an ISO time with a UTC offset, e.g. 2026-07-01T00:00+08:00")
+    return when.astimezone(dt.timezone.utc)
+
+
+def live_clock(speed: float | None = None, start: dt.datetime | None = None) -> Callable[[], dt.datetime]:
+    """The live clock (tz-aware UTC): real time, or ``speed`` times faster, from now or from ``start``.
+
+    ``speed`` defaults to ``$TWIN_CLOCK_SPEED``, else 1; ``start`` (tz-aware) to ``$TWIN_CLOCK_START`` (see :func:`clock_start`),
+    else now. A compressed clock runs a simulated day in minutes for soak runs and benchmarks (``benchmarks/bench_wall.py``:
     ``TWIN_CLOCK_SPEED=144`` is an hour in 25 s); simulated sources follow it, services on the network do not.
-    Raises :class:`TwinError` for a speed that is not a positive number.
+    Raises :class:`TwinError` for a speed that is not a positive number, or a start that is not an ISO time with an offset.
     """
     if speed is None:
         text = os.environ.get(CLOCK_SPEED_ENV, "").strip()
@@ -101,10 +122,14 @@ def live_clock(speed: float | None = None) -> Callable[[], dt.datetime]:
             raise TwinError(f"{CLOCK_SPEED_ENV}={text!r} is not a number (how many times faster than real time the clock runs)") from None
     if not math.isfinite(speed) or speed <= 0:
         raise TwinError(f"clock speed {speed!r} must be a positive number (1: real time)")
-    if speed == 1:
+    if start is None:
+        start = clock_start()
+    elif start.tzinfo is None:
+        raise TwinError(f"clock start {start.isoformat()} needs a UTC offset, e.g. 2026-07-01T00:00+08:00")
+    if speed == 1 and start is None:
         return _utcnow
-    start, origin = _utcnow(), time.monotonic()
-    return lambda: start + dt.timedelta(seconds=(time.monotonic() - origin) * speed)
+    begin, origin = (start or _utcnow()).astimezone(dt.timezone.utc), time.monotonic()
+    return lambda: begin + dt.timedelta(seconds=(time.monotonic() - origin) * speed)
 
 
 class Session:
