@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -38,17 +38,19 @@ import pandas as pd
 import pyvista as pv
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from twin.aggregate import AggregateFile
+from twin import h3
 from twin.alerts.rules import parse_duration
 from twin.errors import LayerDataError, SourceError, TwinError
 from twin.geo.frame import Frame
-from twin.h3 import cell_centers, cells_to_boundaries, points_to_cells
 from twin.layer import LayerStyle, LayerVisual
 from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.mesh.cell_blocks import CellBlocks, CellState
 from twin.readings import ReadingsBuffer
 from twin.style import Legend, LegendEntry, LocalText, continuous_colors, rows_where, text_in, to_rgba8, validate_color, validate_colormap
+
+if TYPE_CHECKING:
+    from twin.aggregate import AggregateFile
 
 __all__ = ["H3Layer", "Level"]
 
@@ -165,7 +167,7 @@ class H3Layer(ReadingsLayer):
 
     def _derive(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Each reading's row in :attr:`cells` (new cells are registered here, once per reading)."""
-        return self._register(points_to_cells(lon, lat, self.params.resolution))
+        return self._register(h3.points_to_cells(lon, lat, self.params.resolution))
 
     def _register(self, cells: np.ndarray) -> np.ndarray:
         """Each cell's row in :attr:`cells` (uint64 H3 ids in, int64 rows out); new cells are appended."""
@@ -359,7 +361,7 @@ class H3Layer(ReadingsLayer):
         if not len(cells):  # no readings yet (or none usable): an empty mesh draws nothing
             return _CellParts(np.zeros((0, 3), np.float32), np.zeros(0, bool), np.zeros(0, np.int32),
                               np.zeros((0, 3), np.int64), np.zeros(0, np.int32), np.zeros((0, 2), np.float32))
-        verts, counts = cells_to_boundaries(cells)
+        verts, counts = h3.cells_to_boundaries(cells)
         prism = self.params.shape == "prism"
         per = counts * (2 if prism else 1) + 1  # ring(s) + centre
         start = np.concatenate([[0], np.cumsum(per)[:-1]]).astype(np.int64)
@@ -461,7 +463,7 @@ class H3Layer(ReadingsLayer):
     # -- data, picking, alerts -----------------------------------------------------------
     def data(self) -> gpd.GeoDataFrame:
         """The current cells: id, value, level, state, last reading time, with centre points."""
-        lon, lat = cell_centers(self.cells) if len(self.cells) else (np.zeros(0), np.zeros(0))
+        lon, lat = h3.cell_centers(self.cells) if len(self.cells) else (np.zeros(0), np.zeros(0))
         return gpd.GeoDataFrame(
             {
                 "cell": self.cell_keys,
@@ -476,7 +478,7 @@ class H3Layer(ReadingsLayer):
 
     def extent(self) -> tuple[float, float, float, float] | None:
         if self._aggregate_source() is not None and len(self.cells):
-            lon, lat = cell_centers(self.cells)
+            lon, lat = h3.cell_centers(self.cells)
             return (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
         if not len(self.buffer):
             return None
@@ -487,7 +489,7 @@ class H3Layer(ReadingsLayer):
         if self.now != now:
             self.set_time(now)
         active = self.state == ACTIVE
-        lon, lat = cell_centers(self.cells[active]) if active.any() else (np.zeros(0), np.zeros(0))
+        lon, lat = h3.cell_centers(self.cells[active]) if active.any() else (np.zeros(0), np.zeros(0))
         table = pd.DataFrame(
             {"value": self.values[active], "lon": lon, "lat": lat, "time": pd.to_datetime(self.last_time[active], utc=True), "name": self.level_names()[active]},
             index=pd.Index(self.cell_keys[active], dtype=object),
