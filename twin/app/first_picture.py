@@ -131,6 +131,7 @@ class FirstPicture:
                 self.settled.set()
         if body is None:
             return web.Response(status=204, headers={"Cache-Control": "no-store"})
+        log.info("first picture %dx%d answered (%d bytes)", *size, len(body))
         return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     def render(self, size: tuple[int, int]) -> bytes | None:
