@@ -26,14 +26,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 from pydantic import Field
 
-from twin.aggregate import AggregateFile, AggregateSummary, Partial, aggregate_readings
 from twin.errors import SourceCheckError
 from twin.source import ReadingsSource, ReadingsSourceParams
+
+if TYPE_CHECKING:  # twin.aggregate (numba, H3 kernels) is imported when an aggregate is read or made, not with the scene
+    from twin.aggregate import AggregateFile, AggregateSummary, Partial
 
 __all__ = ["H3AggregateSource"]
 
@@ -83,6 +85,8 @@ class H3AggregateSource(ReadingsSource):
 
     def file(self) -> AggregateFile:
         """The aggregate file, opened again when it changed (a new run replaced it). Raises AggregateError naming it."""
+        from twin.aggregate import AggregateFile
+
         path = self.resolved_path
         try:
             stat = path.stat()
@@ -105,6 +109,8 @@ class H3AggregateSource(ReadingsSource):
         the clock) + 5 min are dropped as future. Raises SourceCheckError without ``readings``, AggregateError for bad input."""
         if self.params.readings is None:
             raise SourceCheckError(f"{self.describe()}: no readings folder to make the aggregate from", key="readings")
+        from twin.aggregate import aggregate_readings
+
         return aggregate_readings(
             self._resolve(self.params.readings), self.resolved_path, resolution=resolution, window=window, columns=self.params.columns,
             time_zone=self.params.time_zone, scheduler=self.params.scheduler, progress=progress, now=now,

@@ -33,7 +33,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from twin.errors import LayerDataError
 from twin.geo.frame import Frame
 from twin.layer import ColorByParams, Layer, LayerStyle
-from twin.mesh.extrude import extrude_footprints
 from twin.mesh.heights import parse_count, parse_length
 from twin.style import to_rgba8, validate_color
 
@@ -106,6 +105,8 @@ class BuildingsLayer(Layer):
         rows = self.selected_rows(data)
         subset = data.iloc[rows] if len(rows) != len(data) else data
         p = self.params
+        from twin.mesh.extrude import extrude_footprints  # numba's kernels: imported when a mesh is built, not when a scene is read
+
         mesh = extrude_footprints(
             subset,
             height=p.height if p.height in data.columns else None,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -38,17 +38,19 @@ import pandas as pd
 import pyvista as pv
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from twin.aggregate import AggregateFile
+from twin import h3
 from twin.alerts.rules import parse_duration
 from twin.errors import LayerDataError, SourceError, TwinError
 from twin.geo.frame import Frame
-from twin.h3 import cell_centers, cells_to_boundaries, points_to_cells
 from twin.layer import LayerStyle, LayerVisual
 from twin.live import LiveSnapshot
 from twin.live_layer import ReadingsLayer, ReadingsParams
 from twin.mesh.cell_blocks import CellBlocks, CellState
 from twin.readings import ReadingsBuffer
 from twin.style import Legend, LegendEntry, LocalText, continuous_colors, rows_where, text_in, to_rgba8, validate_color, validate_colormap
+
+if TYPE_CHECKING:
+    from twin.aggregate import AggregateFile
 
 __all__ = ["H3Layer", "Level"]
 
@@ -165,7 +167,7 @@ class H3Layer(ReadingsLayer):
 
     def _derive(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Each reading's row in :attr:`cells` (new cells are registered here, once per reading)."""
-        return self._register(points_to_cells(lon, lat, self.params.resolution))
+        return self._register(h3.points_to_cells(lon, lat, self.params.resolution))
 
     def _register(self, cells: np.ndarray) -> np.ndarray:
         """Each cell's row in :attr:`cells` (uint64 H3 ids in, int64 rows out); new cells are appended."""
@@ -186,7 +188,7 @@ class H3Layer(ReadingsLayer):
         ever appended (or all reset), so a tick finds them ready (alert rules read them each tick)."""
         lon, lat = self._centres
         if len(lon) < len(self.cells):
-            more_lon, more_lat = cell_centers(self.cells[len(lon) :])
+            more_lon, more_lat = h3.cell_centers(self.cells[len(lon) :])
             self._centres = (np.concatenate([lon, more_lon]), np.concatenate([lat, more_lat]))
         return self._centres
 
@@ -369,7 +371,7 @@ class H3Layer(ReadingsLayer):
         if not len(cells):  # no readings yet (or none usable): an empty mesh draws nothing
             return _CellParts(np.zeros((0, 3), np.float32), np.zeros(0, bool), np.zeros(0, np.int32),
                               np.zeros((0, 3), np.int64), np.zeros(0, np.int32), np.zeros((0, 2), np.float32))
-        verts, counts = cells_to_boundaries(cells)
+        verts, counts = h3.cells_to_boundaries(cells)
         prism = self.params.shape == "prism"
         per = counts * (2 if prism else 1) + 1  # ring(s) + centre
         start = np.concatenate([[0], np.cumsum(per)[:-1]]).astype(np.int64)

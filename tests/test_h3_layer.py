@@ -146,8 +146,8 @@ def test_new_cells_extend_the_mesh_without_recomputing_the_others(monkeypatch: p
     at(lyr, 1)
     before = lyr.visual(f).mesh.copy()
     asked: list[list[int]] = []
-    real = module.cells_to_boundaries
-    monkeypatch.setattr(module, "cells_to_boundaries", lambda cells: asked.append([int(c) for c in cells]) or real(cells))
+    real = module.h3.cells_to_boundaries
+    monkeypatch.setattr(module.h3, "cells_to_boundaries", lambda cells: asked.append([int(c) for c in cells]) or real(cells))
     C = (121.50, 31.25)
     StreamSource.STREAMS["s"] = [reading(A, 1), reading(B, 1), reading(C, 2)]
     at(lyr, 2)

@@ -6,7 +6,8 @@ them before its layout exists) from a plain ``<img>`` as soon as it is parsed, s
 not wait for the JavaScript bundle, the websocket or the 3D view. The server answers once the
 scene's static layers are drawn (a long poll of at most :data:`WAIT_S` seconds; 204 No Content
 when the scene could not be drawn in time) with a fresh render of the scene as it is then, at
-that size (the render window keeps it, so the 3D view's first frame is not drawn twice); a page
+:data:`SCALE` of that size and stretched by the page (the render window is left at the full size, so the 3D
+view's first frame is not drawn twice); a page
 opened later gets a fresh render at once. The picture sits under the 3D view inside the view box
 (whatever the view draws covers it) and goes once the view shows its own first frame; the loading
 card stays over it until the live layers are in.
@@ -41,9 +42,13 @@ WAIT_S = 60.0
 GRACE_S = 2.0
 """Seconds :attr:`FirstPicture.settled` waits, once the static layers are drawn, for a page that has not asked yet."""
 MIN_SIDE, MAX_SIDE = 16, 4096
+"""Bounds of the picture's width and height (pixels)."""
 JPEG_QUALITY = 30
 """JPEG quality (0-100) of the first picture (the remote view's still quality before its stills became WebP within a byte budget)."""
-"""Bounds of the picture's width and height (pixels)."""
+SCALE = 0.5
+"""Share of the asked width and height the picture is rendered at, without edge smoothing (FXAA); the page stretches it over
+the view box. A CPU renderer's time goes with the pixels (demo at 1280x720 on llvmpipe: 0.95 s of CPU, 0.4 s at this scale),
+and the 3D view's own full-size frame replaces the picture about a second later."""
 
 
 def picture_size(query: Any) -> tuple[int, int]:
@@ -131,14 +136,20 @@ class FirstPicture:
                 self.settled.set()
         if body is None:
             return web.Response(status=204, headers={"Cache-Control": "no-store"})
+        log.info("first picture %dx%d answered (%d bytes)", *size, len(body))
         return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     def render(self, size: tuple[int, int]) -> bytes | None:
-        """The scene as drawn now at ``size`` (width, height pixels) as JPEG bytes (the remote view's still quality); None if it cannot be drawn."""
+        """The scene as drawn now for ``size`` (width, height pixels) as JPEG bytes of :data:`SCALE` times that size (at least
+        :data:`MIN_SIDE`; labels keep their share of the picture); None if it cannot be drawn. The window is left at ``size``."""
         from PIL import Image
 
-        if tuple(self.view.window.GetSize()) != size:
-            self.view.window.SetSize(*size)
+        window, renderer = self.view.window, self.view.renderer
+        dpi, fxaa = window.GetDPI(), renderer.GetUseFXAA()
+        small = (max(MIN_SIDE, round(size[0] * SCALE)), max(MIN_SIDE, round(size[1] * SCALE)))
+        self.view.resize(*small)
+        window.SetDPI(max(1, round(dpi * small[0] / size[0])))  # text is sized in points: fewer dots per inch, same share of the picture
+        renderer.SetUseFXAA(False)
         try:
             pixels = self.view.image()
         except TwinError as exc:
@@ -147,6 +158,10 @@ class FirstPicture:
         except Exception:  # the page goes on without it (the 3D view shows the scene)
             log.exception("first picture failed")
             return None
+        finally:
+            renderer.SetUseFXAA(fxaa)
+            window.SetDPI(dpi)
+            self.view.resize(*size)  # the 3D view's first frame, at its own size
         out = io.BytesIO()
         Image.fromarray(pixels).save(out, format="JPEG", quality=JPEG_QUALITY)
         return out.getvalue()

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from trame.app import TrameApp, get_server
-from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
@@ -39,6 +38,7 @@ from twin.app.i18n import DEFAULT_LANGUAGE, I18n, tr_expr, tr_fmt
 from twin.app.kiosk import KioskPanel
 from twin.app.layer_panel import LayerPanel
 from twin.app.legend import LegendPanel
+from twin.app.page_layout import PageLayout
 from twin.app.pick_card import PickCard
 from twin.app.source_badges import SourceBadges
 from twin.app.startup import SceneLoader
@@ -138,12 +138,10 @@ class TwinApp(TrameApp):
 
     def _build_ui(self) -> None:
         self.view_mode = self.view_panel.view_mode
-        with SinglePageWithDrawerLayout(self.server, vuetify_config=VUETIFY_CONFIG, width=320) as layout:
+        with PageLayout(self.server, drawer_width=320, vuetify_config=VUETIFY_CONFIG) as layout:
             self.ui = layout
             client.Style(resources.files("twin.app").joinpath("static", "twin.css").read_text(encoding="utf-8"))
             reconnect.ui(self.server)
-            layout.footer.hide()
-            layout.title.set_text("")
             with layout.title:
                 html.Span("{{ twin_scene_name }}", id="twin-scene-name", classes="font-weight-bold")
                 html.Span("{{ twin_scene_title }}", v_if="twin_scene_title", classes="text-medium-emphasis text-body-2 ml-4")

@@ -2,8 +2,10 @@
 
 :class:`SceneLoader` builds the scene's static layers (reading sources, meshing) in worker
 threads, in parallel where the work allows, from the moment the app is made; each built layer is drawn
-once the server listens (on its loop: VTK is never used from the worker threads). When every static
-layer is in, the live layers are polled once, then tick as usual. Each layer's progress is shown
+once the server listens (on its loop: VTK is never used from the worker threads). Live layers are built
+there too before their first poll (drawn empty: what they read besides their readings, e.g. a flood
+layer's stations, is read off the server's thread). When every layer is in, the live layers are polled
+once, then tick as usual. Each layer's progress is shown
 in the page over the view, in the page's language (state ``twin_loading``: one row per layer, its title per language
 in ``titles``, with ``status`` ``loading`` / ``waiting`` / ``polling`` / ``ready`` / ``failed``); ``twin_loading_done`` turns true once every
 layer was built and the live layers were polled once. A layer that fails is shown failed here and
@@ -75,10 +77,10 @@ class SceneLoader(TrameComponent):
         self.server.controller.on_server_bind.add(self.first_picture.install)
         self._built: set[str] = set()
         self._built_lock = threading.Lock()
-        static = [layer for layer in session.scene.layers if layer.id in view.pending]
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="twin-build") if static else None
-        self._builds = {self._pool.submit(self._build, layer): layer for layer in static} if self._pool else {}
-        """Static layers building from now on, while the page is composed and served (drawn once the loop runs)."""
+        pending = [layer for layer in session.scene.layers if layer.id in view.pending]
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="twin-build") if pending else None
+        self._builds = {self._pool.submit(self._build, layer): layer for layer in pending} if self._pool else {}
+        """Layers building from now on, while the page is composed and served (drawn once the loop runs)."""
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         """Set once every layer was built and the live layers were polled once (or failed)."""
@@ -107,14 +109,14 @@ class SceneLoader(TrameComponent):
             self.session.start()  # live ticks from now on
 
     def _draw_built(self) -> None:
-        """Draw each static layer as soon as it is built (those built before the loop ran at once)."""
+        """Draw each layer as soon as it is built (those built before the loop ran at once); live layers wait for their poll."""
         if self._pool is None:
             return
         for future in as_completed(self._builds):
-            layer_id, error = self._builds[future].id, future.result()
-            self._set(layer_id, "failed" if error else "ready", error)
+            layer, error = self._builds[future], future.result()
+            self._set(layer.id, "failed" if error else "waiting" if isinstance(layer, LiveLayer) else "ready", error)  # live: ready once polled
             with self._built_lock:
-                self._built.add(layer_id)
+                self._built.add(layer.id)
             self.bridge.soon(self._draw)  # layers built while a draw waits are drawn together
         self._pool.shutdown(wait=False)
 

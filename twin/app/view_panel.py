@@ -8,7 +8,7 @@ State keys: ``twin_view_mode``, ``twin_cells``, ``twin_fatal``, ``twin_errors``,
 ``twin_block_ticks`` (live H3 ticks as a few bytes per cell, applied by static/block_ticks.js).
 ``TWIN_LOCAL_TICKS=0`` sends ticks the old way (the whole changed arrays; the benchmark's baseline).
 
-Streamed start-up (``load=False``): static layers are pending until built (:mod:`twin.app.startup`); remote images: :mod:`twin.app.remote_view`.
+Streamed start-up (``load=False``): every layer is pending until built (:mod:`twin.app.startup`); remote images: :mod:`twin.app.remote_view`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from twin.app.live import shows_labels
 from twin.app.picking import marker, pick_along_ray
 from twin.app.remote_view import remote_view
 from twin.errors import TwinError
-from twin.live import LiveLayer
 from twin.plugins import layer_types
 from twin.render.lod import LodSettings, choose_view_mode
 from twin.render.view import SceneView
@@ -77,7 +76,7 @@ class ViewPanel(TrameComponent):
         self._widget: Any = None
         self._requested_mode, self._triangle_budget = view_mode, triangle_budget
         self.view_mode: Literal["remote", "local"] = "remote"  # auto: images until settle_mode() decides
-        self.view.pending = set() if load else {layer.id for layer in self.scene.layers if not isinstance(layer, LiveLayer)}  # live: drawn empty
+        self.view.pending = set() if load else {layer.id for layer in self.scene.layers}  # built in the loader's threads, live ones too (their stations, empty)
         self.fatal = self._sync()
         self.view.lod = LodSettings()  # remote: lighter tiles of big layers while the camera moves (the browser's drag reaches VTK's style)
         self.settle_mode()

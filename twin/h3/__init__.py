@@ -10,13 +10,16 @@ Results are identical to the h3 library (h3-py 4.x, H3 C 4.5): see :mod:`twin.h3
 
 from __future__ import annotations
 
-from twin.h3.cells import (
-    MAX_BOUNDARY_VERTS,
-    cell_centers,
-    cells_to_boundaries,
-    points_to_cells,
-    points_to_cells_reference,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twin.h3.cells import (
+        MAX_BOUNDARY_VERTS,
+        cell_centers,
+        cells_to_boundaries,
+        points_to_cells,
+        points_to_cells_reference,
+    )
 
 __all__ = [
     "MAX_BOUNDARY_VERTS",
@@ -25,3 +28,12 @@ __all__ = [
     "points_to_cells",
     "points_to_cells_reference",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load :mod:`twin.h3.cells` (numba, tables) on first use, so importing a layer that uses cells does not."""
+    if name in __all__:
+        from twin.h3 import cells
+
+        return getattr(cells, name)
+    raise AttributeError(f"module 'twin.h3' has no attribute {name!r}")
