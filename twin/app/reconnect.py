@@ -12,7 +12,9 @@ and counts the connection lost when one stays unanswered for 10 s (4 beats). wsl
 nor see protocol pings.
 
 ``static/keep_buffers.js`` is loaded before the page's views are made: their WebGL contexts keep the drawing buffer, so
-the local (vtk.js) view's last picture can be read back like the remote view's image.
+the local (vtk.js) view's last picture can be read back like the remote view's image. ``static/component_listeners.js``,
+loaded with it, removes the ``window`` listeners a component added in its setup when it unmounts: a reconnection remounts
+the page's template, and trame-client's ``ClientTriggers`` kept each old copy of the page alive through one.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ __all__ = ["HEARTBEAT", "SCRIPT", "ui"]
 STATIC = resources.files("twin.app").joinpath("static")
 SCRIPT = STATIC.joinpath("reconnect.js")
 """The page script (see its header for the protocol)."""
-_EARLY = {"serve": {"__twin_static": str(STATIC)}, "scripts": ["__twin_static/keep_buffers.js"]}
-"""The trame module loading ``static/keep_buffers.js`` before the page mounts its views."""
+_EARLY = {"serve": {"__twin_static": str(STATIC)}, "scripts": ["__twin_static/keep_buffers.js", "__twin_static/component_listeners.js"]}
+"""The trame module loading ``static/keep_buffers.js`` and ``static/component_listeners.js`` before the page mounts its template."""
 HEARTBEAT = "twin_heartbeat"
 """The trigger the pages call to tell that the server still answers."""
 
