@@ -7,7 +7,8 @@ texts come from the message catalogue, rendered here as hidden elements the scri
 
 A silent loss (the socket stays open and nothing comes back: a stopped server process, a proxy that stopped
 forwarding) is found by a heartbeat: each page calls the trigger :data:`HEARTBEAT` every 2.5 s, one call at a time,
-and counts the connection lost when one stays unanswered for 10 s (4 beats). wslink's own keep-alive (aiohttp's
+and counts the connection lost when one stays unanswered while nothing at all came from the server for 10 s (4 beats):
+a busy server answers late, but its state updates keep coming, and that is no outage. wslink's own keep-alive (aiohttp's
 ``heartbeat``, ``$WSLINK_HEART_BEAT``) only lets the server find dead browsers: a page's WebSocket can neither send
 nor see protocol pings.
 
