@@ -95,12 +95,15 @@ def start_twin(scene: Path, port: int, log: Path, *, kiosk: bool = False, view: 
 
 class StallingProxy:
     """A TCP proxy on 127.0.0.1 to ``target_port`` that can stop forwarding (:meth:`stall`): its connections stay open and
-    new ones are accepted, but no byte passes either way until :meth:`resume` — a silent network loss."""
+    new ones are accepted, but no byte passes either way until :meth:`resume` — a silent network loss. ``stall(upstream=True)``
+    holds only what the page sends (the server's answers wait, its updates flow): what a page sees of a busy server."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.flowing = threading.Event()
+        self.flowing = threading.Event()  # server -> page
+        self.flowing_up = threading.Event()  # page -> server
         self.flowing.set()
+        self.flowing_up.set()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         threading.Thread(target=self._accept, daemon=True, name="stalling-proxy").start()
@@ -109,14 +112,17 @@ class StallingProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def stall(self) -> None:
-        self.flowing.clear()
+    def stall(self, *, upstream: bool = False) -> None:
+        self.flowing_up.clear()
+        if not upstream:
+            self.flowing.clear()
 
     def resume(self) -> None:
         self.flowing.set()
+        self.flowing_up.set()
 
     def close(self) -> None:
-        self.flowing.set()
+        self.resume()
         self.listener.close()
 
     def _accept(self) -> None:
@@ -129,13 +135,13 @@ class StallingProxy:
                     return
                 continue
             upstream.settimeout(None)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, flowing in ((client, upstream, self.flowing_up), (upstream, client, self.flowing)):
+                threading.Thread(target=self._pump, args=(source, sink, flowing), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, flowing: threading.Event) -> None:
         try:
             while data := source.recv(65536):
-                self.flowing.wait()  # stalled: the bytes read wait here, the sender sees an open socket
+                flowing.wait()  # stalled: the bytes read wait here, the sender sees an open socket
                 sink.sendall(data)
         except OSError:
             pass

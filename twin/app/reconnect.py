@@ -7,12 +7,15 @@ texts come from the message catalogue, rendered here as hidden elements the scri
 
 A silent loss (the socket stays open and nothing comes back: a stopped server process, a proxy that stopped
 forwarding) is found by a heartbeat: each page calls the trigger :data:`HEARTBEAT` every 2.5 s, one call at a time,
-and counts the connection lost when one stays unanswered for 10 s (4 beats). wslink's own keep-alive (aiohttp's
+and counts the connection lost when one stays unanswered while nothing at all came from the server for 10 s (4 beats):
+a busy server answers late, but its state updates keep coming, and that is no outage. wslink's own keep-alive (aiohttp's
 ``heartbeat``, ``$WSLINK_HEART_BEAT``) only lets the server find dead browsers: a page's WebSocket can neither send
 nor see protocol pings.
 
 ``static/keep_buffers.js`` is loaded before the page's views are made: their WebGL contexts keep the drawing buffer, so
-the local (vtk.js) view's last picture can be read back like the remote view's image.
+the local (vtk.js) view's last picture can be read back like the remote view's image. ``static/component_listeners.js``,
+loaded with it, removes the ``window`` listeners a component added in its setup when it unmounts: a reconnection remounts
+the page's template, and trame-client's ``ClientTriggers`` kept each old copy of the page alive through one.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ __all__ = ["HEARTBEAT", "SCRIPT", "ui"]
 STATIC = resources.files("twin.app").joinpath("static")
 SCRIPT = STATIC.joinpath("reconnect.js")
 """The page script (see its header for the protocol)."""
-_EARLY = {"serve": {"__twin_static": str(STATIC)}, "scripts": ["__twin_static/keep_buffers.js"]}
-"""The trame module loading ``static/keep_buffers.js`` before the page mounts its views."""
+_EARLY = {"serve": {"__twin_static": str(STATIC)}, "scripts": ["__twin_static/keep_buffers.js", "__twin_static/component_listeners.js"]}
+"""The trame module loading ``static/keep_buffers.js`` and ``static/component_listeners.js`` before the page mounts its template."""
 HEARTBEAT = "twin_heartbeat"
 """The trigger the pages call to tell that the server still answers."""
 

@@ -11,13 +11,20 @@
 // sessionStorage as soon as this script runs).
 // Heartbeat: a silent loss (the socket stays open but nothing comes back: the server process stopped, a proxy that
 // stopped forwarding) never closes the websocket, so the page asks the server every BEAT_MS (the trigger
-// twin_heartbeat, one at a time); a beat unanswered for MISSED_BEATS x BEAT_MS counts as a lost connection: the page
-// drops that websocket (without asking the server to exit) and goes on as above.
+// twin_heartbeat, one at a time); a beat unanswered while nothing at all came from the server for MISSED_BEATS x
+// BEAT_MS counts as a lost connection: the page drops that websocket (without asking the server to exit) and goes on
+// as above. Anything the server sends (a state update: the clock, every tick) counts as alive: a busy server answers
+// a beat late but its updates keep coming, and reconnecting that page was a false outage.
+// Across a reconnection the page stays as it was: trame's new connection starts from an empty state until the
+// server's arrives, so the new state starts with the last one's values (a render in between read undefined keys:
+// "Cannot read properties of undefined (reading 'Reconnecting…')"); calls left pending on the dropped connection
+// reject with wslink's "connection not open" (trame-vtk's view unregistering as it unmounts): expected, not a page
+// error; and the remounted template leaves nothing of the old one behind (static/component_listeners.js).
 // The local (vtk.js) view's WebGL canvas keeps its drawing buffer (static/keep_buffers.js, loaded before the views),
 // so its last picture is kept like the remote view's image.
 // Badge texts come from hidden elements the server renders from the message catalogue (#twin-reconnect-text,
-// #twin-reconnect-since); window.twinReconnect.status() reports {lost, attempts, reconnects, silent} (for tests;
-// silent: outages found by the heartbeat).
+// #twin-reconnect-since); window.twinReconnect.status() reports {lost, attempts, reconnects, silent, dropped} (for
+// tests; silent: outages found by the heartbeat; dropped: calls of dropped connections whose rejection was expected).
 (function () {
   "use strict";
   if (window.twinReconnect) {  // the template was remounted (a reconnect): the script runs again
@@ -30,12 +37,12 @@
   const STORE_EVERY_MS = 30000;
   const RELOAD_AFTER_MS = 30000;
   const STORE_KEY = "twin-last-picture:" + location.pathname;
-  const status = { lost: false, attempts: 0, reconnects: 0, silent: 0, since: 0, answeredAt: 0 };
+  const status = { lost: false, attempts: 0, reconnects: 0, silent: 0, dropped: 0, since: 0, answeredAt: 0 };
   const RELOADING_KEY = "twin-reloading:" + location.pathname;
   const shot = document.createElement("canvas"), probe = document.createElement("canvas");
   probe.width = 32;
   probe.height = 18;
-  let hooked = null, timer = null, picture = null, cover = null, badge = null, awaiting = false, before = new Set(), beatSince = 0;
+  let hooked = null, timer = null, picture = null, cover = null, badge = null, awaiting = false, before = new WeakSet(), beatSince = 0, heardAt = 0;
 
   const style = document.createElement("style");
   style.textContent = `
@@ -176,7 +183,7 @@
     if (!status.lost) {
       status.lost = true;
       status.since = Date.now();
-      before = new Set(viewLayers());
+      before = new WeakSet(viewLayers());  // weak: the old view must not outlive its page (a Set kept its whole detached tree)
       showCover(capture() || picture || sessionStorage.getItem(STORE_KEY));  // the view may still hold its last frame
       showBadge();
     }
@@ -240,16 +247,21 @@
     awaitPicture(Date.now());
   }
 
-  // One heartbeat at a time: a beat unanswered for MISSED_BEATS x BEAT_MS is a silent loss of the connection.
+  // One heartbeat at a time: a beat unanswered while nothing came from the server for MISSED_BEATS x BEAT_MS is a silent
+  // loss of the connection; an answer, however late, or any update from the server meanwhile, says it is alive.
   function beat() {
     const trame = window.trame, client = hooked;
     if (status.lost || !client || !trame || trame.client !== client || !client.isConnected()) return;
     if (beatSince) {
-      if (Date.now() - beatSince > MISSED_BEATS * BEAT_MS) silent(client);
+      if (Date.now() - Math.max(beatSince, heardAt) > MISSED_BEATS * BEAT_MS) silent(client);
       return;
     }
     const sent = beatSince = Date.now();
-    trame.trigger("twin_heartbeat").then(() => { if (beatSince === sent) beatSince = 0; }, () => {});
+    trame.trigger("twin_heartbeat").then(() => { if (beatSince === sent) beatSince = 0; heard(client); }, () => {});
+  }
+
+  function heard(client) {
+    if (client === hooked) heardAt = Date.now();
   }
 
   // The server stopped answering on an open socket: drop it (0: without asking the server to exit) and reconnect.
@@ -273,11 +285,12 @@
     const client = trame.client, ended = () => { if (client === hooked) lost(); };  // a dropped earlier connection closing late is no new outage
     client.onConnectionClose(ended);
     client.onConnectionError(ended);
+    client.getRemote().Trame.subscribeToStateUpdate(() => heard(client));  // local: one more callback on the state topic
     beatSince = 0;
-    if (status.lost && !awaiting) {  // reconnected in place: remount the page so its view streams from the new connection
-      trame.state.notifyListeners({ type: "dirty-state", keys: [templateKey()] });
-      endOutage();
-    }
+    heardAt = Date.now();
+    // reconnected in place: the server's state, just read, remounted the page (its template key among the keys), so its
+    // view streams from the new connection; remounting it once more here mounted a copy that a few components leaked
+    if (status.lost && !awaiting) endOutage();
   }
 
   // Reloaded to end an outage: cover the view with the stored picture, under the badge, until the new one is drawn.
@@ -292,7 +305,33 @@
     awaitPicture(Date.now());
   }
 
-  window.twinReconnect = { hook: hook, status: () => ({ lost: status.lost, attempts: status.attempts, reconnects: status.reconnects, silent: status.silent }) };
+  // trame.state is replaced on every connection, empty until the server's state arrives: the new one starts with the last
+  // one's values, so a render in between (any state change) shows the page as it was, not undefined keys.
+  function carryState(trame) {
+    const own = Object.getOwnPropertyDescriptor(trame, "state");
+    if (!own || own.get) return;
+    let current = own.value;
+    Object.defineProperty(trame, "state", {
+      configurable: true, enumerable: true, get: () => current,
+      set: (next) => {
+        if (next && current && next !== current && next.state && current.state) Object.assign(next.state, current.state);
+        current = next;
+      },
+    });
+  }
+
+  // A call left pending on a dropped connection rejects with wslink's {code, message: "... connection not open"} and no
+  // one awaits it: expected during an outage, not a page error (Error objects and other reasons are left as they are).
+  function expectedRejection(event) {
+    const reason = event.reason;
+    if (!reason || typeof reason !== "object" || reason instanceof Error || !/connection not open|connection closed/i.test(String(reason.message))) return;
+    event.preventDefault();
+    status.dropped += 1;
+  }
+
+  window.twinReconnect = { hook: hook, status: () => ({ lost: status.lost, attempts: status.attempts, reconnects: status.reconnects, silent: status.silent, dropped: status.dropped }) };
+  window.addEventListener("unhandledrejection", expectedRejection);
+  if (window.trame) carryState(window.trame);
   if (window.trame && window.trame.addConnectListener) window.trame.addConnectListener(hook);
   setInterval(remember, SNAPSHOT_EVERY_MS);
   setInterval(beat, BEAT_MS);

@@ -1,0 +1,158 @@
+"""The wall page through reconnections: it stays as it was (no growth, no page errors) and a busy server is no outage.
+
+``twin serve --kiosk`` in a subprocess started, killed and restarted by the tests (``TWIN_TICK_SECONDS=1``), driven by
+the Debian headless Chromium. The page's size is read with CDP ``Performance.getMetrics`` (``Nodes``: DOM nodes alive,
+attached or not; ``JSEventListeners``) after ``HeapProfiler.collectGarbage``. Page errors are Playwright's
+``pageerror`` (uncaught exceptions and unhandled rejections) and the console errors trame forwards to the server's log
+(``JS Error => ...``). No console listener is attached: Playwright would keep every console argument alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browsing import chromium
+from playwright import sync_api
+from servers import ServerProcess, free_port
+from test_unattended import LIVE_SCENE, RECOVER_S, StallingProxy, _open, _status, _wait, start_twin
+
+GROWTH = 0.03  # a reconnection leaves the page's nodes and listeners within 3 % of what they were
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[sync_api.Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture()
+def scene(tmp_path: Path) -> Path:
+    path = tmp_path / "live.yaml"
+    path.write_text(LIVE_SCENE, encoding="utf-8")
+    return path
+
+
+def _size(cdp: sync_api.CDPSession) -> tuple[int, int]:
+    """The page's DOM nodes (attached or not) and JS event listeners, after a full garbage collection."""
+    cdp.send("HeapProfiler.collectGarbage")
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return int(metrics["Nodes"]), int(metrics["JSEventListeners"])
+
+
+def _js_errors(logs: list[Path]) -> list[str]:
+    """The page's console errors that trame forwarded to the servers' logs."""
+    return [line for log in logs if log.exists() for line in log.read_text(errors="replace").splitlines() if "JS Error" in line]
+
+
+def test_reconnections_leave_the_page_as_it_was_without_page_errors(tmp_path: Path, browser: sync_api.Browser, scene: Path) -> None:
+    """Three server restarts: the page recovers each time with no page error; the second and third leave its DOM nodes and
+    listeners where the first left them (before: each reconnection kept a detached copy of the page, +590 nodes and +60
+    listeners here, and an unhandled rejection from the view's calls on the dropped connection)."""
+    port = free_port()
+    logs: list[Path] = []
+
+    def start() -> ServerProcess:
+        logs.append(tmp_path / f"serve{len(logs) + 1}.log")
+        return start_twin(scene, port, logs[-1], kiosk=True)
+
+    server = start()
+    page = _open(browser, server.url)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"{error.name}: {error.message}"))
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    sizes = []
+    try:
+        for restart in range(1, 4):
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=20)
+            page.locator("#twin-reconnecting").wait_for(timeout=10_000)
+            server = start()
+            _wait(lambda: _status(page)["reconnects"] == restart, RECOVER_S, f"the page to reconnect after restart {restart}")  # noqa: B023
+            page.wait_for_timeout(3000)  # the new view's first frames
+            sizes.append(_size(cdp))
+        assert errors == [], f"page errors during the reconnections: {errors}"
+        assert _js_errors(logs) == []
+        assert _status(page)["dropped"] >= 1  # the view's calls on each dropped connection were expected, not errors
+        (nodes2, listeners2), (nodes3, listeners3) = sizes[1], sizes[2]
+        assert nodes3 <= nodes2 * (1 + GROWTH), f"DOM nodes after each reconnection: {sizes}"
+        assert listeners3 <= listeners2 * (1 + GROWTH), f"JS event listeners after each reconnection: {sizes}"
+        assert page.locator(".twin-kiosk-layer").count() == 1 and page.locator("#twin-view").count() == 1
+    finally:
+        page.close()
+        server.stop()
+
+
+def test_a_render_before_the_new_connections_state_arrives_reads_the_pages_values(tmp_path: Path, browser: sync_api.Browser, scene: Path) -> None:
+    """trame's ``connect()`` replaces ``trame.state`` with an empty one and fills it when the server's state arrives; a
+    render in between (any state change: on a busy server that takes seconds) read undefined keys: "Cannot read
+    properties of undefined (reading 'Reconnecting…')" (the message catalogue ``twin_t``), "... (reading 'length')".
+    Here trame's own swap is made in the page (a new state of trame's class, as ``connect()`` makes it) and every key is
+    rendered again before any server state arrives."""
+    log = tmp_path / "serve.log"
+    server = start_twin(scene, free_port(), log, kiosk=True)
+    page = _open(browser, server.url)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"{error.name}: {error.message}"))
+    try:
+        seen = page.evaluate("""async () => {
+            const trame = window.trame, last = trame.state;
+            const fresh = new last.constructor(trame.client, last);  // what trame.connect() makes before the state arrives
+            trame.state = fresh;
+            const seen = {catalogue: !!fresh.get('twin_t'), views: Array.isArray(fresh.get('twin_views'))};
+            fresh.notifyListeners({type: 'dirty-state', keys: Object.keys(fresh.get())});  // everything renders again
+            await new Promise((done) => setTimeout(done, 1000));
+            fresh.delete();
+            trame.state = last;
+            return seen;
+        }""")
+        assert seen == {"catalogue": True, "views": True}
+        page.wait_for_timeout(1500)  # console errors reach the server's log
+        assert errors == []
+        assert _js_errors([log]) == []
+        assert page.locator("#twin-kiosk-clock").inner_text().strip() != ""
+    finally:
+        page.close()
+        server.stop()
+
+
+def test_a_busy_server_whose_updates_still_arrive_is_no_outage_but_a_stopped_one_is(tmp_path: Path, browser: sync_api.Browser, scene: Path) -> None:
+    """The page's heartbeat waits 10 s for an answer (a beat goes every 2.5 s). A server busy for 16 s (longer than that,
+    whatever the beats' phase) answers late, but its updates (the clock, every tick) keep coming: no reconnection (before:
+    a false outage, the cause of the wall's reconnections in a day). A stopped server sends nothing: the heartbeat still
+    finds it."""
+    server = start_twin(scene, free_port(), tmp_path / "serve.log", kiosk=True)
+    proxy = StallingProxy(server.port)
+    page = _open(browser, proxy.url)
+    group = server.process.pid
+    try:
+        start = _status(page)
+        clock = page.locator("#twin-kiosk-clock")
+        proxy.stall(upstream=True)  # the page's calls wait 16 s, the server's updates flow
+        shown, changes, began = clock.inner_text(), 0, time.monotonic()
+        while time.monotonic() - began < 16:
+            page.wait_for_timeout(500)
+            changes += clock.inner_text() != shown
+            shown = clock.inner_text()
+            assert page.locator("#twin-reconnecting").count() == 0, "a busy server was taken for an outage"
+        proxy.resume()
+        page.wait_for_timeout(3000)  # the late answers arrive
+        assert changes >= 5  # the updates kept coming meanwhile
+        now = _status(page)
+        assert (now["silent"], now["reconnects"], now["lost"]) == (start["silent"], start["reconnects"], False)
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            _wait(lambda: _status(page)["silent"] == start["silent"] + 1, 25, "the heartbeat to find the stopped server")
+        finally:
+            os.killpg(group, signal.SIGCONT)
+        _wait(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, "the page to recover after SIGCONT")
+    finally:
+        os.killpg(group, signal.SIGCONT)
+        page.close()
+        proxy.close()
+        server.stop()
