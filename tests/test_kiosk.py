@@ -206,6 +206,12 @@ def _differ(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.abs(a - b).max(axis=2) > 40).mean())
 
 
+def _coarse(pixels: np.ndarray, block: int = 8) -> np.ndarray:
+    """Means of ``block`` x ``block`` pixel blocks (the picture's layout without its fine detail)."""
+    h, w = pixels.shape[0] // block * block, pixels.shape[1] // block * block
+    return pixels[:h, :w].reshape(h // block, block, w // block, block, 3).mean(axis=(1, 3))
+
+
 def _focal(pose: str) -> tuple[float, ...]:
     return tuple(float(v) for v in pose.split("|")[1].split(","))
 
@@ -323,7 +329,9 @@ def _operator_cannot_steer(wall: sync_api.Page, operator: sync_api.Page) -> None
     time.sleep(0.8)
     after = _hall(wall)
     assert (after["camera"], after["pose"]) == (hall["camera"], hall["pose"]), (hall, after)  # the same stop, the camera where it was
-    assert _differ(before, _view(wall)) < 0.02  # and the same picture
+    # and the same picture: compared on 8x8-pixel block means, so that the image codec's noise and a live tick's small marks between
+    # the two shots do not count, while a camera the drag or wheel had moved would change most blocks
+    assert _differ(_coarse(before), _coarse(_view(wall))) < 0.05
 
 
 def _wait_rest_start(page: sync_api.Page) -> sync_api.Page:
