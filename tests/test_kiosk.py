@@ -223,7 +223,7 @@ def _position(pose: str) -> tuple[float, ...]:
 def _rest(page: sync_api.Page, camera: str | None = None, timeout: float = 20.0) -> dict[str, str]:
     """Wait until the wall rests (a dwell) at ``camera`` (any when None) and its image arrived; what the page says then."""
     _wait(lambda: (h := _hall(page))["flying"] == "0" and h["pose"] != "" and camera in (None, h["camera"]), timeout, f"a rest at {camera or 'a stop'}")
-    time.sleep(0.6)  # the still image follows the state
+    time.sleep(1.2)  # the still image follows the state (after its WebP encode: later on a loaded machine; a dwell here is 4 s)
     return _hall(page)
 
 
