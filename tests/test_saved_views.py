@@ -152,15 +152,21 @@ def _view_pixels(page: object) -> object:
     return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
 
 
-def _wait(page: object, ok, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+def _wait(page: object, ok, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    """The view's settled pixels once ``ok`` holds: two shots 0.5 s apart that agree, so that a moving frame or a
+    still still on its way (a remote view sends a JPEG first, then the WebP still) is never taken as the picture."""
     import time
 
     deadline = time.monotonic() + timeout
-    while not ok(pixels := _view_pixels(page)):
+    last = None
+    while True:
+        pixels = _view_pixels(page)
+        if ok(pixels) and last is not None and last.shape == pixels.shape and _differ(pixels, last) < 0.002:
+            return pixels
         if time.monotonic() > deadline:
-            raise AssertionError("the 3D view did not show what was expected in time")
-        time.sleep(0.3)
-    return pixels
+            raise AssertionError(f"the 3D view did not show what was expected in time ({_differ(pixels, last) if last is not None and last.shape == pixels.shape else 'no'} changed between the last shots)")
+        last = pixels if ok(pixels) else None
+        time.sleep(0.5)
 
 
 def _differ(a, b) -> float:  # type: ignore[no-untyped-def]
