@@ -9,20 +9,19 @@ seconds-long dwells, flights and ``resume_after`` so the file runs in about two 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import itertools
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browsing import chromium
+from browsing import KIOSK_OVERLAYS, block_means, chromium, differ, start_twin, view_pixels, wait_until, without
 from playwright import sync_api
-from servers import ServerProcess, feature_collection, free_port, start_process, start_pygeoapi
+from servers import ServerProcess, feature_collection, start_pygeoapi
 
 from twin.scene.camera import preset_pose
 from twin.scene.model import Scene
@@ -112,27 +111,20 @@ def scene_file(tmp_path_factory: pytest.TempPathFactory, onemap: OneMap, shared_
     return path
 
 
+CLOSED_PAGES = ("Cannot write to closing transport", "Error handling request")
+"""wslink's report of a reply to a page that had just closed (a race in wslink, not in twin): no fault of the server's."""
+
+
 @pytest.fixture(scope="module")
 def wall_url(scene_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``twin serve SCENE --kiosk`` (remote view, a tick a second)."""
-    import sys
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    server = start_process("twin", [sys.executable, "-m", "twin.cli", "serve", str(scene_file), "--kiosk", "--view", "remote", "--port", str(port),
-                                    "--no-browser"], port=port, log_path=log, env={"TWIN_TICK_SECONDS": f"{TICK_S:g}", "PYTHONUNBUFFERED": "1"}, timeout=60)
+    """``twin serve SCENE --kiosk`` (remote view, a tick a second); at the end it still runs and logged no traceback."""
+    server = start_twin(scene_file, tmp_path_factory.mktemp("serve") / "serve.log", kiosk=True, env={"TWIN_TICK_SECONDS": f"{TICK_S:g}"})
     try:
         yield server.url
         assert server.process.poll() is None, server.log()
-        assert "Traceback" not in _without_closed_pages(server.log()), server.log()
+        assert "Traceback" not in without(server.log(), *CLOSED_PAGES), server.log()
     finally:
-        server.stop(timeout=10)
-
-
-def _without_closed_pages(log: str) -> str:
-    """The server's log less wslink's report of a reply to a page that had just closed (a race in wslink, not in twin)."""
-    records = log.split("\ntwin: ")
-    return "\ntwin: ".join(r for r in records if "Cannot write to closing transport" not in r and "Error handling request" not in r)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +136,14 @@ def browser() -> Iterator[sync_api.Browser]:
 # -- page helpers --------------------------------------------------------------------------------
 # When the page's state first showed each alert firing (the alert list) and on the banner, and each change of the wall's mode
 # (epoch seconds, the machine's clock): the page's own timeline, free of the test's polling delays.
+# And the wall's still images: trame-vtk's remote view shows each image the server sends as an <img> over its transparent
+# canvas, its src a blob: URL new for every image (the Blob is typed image/jpeg whatever it holds). Frames in flight are VTK's
+# JPEGs; the still at rest is a WebP (twin.app.remote_view.BudgetStills), found here by its bytes ("RIFF....WEBP"). Its size
+# tells nothing: every page gets the size the page that asked last wants (an operator's page makes the wall's stills its size).
+# ``shown``: images the view showed so far; ``still``: the number of the latest WebP among them; ``flightAt``: ``shown`` when
+# the latest flight began (a still numbered above it came after that flight).
 RECORDER = """() => {
-  const log = window.twinLog = {firing: {}, banner: {}, modes: []};
+  const log = window.twinLog = {firing: {}, banner: {}, modes: [], src: "", shown: 0, still: 0, flightAt: 0, flying: false};
   window.setInterval(() => {
     const state = window.trame && window.trame.state;
     if (!state) return;
@@ -153,6 +151,15 @@ RECORDER = """() => {
     for (const a of state.get("twin_alerts") || []) if (a.state === "firing" && !(a.id in log.firing)) log.firing[a.id] = now;
     if (hall.banner && !(hall.banner.id in log.banner)) log.banner[hall.banner.id] = now;
     if (!log.modes.length || log.modes[log.modes.length - 1][0] !== hall.mode) log.modes.push([hall.mode, now]);
+    if (hall.flying && !log.flying) log.flightAt = log.shown;
+    log.flying = !!hall.flying;
+    const view = document.querySelector("#twin-view");
+    const image = view && [...view.querySelectorAll("img")].filter((i) => i.complete && i.naturalWidth > 1).pop();
+    if (!image || image.src === log.src) return;
+    const src = log.src = image.src, number = log.shown += 1;
+    fetch(src).then((r) => r.arrayBuffer()).then((bytes) => {
+      if (bytes.byteLength > 12 && new TextDecoder().decode(new Uint8Array(bytes, 8, 4)) === "WEBP") log.still = Math.max(log.still, number);
+    }).catch(() => {});  // revoked meanwhile: a later image is shown
   }, 25);
 }"""
 
@@ -177,39 +184,15 @@ def _hall(page: sync_api.Page) -> dict[str, str]:
     return page.eval_on_selector("#twin-kiosk", "e => ({...e.dataset})")
 
 
-def _wait(ok: Callable[[], bool], timeout: float, what: str) -> float:
-    """Seconds until ``ok()``; fails naming ``what`` after ``timeout`` seconds."""
-    start = time.monotonic()
-    while not ok():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what} did not happen within {timeout:g} s")
-        time.sleep(0.1)
-    return time.monotonic() - start
-
-
 def _view(page: sync_api.Page) -> np.ndarray:
-    """The 3D view's pixels, the overlays painted black."""
-    from PIL import Image
-
-    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-kiosk-layer > div"), page.locator(".twin-legend")], mask_color="#000000")
-    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+    """The 3D view's pixels, the wall's overlays painted black."""
+    return view_pixels(page, KIOSK_OVERLAYS)
 
 
 def _colours(pixels: np.ndarray) -> int:
     """Distinct colours in a view (16 levels a channel): a drawn scene has many, an empty view a few."""
     quantized = (pixels[::2, ::2] // 16).reshape(-1, 3)
     return len(np.unique(quantized[:, 0] * 256 + quantized[:, 1] * 16 + quantized[:, 2]))
-
-
-def _differ(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of pixels that changed visibly between two views."""
-    return float((np.abs(a - b).max(axis=2) > 40).mean())
-
-
-def _coarse(pixels: np.ndarray, block: int = 8) -> np.ndarray:
-    """Means of ``block`` x ``block`` pixel blocks (the picture's layout without its fine detail)."""
-    h, w = pixels.shape[0] // block * block, pixels.shape[1] // block * block
-    return pixels[:h, :w].reshape(h // block, block, w // block, block, 3).mean(axis=(1, 3))
 
 
 def _focal(pose: str) -> tuple[float, ...]:
@@ -220,11 +203,27 @@ def _position(pose: str) -> tuple[float, ...]:
     return tuple(float(v) for v in pose.split("|")[0].split(","))
 
 
+STILL_S = 10.0
+"""How long a rest's still image may take after the page's state says the wall rests (its WebP encode on a loaded machine)."""
+
+
 def _rest(page: sync_api.Page, camera: str | None = None, timeout: float = 20.0) -> dict[str, str]:
-    """Wait until the wall rests (a dwell) at ``camera`` (any when None) and its image arrived; what the page says then."""
-    _wait(lambda: (h := _hall(page))["flying"] == "0" and h["pose"] != "" and camera in (None, h["camera"]), timeout, f"a rest at {camera or 'a stop'}")
-    time.sleep(1.2)  # the still image follows the state (after its WebP encode: later on a loaded machine; a dwell here is 4 s)
+    """Wait until the wall rests (a dwell) at ``camera`` (any when None) and the page shows the rest's still image (a WebP that
+    came after the flight there began: :data:`RECORDER`); what the page says then."""
+    wait_until(lambda: (h := _hall(page))["flying"] == "0" and h["pose"] != "" and camera in (None, h["camera"]), timeout, f"a rest at {camera or 'a stop'}")
+    try:
+        wait_until(lambda: page.evaluate("(log => log.still > log.flightAt)(window.twinLog)"), STILL_S,
+                   f"the still image of the rest at {camera or 'a stop'}", every=0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the page shows {_images(page)}") from None
     return _hall(page)
+
+
+def _images(page: sync_api.Page) -> dict[str, object]:
+    """What the view shows: its box, its images (the end of their URL, their size) and the recorder's counts (for a failure's message)."""
+    return page.evaluate("""() => { const view = document.querySelector("#twin-view"), box = view.getBoundingClientRect(), log = window.twinLog;
+        return {box: [box.width, box.height], images: [...view.querySelectorAll("img")].map((i) => [i.src.slice(-8), i.naturalWidth, i.naturalHeight, i.complete]),
+                shown: log.shown, still: log.still, flightAt: log.flightAt}; }""")
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -276,7 +275,7 @@ def test_the_tour_visits_its_stops_in_order(browser: sync_api.Browser, wall_url:
         start = order.index(names[0])
         assert names == [order[(start + i) % 3] for i in range(4)]  # in order, and round again
         for (a, pixels_a), (b, pixels_b) in itertools.pairwise(rests):
-            assert _differ(pixels_a, pixels_b) > 0.05, (a, b)  # the view changed at the dwell boundary
+            assert differ(pixels_a, pixels_b) > 0.05, (a, b)  # the view changed at the dwell boundary
     finally:
         _close(page)
 
@@ -289,9 +288,9 @@ def test_an_alert_shows_its_banner_within_a_tick_flies_to_it_and_the_tour_resume
         _rest(page)
         before = _view(page)
         onemap.add("G2", 35.0)
-        _wait(lambda: page.locator("#twin-kiosk-banner").is_visible(), 20, "the alert banner")
+        wait_until(lambda: page.locator("#twin-kiosk-banner").is_visible(), 20, "the alert banner")
         alert_id = page.get_attribute("#twin-kiosk-banner", "data-alert-id")
-        _wait(lambda: alert_id in page.evaluate("window.twinLog.firing"), 5, "the alert in the alert list")
+        wait_until(lambda: alert_id in page.evaluate("window.twinLog.firing"), 5, "the alert in the alert list")
         log = page.evaluate("window.twinLog")
         assert log["banner"][alert_id] - log["firing"][alert_id] <= TICK_S  # the banner comes with the tick that fired the alert
         banner = page.locator("#twin-kiosk-banner").inner_text()
@@ -303,8 +302,8 @@ def test_an_alert_shows_its_banner_within_a_tick_flies_to_it_and_the_tour_resume
         assert math.dist(_focal(hall["pose"])[:2], (x, y)) < 2.0, hall  # the camera looks at the gauge
         assert math.dist(_position(hall["pose"]), _focal(hall["pose"])) == pytest.approx(3000.0, abs=2.0)
         at_alert = _view(page)
-        assert _differ(before, at_alert) > 0.05 and _colours(at_alert) > 40  # another picture, and a picture
-        _wait(lambda: _hall(page)["mode"] == "tour", RESUME_S + 4, "the tour to resume")
+        assert differ(before, at_alert) > 0.05 and _colours(at_alert) > 40  # another picture, and a picture
+        wait_until(lambda: _hall(page)["mode"] == "tour", RESUME_S + 4, "the tour to resume")
         modes = page.evaluate("window.twinLog.modes")
         (alerting, shown), (resumed, back) = modes[-2:]
         assert (alerting, resumed) == ("alert", "tour") and RESUME_S - 1.5 <= back - shown <= RESUME_S + 2.0, modes  # resume_after after the banner (each seen a moment late)
@@ -331,14 +330,13 @@ def _operator_cannot_steer(wall: sync_api.Page, operator: sync_api.Page) -> None
     assert (after["camera"], after["pose"]) == (hall["camera"], hall["pose"]), (hall, after)  # the same stop, the camera where it was
     # and the same picture: compared on 8x8-pixel block means, so that the image codec's noise and a live tick's small marks between
     # the two shots do not count, while a camera the drag or wheel had moved would change most blocks
-    assert _differ(_coarse(before), _coarse(_view(wall))) < 0.05
+    assert differ(block_means(before), block_means(_view(wall))) < 0.05
 
 
 def _wait_rest_start(page: sync_api.Page) -> sync_api.Page:
-    """Wait for the start of a dwell (a flight just ended), so a check fits in it; the page."""
-    _wait(lambda: _hall(page)["flying"] == "1", 20, "a flight")
-    _wait(lambda: (h := _hall(page))["flying"] == "0" and h["pose"] != "", 20, "the rest after it")
-    time.sleep(0.6)  # the still image follows the state
+    """Wait for the start of a dwell (a flight just ended, its still shown), so a check fits in it; the page."""
+    wait_until(lambda: _hall(page)["flying"] == "1", 20, "a flight")
+    _rest(page)
     return page
 
 
@@ -367,7 +365,7 @@ def test_two_kiosk_pages_show_one_hall_and_an_operator_acknowledges_for_the_wall
         card = operator.locator(f'.twin-alert[data-alert-id="{ids[0]}"]')
         card.locator(".twin-alert-ack").click()
         for page in walls:
-            _wait(lambda page=page: _hall(page)["mode"] == "tour", RESUME_S + 5, "the wall to follow the acknowledgement")
+            wait_until(lambda page=page: _hall(page)["mode"] == "tour", RESUME_S + 5, "the wall to follow the acknowledgement")
             (alerting, shown), (resumed, back) = page.evaluate("window.twinLog.modes")[-2:]
             assert (alerting, resumed) == ("alert", "tour") and back - shown < RESUME_S - 2  # on the acknowledgement, before resume_after
         assert not any(page.locator("#twin-kiosk-banner").is_visible() for page in walls)

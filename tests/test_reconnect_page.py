@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browsing import chromium
+from browsing import TwinServer, chromium, wait_for_view, wait_until
 from playwright import sync_api
-from servers import ServerProcess, free_port
-from test_unattended import LIVE_SCENE, RECOVER_S, StallingProxy, _open, _status, _wait, start_twin
+from servers import free_port
+from test_unattended import FOUND_S, LIVE_SCENE, LIVE_SETTLED, LOSS_S, MASK, RECOVER_S, StallingProxy, _drawn, _open, _status, start_wall
 
 GROWTH = 0.03  # a reconnection leaves the page's nodes and listeners within 3 % of what they were
+BUSY_S = 2 * LOSS_S + 2
+"""How long the busy server's answers are held: longer than the heartbeat's loss time, whatever the beats' phase."""
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,18 @@ def scene(tmp_path: Path) -> Path:
     path = tmp_path / "live.yaml"
     path.write_text(LIVE_SCENE, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def wall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinServer]:
+    """One ``twin serve --kiosk`` for the tests that leave it running as it was (they stop it for a while at most)."""
+    folder = tmp_path_factory.mktemp("wall")
+    (folder / "live.yaml").write_text(LIVE_SCENE, encoding="utf-8")
+    server = start_wall(folder / "live.yaml", folder / "serve.log", kiosk=True)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _size(cdp: sync_api.CDPSession) -> tuple[int, int]:
@@ -56,9 +70,9 @@ def test_reconnections_leave_the_page_as_it_was_without_page_errors(tmp_path: Pa
     port = free_port()
     logs: list[Path] = []
 
-    def start() -> ServerProcess:
+    def start() -> TwinServer:
         logs.append(tmp_path / f"serve{len(logs) + 1}.log")
-        return start_twin(scene, port, logs[-1], kiosk=True)
+        return start_wall(scene, logs[-1], port=port, kiosk=True)
 
     server = start()
     page = _open(browser, server.url)
@@ -73,8 +87,8 @@ def test_reconnections_leave_the_page_as_it_was_without_page_errors(tmp_path: Pa
             server.process.wait(timeout=20)
             page.locator("#twin-reconnecting").wait_for(timeout=10_000)
             server = start()
-            _wait(lambda: _status(page)["reconnects"] == restart, RECOVER_S, f"the page to reconnect after restart {restart}")  # noqa: B023
-            page.wait_for_timeout(3000)  # the new view's first frames
+            wait_until(lambda: _status(page)["reconnects"] == restart, RECOVER_S, f"the page to reconnect after restart {restart}")  # noqa: B023
+            wait_for_view(page, lambda px: _drawn(px) > 300, 30, mask=MASK, what=f"the settled picture after restart {restart}", settled=LIVE_SETTLED)
             sizes.append(_size(cdp))
         assert errors == [], f"page errors during the reconnections: {errors}"
         assert _js_errors(logs) == []
@@ -88,15 +102,13 @@ def test_reconnections_leave_the_page_as_it_was_without_page_errors(tmp_path: Pa
         server.stop()
 
 
-def test_a_render_before_the_new_connections_state_arrives_reads_the_pages_values(tmp_path: Path, browser: sync_api.Browser, scene: Path) -> None:
+def test_a_render_before_the_new_connections_state_arrives_reads_the_pages_values(browser: sync_api.Browser, wall: TwinServer) -> None:
     """trame's ``connect()`` replaces ``trame.state`` with an empty one and fills it when the server's state arrives; a
     render in between (any state change: on a busy server that takes seconds) read undefined keys: "Cannot read
     properties of undefined (reading 'Reconnecting…')" (the message catalogue ``twin_t``), "... (reading 'length')".
     Here trame's own swap is made in the page (a new state of trame's class, as ``connect()`` makes it) and every key is
     rendered again before any server state arrives."""
-    log = tmp_path / "serve.log"
-    server = start_twin(scene, free_port(), log, kiosk=True)
-    page = _open(browser, server.url)
+    page = _open(browser, wall.url)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"{error.name}: {error.message}"))
     try:
@@ -114,45 +126,42 @@ def test_a_render_before_the_new_connections_state_arrives_reads_the_pages_value
         assert seen == {"catalogue": True, "views": True}
         page.wait_for_timeout(1500)  # console errors reach the server's log
         assert errors == []
-        assert _js_errors([log]) == []
+        assert _js_errors([wall.log_path]) == []
         assert page.locator("#twin-kiosk-clock").inner_text().strip() != ""
     finally:
         page.close()
-        server.stop()
 
 
-def test_a_busy_server_whose_updates_still_arrive_is_no_outage_but_a_stopped_one_is(tmp_path: Path, browser: sync_api.Browser, scene: Path) -> None:
-    """The page's heartbeat waits 10 s for an answer (a beat goes every 2.5 s). A server busy for 16 s (longer than that,
-    whatever the beats' phase) answers late, but its updates (the clock, every tick) keep coming: no reconnection (before:
-    a false outage, the cause of the wall's reconnections in a day). A stopped server sends nothing: the heartbeat still
-    finds it."""
-    server = start_twin(scene, free_port(), tmp_path / "serve.log", kiosk=True)
-    proxy = StallingProxy(server.port)
+def test_a_busy_server_whose_updates_still_arrive_is_no_outage_but_a_stopped_one_is(browser: sync_api.Browser, wall: TwinServer) -> None:
+    """The page's heartbeat waits the loss time for an answer (:data:`LOSS_S` here, a beat every quarter of it). A server busy
+    for :data:`BUSY_S` (longer than that, whatever the beats' phase) answers late, but its updates (the clock, every tick)
+    keep coming: no reconnection (before: a false outage, the cause of the wall's reconnections in a day). A stopped server
+    sends nothing: the heartbeat still finds it."""
+    proxy = StallingProxy(wall.port)
     page = _open(browser, proxy.url)
-    group = server.process.pid
+    group = wall.process.pid
     try:
         start = _status(page)
         clock = page.locator("#twin-kiosk-clock")
-        proxy.stall(upstream=True)  # the page's calls wait 16 s, the server's updates flow
+        proxy.stall(upstream=True)  # the page's calls wait, the server's updates flow
         shown, changes, began = clock.inner_text(), 0, time.monotonic()
-        while time.monotonic() - began < 16:
+        while time.monotonic() - began < BUSY_S:
             page.wait_for_timeout(500)
             changes += clock.inner_text() != shown
             shown = clock.inner_text()
             assert page.locator("#twin-reconnecting").count() == 0, "a busy server was taken for an outage"
         proxy.resume()
-        page.wait_for_timeout(3000)  # the late answers arrive
-        assert changes >= 5  # the updates kept coming meanwhile
+        page.wait_for_timeout(LOSS_S * 1000)  # the late answers arrive, and no loss is found after them
+        assert changes >= BUSY_S / 2  # the updates kept coming meanwhile (a tick a second)
         now = _status(page)
         assert (now["silent"], now["reconnects"], now["lost"]) == (start["silent"], start["reconnects"], False)
         os.killpg(group, signal.SIGSTOP)
         try:
-            _wait(lambda: _status(page)["silent"] == start["silent"] + 1, 25, "the heartbeat to find the stopped server")
+            wait_until(lambda: _status(page)["silent"] == start["silent"] + 1, FOUND_S, "the heartbeat to find the stopped server")
         finally:
             os.killpg(group, signal.SIGCONT)
-        _wait(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, "the page to recover after SIGCONT")
+        wait_until(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, "the page to recover after SIGCONT")
     finally:
         os.killpg(group, signal.SIGCONT)
         page.close()
         proxy.close()
-        server.stop()

@@ -10,11 +10,9 @@ started again on the same port. A few fast in-process tests cover the badges' ro
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browsing import chromium
+from browsing import TwinServer, chromium, differ, start_twin, view_pixels, wait_for_view, wait_until
 from playwright import sync_api
-from servers import ServerProcess, free_port, start_process
+from servers import free_port
 
 RECOVER_S = 30.0  # the issue: recovered with no click within 30 s of the server's return
-SILENT_S = 25.0  # found <= 15 s after the loss: a beat sent up to 2.5 s after it stays unanswered 10 s (4 beats), checked every 2.5 s; and slack
+LOSS_S = 5.0
+"""The servers' heartbeat loss time here (``TWIN_HEARTBEAT_LOSS``, the shortest allowed; 10 s by default): a beat every 1.25 s."""
+FOUND_S = LOSS_S + 2 * LOSS_S / 4 + 2.0
+"""A silent loss is found within this: a beat sent up to a beat after the loss stays unanswered ``LOSS_S``, checked up to a
+beat later (7.5 s), and slack; less than the default loss time alone, so a page that found it in time used the server's setting."""
 
 LIVE_SCENE = """\
 version: 1
@@ -83,14 +85,10 @@ layers:
 """
 
 
-def serve_command(scene: Path, port: int, *, kiosk: bool = False, view: str = "remote") -> list[str]:
-    """How the wall runs: ``twin serve`` (``kiosk``: ``--kiosk``), a server-rendered view unless ``view`` says otherwise."""
-    return [sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", view, "--no-browser", *(["--kiosk"] if kiosk else [])]
-
-
-def start_twin(scene: Path, port: int, log: Path, *, kiosk: bool = False, view: str = "remote") -> ServerProcess:
-    env = {"PYTHONUNBUFFERED": "1", "TWIN_TICK_SECONDS": "1"}
-    return start_process("twin serve", serve_command(scene, port, kiosk=kiosk, view=view), port=port, log_path=log, env=env, timeout=120)
+def start_wall(scene: Path, log: Path, *, port: int | None = None, kiosk: bool = False, view: str = "remote") -> TwinServer:
+    """``twin serve SCENE`` as the wall runs here (``kiosk``: ``--kiosk``; on ``port`` to restart one): a server-rendered view unless
+    ``view`` says otherwise, a tick a second, the heartbeat's loss time :data:`LOSS_S`."""
+    return start_twin(scene, log, port=port, kiosk=kiosk, view=view, env={"TWIN_TICK_SECONDS": "1", "TWIN_HEARTBEAT_LOSS": f"{LOSS_S:g}"}, timeout=120)
 
 
 class StallingProxy:
@@ -150,23 +148,15 @@ class StallingProxy:
                 end.close()
 
 
-def _wait(ok: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``ok`` until it holds; the seconds it took (AssertionError naming ``what`` after ``timeout``)."""
-    start = time.monotonic()
-    while not ok():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
-    return time.monotonic() - start
+LIVE_SETTLED = 0.01
+"""A settled picture of the live scenes here: their marks change a little every tick (~0.3 % of the view's pixels)."""
+MASK = (".twin-overlay", "#twin-reconnecting", ".twin-kiosk-layer > div", ".twin-legend")
+"""What covers the view (a planner's and a wall's overlays, the reconnecting badge): painted black in its pictures."""
 
 
 def _view_pixels(page: sync_api.Page) -> np.ndarray:
-    """The view box as the user sees it (whatever covers it: the view, or the last picture), overlays (the kiosk's too) and badge masked."""
-    from PIL import Image
-
-    masks = [page.locator(".twin-overlay"), page.locator("#twin-reconnecting"), page.locator(".twin-kiosk-layer > div"), page.locator(".twin-legend")]
-    shot = page.screenshot(clip=page.locator("#twin-view").bounding_box(), mask=masks, mask_color="#000000")
-    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+    """The view box as the user sees it (whatever covers it: the view, or the last picture), overlays and badge masked."""
+    return view_pixels(page, MASK)
 
 
 def _drawn(pixels: np.ndarray) -> int:
@@ -177,10 +167,6 @@ def _drawn(pixels: np.ndarray) -> int:
     return int((np.abs(flat - background).max(axis=1) > 40).sum())
 
 
-def _changed(a: np.ndarray, b: np.ndarray) -> int:
-    return int((np.abs(a - b).max(axis=2) > 40).sum())
-
-
 def _same_picture(page: sync_api.Page, a: np.ndarray, b: np.ndarray) -> bool:
     """True if ``b`` shows what ``a`` showed (under 2 % of the pixels changed), outside the reconnecting badge."""
     a, b = a.copy(), b.copy()
@@ -189,7 +175,7 @@ def _same_picture(page: sync_api.Page, a: np.ndarray, b: np.ndarray) -> bool:
         rows = slice(max(0, int(box["y"] - view["y"])), max(0, int(box["y"] + box["height"] - view["y"]) + 2))
         cols = slice(max(0, int(box["x"] - view["x"])), max(0, int(box["x"] + box["width"] - view["x"]) + 2))
         a[rows, cols] = b[rows, cols] = 0
-    return _changed(a, b) < 0.02 * a.shape[0] * a.shape[1]
+    return differ(a, b) < 0.02
 
 
 def _scene_time(page: sync_api.Page) -> str:
@@ -207,10 +193,12 @@ def browser() -> Iterator[sync_api.Browser]:
 
 
 def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
+    """A page of ``url`` once its view shows a settled picture (the half-size first picture, a JPEG before its still, is no
+    reference for the last picture kept)."""
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(url)
     page.wait_for_selector("#twin-scene-name", state="attached", timeout=60_000)  # a kiosk page hides it with the chrome
-    _wait(lambda: _drawn(_view_pixels(page)) > 300, 30, "the first picture of the view")
+    wait_for_view(page, lambda px: _drawn(px) > 300, 30, mask=MASK, what="the first picture of the view", settled=LIVE_SETTLED)
     return page
 
 
@@ -219,7 +207,7 @@ def _kiosk_clock(page: sync_api.Page) -> str:
 
 
 # -- the server restarts -------------------------------------------------------------------------
-def _outage(page: sync_api.Page, server: ServerProcess, how: signal.Signals, restart: Callable[[], ServerProcess]) -> ServerProcess:
+def _outage(page: sync_api.Page, server: TwinServer, how: signal.Signals, restart: Callable[[], TwinServer]) -> TwinServer:
     """Stop the server with ``how``; the page keeps the last picture under the badge; it recovers by itself."""
     lang = page.evaluate("window.trame.state.get('twin_lang')")
     before = _view_pixels(page)
@@ -232,17 +220,17 @@ def _outage(page: sync_api.Page, server: ServerProcess, how: signal.Signals, res
 
     assert gettext(lang, "Reconnecting…") in badge.inner_text()
     assert page.locator("#twin-scene-name").count() == 1  # the page, not trame's error or loading page
-    time.sleep(3)  # several tries fail meanwhile (1 s, 2 s, ... apart)
+    wait_until(lambda: _status(page)["attempts"] >= 2, 10, "a try to fail")  # the page tried (1 s after the loss) and tries again
     during = _view_pixels(page)
     assert _drawn(during) > 300, "the view went blank while the server was away"
     assert _same_picture(page, before, during), "the last picture is not what the view showed"
-    assert _status(page)["lost"] and _status(page)["attempts"] >= 2
+    assert _status(page)["lost"]
     returned = restart()
-    took = _wait(lambda: _status(page)["reconnects"] == reconnects + 1, RECOVER_S, "the page to reconnect by itself")
+    took = wait_until(lambda: _status(page)["reconnects"] == reconnects + 1, RECOVER_S, "the page to reconnect by itself")
     assert badge.count() == 0 and page.locator("#twin-reconnect-cover").count() == 0
     assert _drawn(_view_pixels(page)) > 300
     shown = _scene_time(page)
-    _wait(lambda: _scene_time(page) != shown, 10, "live ticks from the new server")
+    wait_until(lambda: _scene_time(page) != shown, 10, "live ticks from the new server")
     print(f"{how.name}: reconnected {took:.1f} s after the server listened again")
     return returned
 
@@ -253,8 +241,8 @@ def test_the_page_shows_the_last_picture_and_reconnects_after_restarts(tmp_path:
     port = free_port()
     logs = iter(range(1, 10))
 
-    def start() -> ServerProcess:
-        return start_twin(scene, port, tmp_path / f"serve{next(logs)}.log")
+    def start() -> TwinServer:
+        return start_wall(scene, tmp_path / f"serve{next(logs)}.log", port=port)
 
     server = start()
     page = _open(browser, server.url)
@@ -274,25 +262,26 @@ def _silent_outage(page: sync_api.Page, stop: Callable[[], None], resume: Callab
     start = _status(page)
     stop()
     badge = page.locator("#twin-reconnecting")
-    found = _wait(lambda: badge.count() == 1, SILENT_S, f"the badge after {what}")
+    found = wait_until(lambda: badge.count() == 1, FOUND_S, f"the badge after {what} (heartbeat loss time {LOSS_S:g} s)")
     assert _status(page)["silent"] == start["silent"] + 1  # found by the heartbeat: no socket closed
     time.sleep(3)  # the probes of the page's address time out meanwhile
     during = _view_pixels(page)
     assert _drawn(during) > 300 and _same_picture(page, before, during), f"the last picture did not stay after {what}"
     resume()
-    took = _wait(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, f"the page to recover after {what}")
+    took = wait_until(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, f"the page to recover after {what}")
     assert badge.count() == 0 and page.locator("#twin-reconnect-cover").count() == 0
     shown = _kiosk_clock(page)
-    _wait(lambda: _kiosk_clock(page) != shown, 10, f"the wall's clock to run again after {what}")
+    wait_until(lambda: _kiosk_clock(page) != shown, 10, f"the wall's clock to run again after {what}")
     print(f"{what}: found in {found:.1f} s, recovered {took:.1f} s after it ended")
 
 
 def test_a_silent_connection_is_found_by_the_heartbeat_and_recovers(tmp_path: Path, browser: sync_api.Browser) -> None:
     """A stopped server process (SIGSTOP, then SIGCONT), and a proxy that stops forwarding: the wall shows "reconnecting"
-    over its last picture within a few heartbeats and recovers by itself when the server or the network comes back."""
+    over its last picture within a few heartbeats (of the loss time the server sets, ``TWIN_HEARTBEAT_LOSS``) and recovers
+    by itself when the server or the network comes back."""
     scene = tmp_path / "live.yaml"
     scene.write_text(LIVE_SCENE, encoding="utf-8")
-    server = start_twin(scene, free_port(), tmp_path / "serve.log", kiosk=True)
+    server = start_wall(scene, tmp_path / "serve.log", kiosk=True)
     proxy = StallingProxy(server.port)
     page = _open(browser, proxy.url)
     group = server.process.pid
@@ -328,7 +317,7 @@ def test_the_local_view_keeps_its_last_picture_through_an_outage(tmp_path: Path,
     scene = tmp_path / "districts.yaml"
     scene.write_text(DISTRICTS_SCENE.format(districts=(shared_data / "shanghai_districts_gcj02.geojson").as_posix()), encoding="utf-8")
     port = free_port()
-    server = start_twin(scene, port, tmp_path / "serve1.log", kiosk=True, view="local")
+    server = start_wall(scene, tmp_path / "serve1.log", port=port, kiosk=True, view="local")
     page = _open(browser, server.url)
     try:
         assert page.evaluate("window.trame.state.get('twin_view_mode')") == "local"
@@ -342,7 +331,7 @@ def test_the_local_view_keeps_its_last_picture_through_an_outage(tmp_path: Path,
         time.sleep(1)
         during = _view_pixels(page)
         assert _drawn(during) > 300 and _same_picture(page, before, during), "the local view's last picture did not stay"
-        server = start_twin(scene, port, tmp_path / "serve2.log", kiosk=True, view="local")
+        server = start_wall(scene, tmp_path / "serve2.log", port=port, kiosk=True, view="local")
         blank: list[float] = []
         start = time.monotonic()
         while _status(page)["reconnects"] == 0:  # never blank until the new picture is drawn
@@ -376,7 +365,7 @@ def test_a_one_map_outage_shows_stale_badges_keeps_the_picture_and_clears(tmp_pa
     onemap = _onemap(onemap_port)
     scene = tmp_path / "onemap.yaml"
     scene.write_text(ONEMAP_SCENE.format(url=onemap.url), encoding="utf-8")  # type: ignore[attr-defined]
-    server = start_twin(scene, free_port(), tmp_path / "serve.log")
+    server = start_wall(scene, tmp_path / "serve.log")
     page = _open(browser, server.url)
     try:
         badge = page.locator('.twin-source[data-layer-id="flood"]')
@@ -392,12 +381,12 @@ def test_a_one_map_outage_shows_stale_badges_keeps_the_picture_and_clears(tmp_pa
         assert gettext(lang, "source down") in badge.inner_text()
         assert page.locator('.twin-layer[data-layer-id="flood"] .twin-layer-stale').count() == 1
         shown = _scene_time(page)
-        _wait(lambda: _scene_time(page) != shown, 10, "ticks to go on while the one-map server is down")
+        wait_until(lambda: _scene_time(page) != shown, 10, "ticks to go on while the one-map server is down")
         during = _view_pixels(page)
         assert _drawn(during) > 300 and _same_picture(page, before, during), "the last good data is not drawn"
         assert server.process.poll() is None
         onemap = _onemap(onemap_port)
-        _wait(lambda: badge.count() == 0, 30, "the stale badge to clear when the one-map server returns")
+        wait_until(lambda: badge.count() == 0, 30, "the stale badge to clear when the one-map server returns")
         assert page.locator('.twin-layer[data-layer-id="flood"] .twin-layer-stale').count() == 0
         assert "Traceback" not in server.log()
     finally:

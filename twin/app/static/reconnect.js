@@ -10,9 +10,10 @@
 // picture within RELOAD_AFTER_MS of the server answering, the page reloads (the cover is shown again from
 // sessionStorage as soon as this script runs).
 // Heartbeat: a silent loss (the socket stays open but nothing comes back: the server process stopped, a proxy that
-// stopped forwarding) never closes the websocket, so the page asks the server every BEAT_MS (the trigger
-// twin_heartbeat, one at a time); a beat unanswered while nothing at all came from the server for MISSED_BEATS x
-// BEAT_MS counts as a lost connection: the page drops that websocket (without asking the server to exit) and goes on
+// stopped forwarding) never closes the websocket, so the page asks the server every 1/MISSED_BEATS of the loss time
+// (the trigger twin_heartbeat, one at a time); a beat unanswered while nothing at all came from the server for the loss
+// time (the state key twin_heartbeat_loss, in s: $TWIN_HEARTBEAT_LOSS on the server, 10 s unless it says) counts as a
+// lost connection: the page drops that websocket (without asking the server to exit) and goes on
 // as above. Anything the server sends (a state update: the clock, every tick) counts as alive: a busy server answers
 // a beat late but its updates keep coming, and reconnecting that page was a false outage.
 // Across a reconnection the page stays as it was: trame's new connection starts from an empty state until the
@@ -32,7 +33,7 @@
     return;
   }
   const DELAYS_MS = [1000, 2000, 4000, 8000, 15000];  // back-off between tries; the last one repeats
-  const BEAT_MS = 2500, MISSED_BEATS = 4, PROBE_TIMEOUT_MS = 5000;
+  const DEFAULT_LOSS_MS = 10000, MISSED_BEATS = 4, PROBE_TIMEOUT_MS = 5000;
   const SNAPSHOT_EVERY_MS = 2000;
   const STORE_EVERY_MS = 30000;
   const RELOAD_AFTER_MS = 30000;
@@ -247,13 +248,19 @@
     awaitPicture(Date.now());
   }
 
-  // One heartbeat at a time: a beat unanswered while nothing came from the server for MISSED_BEATS x BEAT_MS is a silent
-  // loss of the connection; an answer, however late, or any update from the server meanwhile, says it is alive.
+  // The loss time (ms) the server set (the state carries it across a reconnection), else the default.
+  function lossMs() {
+    const seconds = Number(window.trame && window.trame.state && window.trame.state.get("twin_heartbeat_loss"));
+    return seconds > 0 ? seconds * 1000 : DEFAULT_LOSS_MS;
+  }
+
+  // One heartbeat at a time: a beat unanswered while nothing came from the server for the loss time is a silent loss of
+  // the connection; an answer, however late, or any update from the server meanwhile, says it is alive.
   function beat() {
     const trame = window.trame, client = hooked;
     if (status.lost || !client || !trame || trame.client !== client || !client.isConnected()) return;
     if (beatSince) {
-      if (Date.now() - Math.max(beatSince, heardAt) > MISSED_BEATS * BEAT_MS) silent(client);
+      if (Date.now() - Math.max(beatSince, heardAt) > lossMs()) silent(client);
       return;
     }
     const sent = beatSince = Date.now();
@@ -334,5 +341,8 @@
   if (window.trame) carryState(window.trame);
   if (window.trame && window.trame.addConnectListener) window.trame.addConnectListener(hook);
   setInterval(remember, SNAPSHOT_EVERY_MS);
-  setInterval(beat, BEAT_MS);
+  (function beats() {  // a beat every 1/MISSED_BEATS of the loss time, as the server sets it now
+    beat();
+    setTimeout(beats, lossMs() / MISSED_BEATS);
+  })();
 })();
