@@ -13,7 +13,11 @@ from trame.widgets import client, html
 
 from twin.app.i18n import tr, tr_fmt
 
-__all__ = ["overlays"]
+__all__ = ["OFF_WALL", "overlays"]
+
+OFF_WALL = "!twin_kiosk_page"
+"""``v_if`` of what a wall page hides (the app bar, the drawers, the time bar, the pick card): a wall page does not build it,
+so the state it reads (the replay range, the layer rows, every tick) does not re-render it there."""
 
 
 def overlays(*, kiosk: bool) -> None:
