@@ -193,7 +193,8 @@ def _same_picture(page: sync_api.Page, a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _scene_time(page: sync_api.Page) -> str:
-    return page.locator("#twin-time").inner_text().strip()
+    """The scene time the page holds (a wall page builds no toolbar to show it)."""
+    return str(page.evaluate("window.trame.state.get('twin_time_text')"))
 
 
 def _status(page: sync_api.Page) -> dict[str, int | bool]:
@@ -209,7 +210,7 @@ def browser() -> Iterator[sync_api.Browser]:
 def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(url)
-    page.wait_for_selector("#twin-scene-name", state="attached", timeout=60_000)  # a kiosk page hides it with the chrome
+    page.wait_for_selector("#twin-main", state="attached", timeout=60_000)  # a wall page builds no chrome
     _wait(lambda: _drawn(_view_pixels(page)) > 300, 30, "the first picture of the view")
     return page
 
@@ -231,7 +232,7 @@ def _outage(page: sync_api.Page, server: ServerProcess, how: signal.Signals, res
     from twin.app.i18n import gettext
 
     assert gettext(lang, "Reconnecting…") in badge.inner_text()
-    assert page.locator("#twin-scene-name").count() == 1  # the page, not trame's error or loading page
+    assert page.locator("#twin-main").count() == 1  # the page, not trame's error or loading page
     time.sleep(3)  # several tries fail meanwhile (1 s, 2 s, ... apart)
     during = _view_pixels(page)
     assert _drawn(during) > 300, "the view went blank while the server was away"
