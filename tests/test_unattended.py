@@ -179,7 +179,8 @@ def _same_picture(page: sync_api.Page, a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _scene_time(page: sync_api.Page) -> str:
-    return page.locator("#twin-time").inner_text().strip()
+    """The scene time the page holds (a wall page builds no toolbar to show it)."""
+    return str(page.evaluate("window.trame.state.get('twin_time_text')"))
 
 
 def _status(page: sync_api.Page) -> dict[str, int | bool]:
@@ -197,7 +198,7 @@ def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
     reference for the last picture kept)."""
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(url)
-    page.wait_for_selector("#twin-scene-name", state="attached", timeout=60_000)  # a kiosk page hides it with the chrome
+    page.wait_for_selector("#twin-main", state="attached", timeout=60_000)  # a wall page builds no chrome
     wait_for_view(page, lambda px: _drawn(px) > 300, 30, mask=MASK, what="the first picture of the view", settled=LIVE_SETTLED)
     return page
 
@@ -219,7 +220,7 @@ def _outage(page: sync_api.Page, server: TwinServer, how: signal.Signals, restar
     from twin.app.i18n import gettext
 
     assert gettext(lang, "Reconnecting…") in badge.inner_text()
-    assert page.locator("#twin-scene-name").count() == 1  # the page, not trame's error or loading page
+    assert page.locator("#twin-main").count() == 1  # the page, not trame's error or loading page
     wait_until(lambda: _status(page)["attempts"] >= 2, 10, "a try to fail")  # the page tried (1 s after the loss) and tries again
     during = _view_pixels(page)
     assert _drawn(during) > 300, "the view went blank while the server was away"

@@ -20,6 +20,7 @@ from twin.alerts.engine import AlertEvent
 from twin.app.access import current_user
 from twin.app.bridge import LoopBridge
 from twin.app.i18n import tr, tr_expr, tr_fmt
+from twin.app.kiosk_overlays import OFF_WALL
 from twin.app.live import alert_rows, event_row, focus_dict
 from twin.errors import TwinError
 from twin.session import Focus, Session
@@ -117,7 +118,7 @@ class AlertsPanel(TrameComponent):
         ack = self.server.trigger_name(self.acknowledge)
         with v3.VNavigationDrawer(
             v_model=("twin_alerts_open",),
-            v_if="twin_has_alerts && !twin_kiosk_page",  # a wall page hides the drawer: its cards are not built there
+            v_if=f"twin_has_alerts && {OFF_WALL}",  # a wall page hides the drawer: its cards are not built there
             location="right",
             width=ALERTS_DRAWER_PX,
             color="surface",

@@ -17,7 +17,8 @@ the view, hides the camera presets and says so) and acknowledge alerts, which th
 State: ``twin_hall`` (``active``, ``mode``, ``stop``, ``stops``, ``camera``, ``tour``, ``flying``,
 ``pose`` — the view's camera at rest, ``"x,y,z|fx,fy,fz"`` in frame metres —, ``banner``,
 ``queued``, ``error``) and ``twin_kiosk_clock`` (``date``, ``time``, +08:00); ``twin_kiosk_page`` is each page's own (client only):
-true on a kiosk page, which then does not build what it hides (the alerts drawer with its cards and event log).
+true on a kiosk page (set before its template renders, ``static/kiosk_flag.js``; ``twin_kiosk_default``: the server's default),
+which then does not build what it hides (:data:`~twin.app.kiosk_overlays.OFF_WALL`: the bars, the drawers, the time bar).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from trame.app import TrameComponent
 from twin.alerts.engine import AlertEvent
 from twin.app.bridge import LoopBridge
 from twin.app.kiosk_camera import CameraHold, at
-from twin.app.kiosk_overlays import overlays
+from twin.app.kiosk_overlays import overlays, page_flag
 from twin.app.live import SEVERITY_COLORS, alert_rows, focus_dict
 from twin.app.view_panel import ViewPanel
 from twin.clock import SHANGHAI
@@ -73,7 +74,8 @@ class KioskPanel(TrameComponent):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.state.update({"twin_hall": dict(_IDLE), "twin_kiosk_clock": {"date": "", "time": ""}, "twin_kiosk_page": False})
-        self.state.client_only("twin_kiosk_page")  # each page's own (static/kiosk.js): a wall page leaves out the hidden drawer
+        self.state.client_only("twin_kiosk_page")  # each page's own (static/kiosk_flag.js): a wall page leaves out what it hides
+        page_flag(server, kiosk=kiosk)
         session.alert_event.connect(self._on_alert)
         session.camera_changed.connect(self._on_camera)
         self.server.trigger("twin_kiosk_alive")(self.alive)

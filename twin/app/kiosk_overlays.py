@@ -8,12 +8,24 @@ with the screen (``vmin``) and shows them only on kiosk pages (``html.twin-kiosk
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 from trame.widgets import client, html
 
 from twin.app.i18n import tr, tr_fmt
 
-__all__ = ["overlays"]
+__all__ = ["OFF_WALL", "overlays", "page_flag"]
+
+OFF_WALL = "!twin_kiosk_page"
+"""``v_if`` of what a wall page hides (the app bar, the drawers, the time bar, the pick card): a wall page does not build it,
+so the state it reads (the replay range, the layer rows, every tick) does not re-render it there."""
+
+
+def page_flag(server: Any, *, kiosk: bool) -> None:
+    """Each page's ``twin_kiosk_page`` set before its template renders (``static/kiosk_flag.js``, a module script loaded before
+    the template mounts), from ``?kiosk=`` or the server's default ``kiosk`` (state ``twin_kiosk_default``)."""
+    server.state.twin_kiosk_default = kiosk
+    server.enable_module({"serve": {"__twin_static": str(resources.files("twin.app").joinpath("static"))}, "scripts": ["__twin_static/kiosk_flag.js"]})
 
 
 def overlays(*, kiosk: bool) -> None:

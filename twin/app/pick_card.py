@@ -16,6 +16,7 @@ from trame.widgets import vuetify3 as v3
 
 from twin.app.bridge import LoopBridge
 from twin.app.i18n import LANGUAGES, tr_expr, tr_fmt
+from twin.app.kiosk_overlays import OFF_WALL
 from twin.clock import fmt_datetime
 from twin.scene.model import Scene
 from twin.session import Selection, Session
@@ -44,7 +45,7 @@ class PickCard(TrameComponent):
         self.session.select(None)
 
     def ui(self) -> None:
-        with html.Div(classes="twin-overlay twin-pick", id="twin-pick", v_if="twin_pick"):
+        with html.Div(classes="twin-overlay twin-pick", id="twin-pick", v_if=f"twin_pick && {OFF_WALL}"):
             with html.Div(classes="d-flex align-center mb-1"):
                 v3.VIcon("mdi-map-marker", color="primary", size="small", classes="mr-1")
                 with html.Div():

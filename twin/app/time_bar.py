@@ -16,6 +16,7 @@ from trame.widgets import vuetify3 as v3
 
 from twin.app.bridge import LoopBridge
 from twin.app.i18n import tr, tr_expr
+from twin.app.kiosk_overlays import OFF_WALL
 from twin.app.live import SHANGHAI, fmt_age, fmt_datetime
 from twin.session import HealthChange, Session, TimeChange
 
@@ -94,7 +95,7 @@ class TimeBar(TrameComponent):
 
     def ui(self) -> None:
         """Bottom bar: back to live, and a slider over the live layers' history (replay)."""
-        with html.Div(classes="twin-timebar", id="twin-timebar", v_if="twin_has_live"):
+        with html.Div(classes="twin-timebar", id="twin-timebar", v_if=f"twin_has_live && {OFF_WALL}"):
             v3.VBtn(tr("Live"), id="twin-live-btn", click=self.go_live, prepend_icon="mdi-broadcast", color=("twin_live ? 'success' : 'warning'",),
                     variant=("twin_live ? 'tonal' : 'flat'",), classes="font-weight-bold")
             html.Span("{{ twin_replay_start }}", classes="twin-timebar-edge", title=(tr_expr("oldest moment kept for replay"),))

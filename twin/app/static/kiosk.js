@@ -31,8 +31,8 @@
     return;
   }
   if (window.twinKioskAlive) return;
-  // this page only (client-only state): what the wall hides is not built at all (the alerts drawer's cards, the event log);
-  // said once the page is built (a change before that is missed by the page), and again after a reconnection brings the server's state back
+  // this page only (client-only state): what the wall hides is not built at all; static/kiosk_flag.js sets it before the
+  // template renders, this says it again should a state update have reset it
   function flag() {
     const state = window.trame && window.trame.state;
     if (!state || !document.getElementById("twin-main")) return false;
