@@ -77,7 +77,7 @@ def start_hub(scenes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     hubs: list[TwinServer] = []
 
     def start(host: str, *options: str, env: dict[str, str] | None = None, command: str = "hub") -> TwinServer:
-        environment = {"TWIN_TOKEN": None, "TWIN_TICK_SECONDS": "1", "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache"), **(env or {})}
+        environment: dict[str, str | None] = {"TWIN_TOKEN": None, "TWIN_TICK_SECONDS": "1", "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache"), **(env or {})}
         hub = start_twin(scenes, tmp_path_factory.mktemp("hub") / "hub.log", command=command, host=host, env=environment, args=options)
         hubs.append(hub)
         return hub
@@ -367,7 +367,7 @@ def test_stopped_hub_stops_its_sessions(guarded_hub: TwinServer) -> None:
     assert status == 303 and re.fullmatch(r"/s/[\w-]{20,}/", headers["Location"])
     session = headers["Location"].split("/")[2]
     pid = sessions(guarded_hub)[session][1]
-    assert guarded_hub.stop() == 0
+    assert guarded_hub.stop(timeout=20) == 0  # None: it had to be killed
     assert not _alive(pid)
     assert f"session {session} stopped: the hub is stopping" in guarded_hub.log()
 
