@@ -62,6 +62,20 @@ def wait_until(ok: Callable[[], bool], timeout: float, what: str, every: float =
     return time.monotonic() - start
 
 
+def wait_for_changes(read: Callable[[], object], count: int, timeout: float, what: str) -> None:
+    """Poll ``read`` until what it returns has changed ``count`` times (e.g. a page's clock text: ``count`` ticks reached the page,
+    however slowly a loaded machine delivers them); AssertionError naming ``what`` after ``timeout`` s."""
+    seen = [read()]
+
+    def changed() -> bool:
+        now = read()
+        if now != seen[-1]:
+            seen.append(now)
+        return len(seen) > count
+
+    wait_until(changed, timeout, f"{what} to change {count} times (seen: {seen})")
+
+
 # -- the 3D view's pixels ------------------------------------------------------------------------
 def view_pixels(page: sync_api.Page, mask: Sequence[str] = OVERLAYS) -> np.ndarray:
     """The view box as the user sees it (the view, or whatever covers it: the last picture while reconnecting), the elements
@@ -173,6 +187,11 @@ def start_twin(scene: Path, log: Path, *, view: str = "remote", kiosk: bool = Fa
                 server.stop()
                 pytest.fail(f"twin {command} did not listen on {host}:{port} within {timeout:g} s:\n{server.log()}")
             time.sleep(0.2)
+
+
+CLOSED_PAGES = ("Cannot write to closing transport", "Error handling request")
+"""wslink's report of a reply to a page that had just closed (a race in wslink, not in twin): no fault of the server's; ``noise``
+for :func:`without` and :func:`twin_serve`."""
 
 
 def without(log: str, *noise: str) -> str:

@@ -6,22 +6,13 @@ used) and the shared data folder with the Shanghai districts and bus line 71.
 
 from __future__ import annotations
 
-import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-
+from browsing import TwinServer, chromium, start_twin, wait_for_language, wait_for_view
 from playwright import sync_api
-
-from browsing import chromium, wait_for_language
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DISTRICTS = DATA / "shanghai_districts_gcj02.geojson"
@@ -53,12 +44,6 @@ layers:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _write_scene(folder: Path, name: str, *, missing: bool) -> Path:
     if not (DISTRICTS.is_file() and BUS71.is_file()):
         pytest.fail(f"test data missing: expected {DISTRICTS.name} and {BUS71.name} in {DATA}")
@@ -72,43 +57,18 @@ def _write_scene(folder: Path, name: str, *, missing: bool) -> Path:
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Callable[[Path, str], str]:
-    """Start ``twin serve SCENE`` in a subprocess; returns its URL once the port answers."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def stop() -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-    request.addfinalizer(stop)
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+    """Start ``twin serve SCENE`` (:func:`browsing.start_twin`, ``view`` remote or local); its URL once the port answers.
+    All are stopped at module end."""
+    servers: list[TwinServer] = []
 
     def start(scene: Path, view: str = "remote") -> str:
-        port = _free_port()
-        log = tmp_path_factory.mktemp("serve") / "serve.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "twin.cli", "serve", str(scene), "--port", str(port), "--view", view, "--no-browser"],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        procs.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"twin serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return f"http://127.0.0.1:{port}/"
-            except OSError:
-                time.sleep(0.2)
-        pytest.fail(f"twin serve did not listen on {port} within 30 s:\n{log.read_text(errors='replace')}")
+        servers.append(start_twin(scene, tmp_path_factory.mktemp("serve") / "serve.log", view=view))
+        return servers[-1].url
 
-    return start
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -130,20 +90,12 @@ def missing_url(serve: Callable[..., str], tmp_path_factory: pytest.TempPathFact
 def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
     page = browser.new_page(viewport={"width": 1400, "height": 800})
     page.goto(url)
-    page.wait_for_selector("#twin-scene-name", timeout=20_000)
+    page.wait_for_selector("#twin-scene-name", timeout=30_000)
     wait_for_language(page)
     return page
 
 
 # -- image helpers -----------------------------------------------------------------------------
-def _view_pixels(page: sync_api.Page) -> np.ndarray:
-    """The 3D view as RGB pixels, with the HTML overlays (legend, errors, picks) painted black."""
-    from PIL import Image
-
-    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")
-    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
-
-
 def _legend_colors(page: sync_api.Page) -> list[tuple[int, int, int]]:
     css = page.eval_on_selector_all(".twin-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)")
     colors = []
@@ -160,17 +112,6 @@ def _colors_present(pixels: np.ndarray, colors: list[tuple[int, int, int]], min_
         close = np.abs(pixels - np.array(color, dtype=np.int16)).max(axis=2) <= 14
         found += int(close.sum() >= min_pixels)
     return found
-
-
-def _wait_for_image(page: sync_api.Page, ok: Callable[[np.ndarray], bool], timeout: float = 20.0) -> np.ndarray:
-    deadline = time.monotonic() + timeout
-    pixels = _view_pixels(page)
-    while not ok(pixels):
-        if time.monotonic() > deadline:
-            raise AssertionError("the 3D view did not show the expected image in time")
-        time.sleep(0.3)
-        pixels = _view_pixels(page)
-    return pixels
 
 
 def _distinct_colors(pixels: np.ndarray) -> int:
@@ -198,7 +139,7 @@ def test_view_shows_district_colors(browser: sync_api.Browser, scene_url: str) -
     try:
         colors = _legend_colors(page)
         assert len(colors) >= 16
-        pixels = _wait_for_image(page, lambda px: _colors_present(px, colors) >= 8)
+        pixels = wait_for_view(page, lambda px: _colors_present(px, colors) >= 8, settle=False, what="the district colours")
         assert _distinct_colors(pixels) > 20
     finally:
         page.close()
@@ -209,13 +150,13 @@ def test_toggling_a_layer_changes_the_image(browser: sync_api.Browser, scene_url
     switch = page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input')
     try:
         colors = _legend_colors(page)
-        before = _wait_for_image(page, lambda px: _colors_present(px, colors) >= 8)
+        before = wait_for_view(page, lambda px: _colors_present(px, colors) >= 8, what="the district colours")  # settled: compared below
         switch.click()
-        after = _wait_for_image(page, lambda px: _colors_present(px, colors) <= 1)
+        after = wait_for_view(page, lambda px: _colors_present(px, colors) <= 1, settle=False, what="the view without the districts")
         assert np.abs(before - after).max(axis=2).mean() > 5
         assert page.locator("#twin-legend").count() == 0  # legends follow visibility
         switch.click()
-        _wait_for_image(page, lambda px: _colors_present(px, colors) >= 8)
+        wait_for_view(page, lambda px: _colors_present(px, colors) >= 8, settle=False, what="the districts again")
     finally:
         if not switch.is_checked():
             switch.click()
@@ -227,7 +168,7 @@ def test_click_picks_the_district_under_the_mouse(browser: sync_api.Browser, sce
     try:
         colors = _legend_colors(page)
         labels = page.eval_on_selector_all(".twin-legend-label", "els => els.map(e => e.textContent.trim())")
-        pixels = _wait_for_image(page, lambda px: _colors_present(px, colors) >= 8)
+        pixels = wait_for_view(page, lambda px: _colors_present(px, colors) >= 8, what="the district colours")  # settled: its pixels are clicked
         # the district with the largest area, clicked well inside its fill
         inside = [_eroded(np.abs(pixels - np.array(c, dtype=np.int16)).max(axis=2) <= 8, 5) for c in colors]
         best = int(np.argmax([m.sum() for m in inside]))
@@ -237,7 +178,7 @@ def test_click_picks_the_district_under_the_mouse(browser: sync_api.Browser, sce
         assert box is not None
         scale = pixels.shape[1] / box["width"]
         page.mouse.click(box["x"] + x / scale, box["y"] + y / scale)
-        page.wait_for_selector("#twin-pick", timeout=10_000)
+        page.wait_for_selector("#twin-pick", timeout=20_000)
         assert page.locator("#twin-pick .twin-pick-label").inner_text() == labels[best]
         lonlat = page.locator("#twin-pick .twin-pick-lonlat").inner_text()
         assert lonlat.startswith("lon 12") and "lat 3" in lonlat
@@ -266,7 +207,7 @@ def test_missing_layer_file_shows_error_and_the_rest(browser: sync_api.Browser, 
         assert page.locator('.twin-layer[data-layer-id="ghost"] .twin-layer-error').count() == 1
         assert page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-error').count() == 0
         colors = _legend_colors(page)
-        _wait_for_image(page, lambda px: _colors_present(px, colors) >= 8)
+        wait_for_view(page, lambda px: _colors_present(px, colors) >= 8, settle=False, what="the district colours")
     finally:
         page.close()
 
@@ -290,6 +231,8 @@ def test_buildings_coloured_by_height_in_both_view_modes(browser: sync_api.Brows
             teal = ((rgb[:, 1] > 110) & (rgb[:, 2] > 100) & (rgb[:, 0] < 80)).mean()  # viridis middle
             return yellow > 0.002 and teal > 0.02
 
-        _wait_for_image(page, varied)
+        # a minute: the first building mesh of a machine whose numba kernels were never compiled (no `twin warmup`) holds the server
+        # ~40 s on a loaded 2-core machine; then SwiftShader draws it
+        wait_for_view(page, varied, 60, settle=False, what="buildings in viridis colours")
     finally:
         page.close()

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import logging
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from browsing import chromium, twin_serve, wait_for_language
+from browsing import CLOSED_PAGES, chromium, differ, twin_serve, wait_for_changes, wait_for_language, wait_for_view, wait_until
 from playwright import sync_api
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -86,11 +84,11 @@ def _failing_scene(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Both servers (live, failing feed); their URLs once the ports answer. At the end both still run (the tick loop
-    did not die), logged no traceback, and exit 0 on SIGTERM."""
+    did not die), logged no traceback (but wslink's on a page that had just closed), and exit 0 on SIGTERM."""
     env: dict[str, str | None] = {"TWIN_TICK_SECONDS": "1", "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache")}
     scenes = {"live": _live_scene(tmp_path_factory.mktemp("live")), "failing": _failing_scene(tmp_path_factory.mktemp("failing"))}
     with contextlib.ExitStack() as running:
-        yield {name: running.enter_context(twin_serve(scene, tmp_path_factory.mktemp("serve") / f"{name}.log", env=env, strict=True))
+        yield {name: running.enter_context(twin_serve(scene, tmp_path_factory.mktemp("serve") / f"{name}.log", env=env, strict=True, noise=CLOSED_PAGES))
                for name, scene in scenes.items()}
 
 
@@ -122,14 +120,6 @@ def _scene_time(page: sync_api.Page) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
 
 
-def _wait(ok: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
-
-
 def _firing(page: sync_api.Page) -> list[dict[str, object]]:
     """The firing alerts shown: id, depth in cm (from the value text) and whether acknowledged."""
     return page.eval_on_selector_all(
@@ -146,19 +136,18 @@ def _depth(value: object) -> float:
 
 
 def _wait_for_firing(page: sync_api.Page) -> list[dict[str, object]]:
-    _wait(lambda: bool(_firing(page)), ALERT_WAIT, "a firing alert in the alerts panel")
+    wait_until(lambda: bool(_firing(page)), ALERT_WAIT, "a firing alert in the alerts panel")
     return _firing(page)
 
 
-def _view_pixels(page: sync_api.Page) -> np.ndarray:
-    from PIL import Image
-
-    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")
-    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
-
-
 def _changed_pixels(a: np.ndarray, b: np.ndarray) -> int:
-    return int((np.abs(a - b).max(axis=2) > 40).sum())
+    """How many pixels changed clearly (:func:`browsing.differ`, level 40) between two pictures of the view."""
+    return round(differ(a, b) * a.shape[0] * a.shape[1])
+
+
+def _settled(page: sync_api.Page) -> np.ndarray:
+    """The view's settled picture (two agreeing shots): a reference that a later change is measured against."""
+    return wait_for_view(page, lambda _: True, what="a settled picture")
 
 
 # -- browser tests -----------------------------------------------------------------------------
@@ -167,7 +156,7 @@ def test_scene_time_is_shown_and_advances(live_page: sync_api.Page) -> None:
     assert "LIVE" in page.locator("#twin-time-mode").inner_text()
     first = _scene_time(page)
     assert abs((dt.datetime.now(dt.timezone.utc) - first).total_seconds()) < 30  # the wall clock, not the file
-    _wait(lambda: _scene_time(page) > first, 6, "the scene time to advance")
+    wait_until(lambda: _scene_time(page) > first, 15, "the scene time to advance")
     assert re.fullmatch(r"data \d+ s old", page.locator('.twin-layer[data-layer-id="flood"] .twin-layer-age').inner_text().strip())
     assert page.locator('.twin-layer[data-layer-id="flood"] .twin-layer-stale').count() == 0
 
@@ -180,8 +169,8 @@ def test_alerts_fire_with_depths_and_the_view_follows_the_data(live_page: sync_a
     assert page.locator(".twin-alert .twin-alert-since").first.inner_text().startswith("since ")
     assert "+08:00" in page.locator(".twin-alert .twin-alert-since").first.inner_text()
     # readings arrive every 10 s while water stands: columns and their labels change
-    before = _view_pixels(page)
-    _wait(lambda: _changed_pixels(before, _view_pixels(page)) > 50, 25, "the flood columns to change")
+    before = _settled(page)
+    wait_for_view(page, lambda px: _changed_pixels(before, px) > 50, 25, settle=False, what="the flood columns changed")
 
 
 def test_acknowledge_and_fly_to_an_alert(live_page: sync_api.Page) -> None:
@@ -189,12 +178,12 @@ def test_acknowledge_and_fly_to_an_alert(live_page: sync_api.Page) -> None:
     firing = _wait_for_firing(page)
     target = max(firing, key=lambda a: _depth(a["value"]))  # the deepest: least likely to resolve meanwhile
     card = page.locator(f'.twin-alert[data-alert-id="{target["id"]}"]')
-    before = _view_pixels(page)
+    before = _settled(page)
     card.click()  # fly there
-    page.wait_for_selector("#twin-focus", timeout=5_000)
-    _wait(lambda: _changed_pixels(before, _view_pixels(page)) > 5_000, 10, "the camera to fly to the alert")
+    page.wait_for_selector("#twin-focus", timeout=10_000)
+    wait_for_view(page, lambda px: _changed_pixels(before, px) > 5_000, 20, settle=False, what="the camera flown to the alert")
     card.locator(".twin-alert-ack").click()
-    _wait(lambda: "acknowledged" in page.locator("#twin-events").inner_text(), 5, "the acknowledgement in the event log")
+    wait_until(lambda: "acknowledged" in page.locator("#twin-events").inner_text(), 10, "the acknowledgement in the event log")
     if card.count():  # unless the water dropped below 20 cm meanwhile (then the alert closed)
         card.locator(".twin-alert-acknowledged").wait_for(timeout=5_000)
         assert card.locator(".twin-alert-ack").count() == 0
@@ -205,17 +194,18 @@ def test_replay_pauses_and_live_resumes(live_page: sync_api.Page) -> None:
     live_time = _scene_time(page)
     page.locator(".twin-replay .v-slider-thumb").focus()
     page.keyboard.press("Home")  # the oldest moment kept: 15 minutes ago
-    _wait(lambda: "REPLAY" in page.locator("#twin-time-mode").inner_text(), 5, "replay mode")
-    _wait(lambda: (live_time - _scene_time(page)).total_seconds() > 600, 5, "the scene time to go back ~15 min")
+    wait_until(lambda: "REPLAY" in page.locator("#twin-time-mode").inner_text(), 10, "replay mode")
+    wait_until(lambda: (live_time - _scene_time(page)).total_seconds() > 600, 10, "the scene time to go back ~15 min")
     replay_time = _scene_time(page)
     assert "−" in page.locator("#twin-replay-offset").inner_text()
-    time.sleep(2.5)  # ticks keep coming, but replay does not follow the clock
+    age = page.locator('.twin-layer[data-layer-id="flood"] .twin-layer-age')
+    wait_for_changes(age.inner_text, 2, 15, "the flood layer's data age")  # ticks keep coming, but replay does not follow the clock
     assert _scene_time(page) == replay_time
     page.locator("#twin-live-btn").click()
-    _wait(lambda: "LIVE" in page.locator("#twin-time-mode").inner_text(), 5, "live mode")
+    wait_until(lambda: "LIVE" in page.locator("#twin-time-mode").inner_text(), 10, "live mode")
     resumed = _scene_time(page)
     assert resumed >= live_time
-    _wait(lambda: _scene_time(page) > resumed, 6, "the scene time to advance again")
+    wait_until(lambda: _scene_time(page) > resumed, 15, "the scene time to advance again")
 
 
 def test_failing_feed_shows_a_stale_chip_and_the_rest(browser: sync_api.Browser, servers: dict[str, str]) -> None:
@@ -234,14 +224,12 @@ def test_failing_feed_shows_a_stale_chip_and_the_rest(browser: sync_api.Browser,
         colors = [tuple(int(float(v)) for v in c[c.index("(") + 1 : c.index(")")].split(",")[:3]) for c in css]
         assert len(colors) >= 16
 
-        def districts_shown() -> bool:
-            pixels = _view_pixels(page)
-            found = sum(int((np.abs(pixels - np.array(c, dtype=np.int16)).max(axis=2) <= 14).sum() >= 40) for c in colors)
-            return found >= 8
+        def districts_shown(pixels: np.ndarray) -> bool:
+            return sum(int((np.abs(pixels - np.array(c, dtype=np.int16)).max(axis=2) <= 14).sum() >= 40) for c in colors) >= 8
 
-        _wait(districts_shown, 20, "the district colours in the view")
+        wait_for_view(page, districts_shown, 30, settle=False, what="the district colours")
         first = _scene_time(page)
-        _wait(lambda: _scene_time(page) > first, 6, "ticks to go on while the feed fails")
+        wait_until(lambda: _scene_time(page) > first, 15, "ticks to go on while the feed fails")
     finally:
         page.close()
 

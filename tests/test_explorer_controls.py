@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from browsing import differ, wait_for_view
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -256,56 +257,30 @@ def _open(served: tuple[str, object], path: str = "") -> object:
     return page
 
 
-def _pixels(page: object) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")  # type: ignore[attr-defined]
-    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
-
-
-def _until(page: object, ok, timeout: float = 20.0) -> np.ndarray:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        pixels = _pixels(page)
-        if ok(pixels):
-            return pixels
-        if time.monotonic() > deadline:
-            raise AssertionError("the 3D view did not change as expected in time")
-        time.sleep(0.3)
-
-
 def _high_risk(pixels: np.ndarray) -> np.ndarray:
     """Pixels of the H3 cells at level 高风险 (#ff3b30): the view has drawn the live layer."""
     return np.abs(pixels - np.array([255, 59, 48])).max(axis=2) <= 20
-
-
-def _changed(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of pixels that differ clearly between two pictures."""
-    return float((np.abs(a - b).max(axis=2) > 30).mean())
 
 
 def test_colour_by_and_filter_change_the_picture(served: tuple[str, object]) -> None:
     page = _open(served)
     row = page.locator('.twin-layer[data-layer-id="districts"]')  # type: ignore[attr-defined]
     try:
-        first = _until(page, lambda px: _high_risk(px).sum() > 30)
+        # references (settled: two agreeing shots), each later picture compared with them; the checks in between need not settle
+        first = wait_for_view(page, lambda px: _high_risk(px).sum() > 30, what="the districts and the crowd's cells")
         row.locator(".twin-color-by").select_option("adcode")  # a number: a colormap with a range
-        by_code = _until(page, lambda px: _changed(px, first) > 0.2)
+        by_code = wait_for_view(page, lambda px: differ(px, first, 30) > 0.2, what="the districts coloured by code")
         page.locator('#twin-legend [data-layer-id="districts"] .twin-gradient').wait_for(timeout=10_000)  # type: ignore[attr-defined]
         row.locator(".twin-colormap").select_option("magma")
-        _until(page, lambda px: _changed(px, by_code) > 0.2)
+        wait_for_view(page, lambda px: differ(px, by_code, 30) > 0.2, settle=False, what="another colormap")
         row.locator(".twin-color-by").select_option("name")
-        named = _until(page, lambda px: _changed(px, first) < 0.2 * _changed(by_code, first))  # the first colours again
+        named = wait_for_view(page, lambda px: differ(px, first, 30) < 0.2 * differ(by_code, first, 30), what="the first colours again")
         row.locator(".twin-filter-column").select_option("name")
         row.locator(".twin-filter-values").select_option(["黄浦区"])  # the Bund's district only
-        only = _until(page, lambda px: _changed(px, named) > 0.2)
+        only = wait_for_view(page, lambda px: differ(px, named, 30) > 0.2, what="the Bund's district alone")
         row.locator(".twin-filter-column").select_option("")
         # the whole picture comes back (waited for: a frame in between may still be the lighter one of a moving view)
-        _until(page, lambda px: _changed(px, named) < min(0.05, 0.2 * _changed(only, named)))
+        wait_for_view(page, lambda px: differ(px, named, 30) < min(0.05, 0.2 * differ(only, named, 30)), settle=False, what="every district again")
     finally:
         page.close()  # type: ignore[attr-defined]
 
@@ -313,13 +288,13 @@ def test_colour_by_and_filter_change_the_picture(served: tuple[str, object]) -> 
 def test_the_h3_pick_card_shows_value_level_and_local_time(served: tuple[str, object]) -> None:
     page = _open(served)
     try:
-        pixels = _until(page, lambda px: _high_risk(px).sum() > 30)
+        pixels = wait_for_view(page, lambda px: _high_risk(px).sum() > 30, what="the crowd's cells")  # settled: its pixels are clicked
         ys, xs = np.nonzero(_high_risk(pixels))
         box = page.locator("#twin-view").bounding_box()  # type: ignore[attr-defined]
         scale = pixels.shape[1] / box["width"]
         page.mouse.click(box["x"] + float(np.median(xs)) / scale, box["y"] + float(np.median(ys)) / scale)  # type: ignore[attr-defined]
         card = page.locator("#twin-pick")  # type: ignore[attr-defined]
-        card.wait_for(timeout=10_000)
+        card.wait_for(timeout=20_000)
         text = card.inner_text()
         assert "Crowd" in text and "高风险" in text
         rows = dict(row.split("\t", 1) for row in card.locator("table").inner_text().splitlines() if "\t" in row)
@@ -341,7 +316,7 @@ def test_the_screenshot_download_is_a_png_of_the_view(served: tuple[str, object]
 
     page = _open(served)
     try:
-        seen = _until(page, lambda px: _high_risk(px).sum() > 30)
+        seen = wait_for_view(page, lambda px: _high_risk(px).sum() > 30, what="the crowd's cells")  # settled: the download is compared with it
         page.locator("#twin-shot-open").click()  # type: ignore[attr-defined]
         page.locator(".twin-shot-size").select_option(size)  # type: ignore[attr-defined]
         with page.expect_download(timeout=30_000) as download:  # type: ignore[attr-defined]

@@ -10,23 +10,16 @@ and neither a stopped nor a killed hub leaves an app process behind. The non-loo
 from __future__ import annotations
 
 import http.client
-import io
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browsing import chromium
+from browsing import TwinServer, chromium, differ, start_twin, view_pixels, wait_for_changes, wait_for_view, wait_until
 from playwright import sync_api
-from servers import free_port
 
 from twin.cli import main
 
@@ -61,35 +54,9 @@ STARTED = re.compile(r"session (\S+) started: \S+ for (\S+) \(pid (\d+), port (\
 
 
 # -- hubs ----------------------------------------------------------------------------------------
-@dataclass
-class Hub:
-    """A running ``twin hub``: its process, address and log."""
-
-    proc: subprocess.Popen[bytes]
-    host: str
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def sessions(self) -> dict[str, tuple[str, int, int]]:
-        """Started sessions from the log: ``{id: (user, pid, port)}``."""
-        return {m[1]: (m[2], int(m[3]), int(m[4])) for m in STARTED.finditer(self.text())}
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+def sessions(hub: TwinServer) -> dict[str, tuple[str, int, int]]:
+    """The sessions a hub started, from its log: ``{id: (user, pid, port)}``."""
+    return {m[1]: (m[2], int(m[3]), int(m[4])) for m in STARTED.finditer(hub.log())}
 
 
 @pytest.fixture(scope="module")
@@ -104,46 +71,31 @@ def scenes(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def start_hub(scenes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
-    """Start ``twin hub`` (or its alias ``twin serve --sessions``: ``command="serve"``) on a host with extra options (and environment);
-    returns it once it listens. All are stopped at module end."""
-    hubs: list[Hub] = []
+def start_hub(scenes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., TwinServer]]:
+    """Start ``twin hub`` (or its alias ``twin serve --sessions``: ``command="serve"``) on a host with extra options (and environment),
+    ticking every second; returns it once it listens. All are stopped at module end and must have logged no traceback."""
+    hubs: list[TwinServer] = []
 
-    def start(host: str, *options: str, env: dict[str, str] | None = None, command: str = "hub") -> Hub:
-        port = free_port(host)
-        log = tmp_path_factory.mktemp("hub") / "hub.log"
-        environment = {**{k: v for k, v in os.environ.items() if k != "TWIN_TOKEN"}, "PYTHONUNBUFFERED": "1", "TWIN_TICK_SECONDS": "1",
-                       "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache"), **(env or {})}
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "twin.cli", command, str(scenes), "--host", host, "--port", str(port), "--view", "remote",
-                                     *options], stdout=out, stderr=subprocess.STDOUT, env=environment)
-        hub = Hub(proc, host, port, log)
+    def start(host: str, *options: str, env: dict[str, str] | None = None, command: str = "hub") -> TwinServer:
+        environment: dict[str, str | None] = {"TWIN_TOKEN": None, "TWIN_TICK_SECONDS": "1", "TWIN_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "twin-cache"), **(env or {})}
+        hub = start_twin(scenes, tmp_path_factory.mktemp("hub") / "hub.log", command=command, host=host, env=environment, args=options)
         hubs.append(hub)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"twin hub exited with {proc.returncode}:\n{hub.text()}")
-            try:
-                with socket.create_connection((host, port), timeout=0.5):
-                    return hub
-            except OSError:
-                time.sleep(0.2)
-        pytest.fail(f"twin hub did not listen on {host}:{port} within 60 s:\n{hub.text()}")
+        return hub
 
     yield start
     for hub in hubs:
-        hub.stop()
-        assert "Traceback" not in hub.text(), hub.text()
+        hub.stop(timeout=20)
+        assert "Traceback" not in hub.log(), hub.log()
 
 
 @pytest.fixture(scope="module")
-def hub(start_hub: Callable[..., Hub]) -> Hub:
+def hub(start_hub: Callable[..., TwinServer]) -> TwinServer:
     """Two places, the default idle time (30 min), loopback without a token; started as ``twin serve FOLDER --sessions 2``."""
     return start_hub("127.0.0.1", "--sessions", "2", command="serve")
 
 
 @pytest.fixture(scope="module")
-def guarded_hub(start_hub: Callable[..., Hub]) -> Hub:
+def guarded_hub(start_hub: Callable[..., TwinServer]) -> TwinServer:
     """One place, sessions closed after 3 s without input, on 127.0.0.2 with a token."""
     return start_hub("127.0.0.2", "--sessions", "1", "--idle-timeout", "3s", env={"TWIN_TOKEN": TOKEN})
 
@@ -180,14 +132,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait(ok: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
-
-
 def _begin_session(browser: sync_api.Browser, url: str) -> tuple[sync_api.BrowserContext, sync_api.Page]:
     """A new browser (its own cookies) that asks the hub's front page for the test scene, without waiting for the app."""
     context = browser.new_context(viewport={"width": 1100, "height": 680})
@@ -210,14 +154,6 @@ def _open_session(browser: sync_api.Browser, url: str) -> tuple[sync_api.Browser
     return context, _loaded(page)
 
 
-def _pixels(page: sync_api.Page) -> np.ndarray:
-    """The 3D view as RGB, the HTML overlays (legend, pick card) painted black."""
-    from PIL import Image
-
-    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")
-    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
-
-
 def _legend_colors(page: sync_api.Page) -> list[tuple[int, int, int]]:
     css = page.eval_on_selector_all(f"{DISTRICTS_LEGEND} .twin-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)")
     return [tuple(int(float(v)) for v in value[value.index("(") + 1 : value.index(")")].split(",")[:3]) for value in css]  # type: ignore[misc]
@@ -226,11 +162,6 @@ def _legend_colors(page: sync_api.Page) -> list[tuple[int, int, int]]:
 def _district_colors_shown(pixels: np.ndarray, colors: list[tuple[int, int, int]]) -> int:
     """How many legend colours cover at least 40 pixels of the view (JPEG-tolerant)."""
     return sum(int((np.abs(pixels - np.array(c, dtype=np.int16)).max(axis=2) <= 14).sum() >= 40) for c in colors)
-
-
-def _changed(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of pixels that differ clearly between two views."""
-    return float((np.abs(a - b).max(axis=2) > 40).mean())
 
 
 def _moved(a: np.ndarray, b: np.ndarray, colors: list[tuple[int, int, int]]) -> float:
@@ -245,13 +176,10 @@ def _moved(a: np.ndarray, b: np.ndarray, colors: list[tuple[int, int, int]]) -> 
     return float(np.abs(areas(a) - before).sum() / max(before.sum(), 1.0))
 
 
-def _wait_pixels(page: sync_api.Page, ok: Callable[[np.ndarray], bool], what: str, timeout: float = 20.0) -> np.ndarray:
-    deadline = time.monotonic() + timeout
-    while not ok(pixels := _pixels(page)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the 3D view did not show {what} in time")
-        time.sleep(0.3)
-    return pixels
+def _districts(page: sync_api.Page, colors: list[tuple[int, int, int]], what: str) -> np.ndarray:
+    """The view's settled picture once it shows the districts (:func:`browsing.wait_for_view`): a reference, never the
+    stretched half-size first picture or a frame on its way to the still."""
+    return wait_for_view(page, lambda px: _district_colors_shown(px, colors) >= 8, what=what)
 
 
 def _pick_a_district(page: sync_api.Page, pixels: np.ndarray, colors: list[tuple[int, int, int]]) -> None:
@@ -282,7 +210,7 @@ def _drag(page: sync_api.Page) -> None:
 
 
 # -- the scene list ------------------------------------------------------------------------------
-def test_front_page_lists_the_scenes_with_titles_and_errors(hub: Hub) -> None:
+def test_front_page_lists_the_scenes_with_titles_and_errors(hub: TwinServer) -> None:
     status, headers, body = _request(hub.host, hub.port, "/")
     assert status == 200
     assert f"<b>{SCENE_NAME}</b>" in body and SCENE_TITLE in body and 'action="/start/live"' in body
@@ -290,7 +218,7 @@ def test_front_page_lists_the_scenes_with_titles_and_errors(hub: Hub) -> None:
     assert 'action="/start/broken"' not in body
     cookie = headers.get("Set-Cookie", "")
     assert cookie.startswith(f"twin_hub_{hub.port}=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert "twin: warning: scene broken.yaml is listed but cannot be opened: " in hub.text()
+    assert "twin: warning: scene broken.yaml is listed but cannot be opened: " in hub.log()
 
 
 def test_a_missing_scene_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -301,7 +229,7 @@ def test_a_missing_scene_folder_is_one_line(tmp_path: Path, capsys: pytest.Captu
     assert capsys.readouterr().err.splitlines() == [f"twin: error: {tmp_path}: no .yaml scene file in this folder"]
 
 
-def test_a_scene_whose_app_fails_shows_its_error(hub: Hub, scenes: Path) -> None:
+def test_a_scene_whose_app_fails_shows_its_error(hub: TwinServer, scenes: Path) -> None:
     status, _, body = _request(hub.host, hub.port, "/start/unknown", "POST")
     path = scenes / "unknown.yaml"
     assert status == 500
@@ -322,9 +250,9 @@ def test_bad_hub_options_are_one_line(scenes: Path, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().err.splitlines()[-1] == f"Error: {message}"
 
 
-def test_serve_with_sessions_is_the_hub(hub: Hub, capsys: pytest.CaptureFixture[str], scenes: Path) -> None:
+def test_serve_with_sessions_is_the_hub(hub: TwinServer, capsys: pytest.CaptureFixture[str], scenes: Path) -> None:
     """`twin serve FOLDER --sessions N` is `twin hub FOLDER --sessions N` (the `hub` fixture starts it so); options of one app are refused."""
-    assert f"twin: hub of 3 scenes at {hub.url} (at most 2 sessions; Ctrl+C stops)\n" in hub.text()
+    assert f"twin: hub of 3 scenes at {hub.url} (at most 2 sessions; Ctrl+C stops)\n" in hub.log()
     assert main(["serve", str(scenes), "--sessions", "2", "--kiosk"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == "Error: --sessions serves planners through the hub: it takes no --kiosk, --lang or --open-browser"
     assert main(["serve", str(scenes / "live.yaml"), "--sessions", "0"]) == 2
@@ -332,36 +260,36 @@ def test_serve_with_sessions_is_the_hub(hub: Hub, capsys: pytest.CaptureFixture[
 
 
 # -- independent sessions ------------------------------------------------------------------------
-def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browser, hub: Hub) -> None:
+def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browser, hub: TwinServer) -> None:
     a_context, a = _begin_session(browser, hub.url)
     b_context, b = _begin_session(browser, hub.url)  # both apps start at once
     try:
         _loaded(a), _loaded(b)
         assert re.fullmatch(rf"{hub.url}s/[\w-]{{20,}}/(index\.html)?", a.url) and a.url.split("/")[4] != b.url.split("/")[4]
-        pids = {pid for _, pid, _ in hub.sessions().values()}
+        pids = {pid for _, pid, _ in sessions(hub).values()}
         assert len(pids) == 2, "two browsers, two app processes"
         colors = _legend_colors(a)
         assert len(colors) >= 16
-        a_start = _wait_pixels(a, lambda px: _district_colors_shown(px, colors) >= 8, "the districts in A")
-        b_start = _wait_pixels(b, lambda px: _district_colors_shown(px, colors) >= 8, "the districts in B")
+        a_start = _districts(a, colors, "the districts in A")
+        b_start = _districts(b, colors, "the districts in B")
 
         _pick_a_district(a, a_start, colors)  # pick
-        a.wait_for_selector("#twin-pick", timeout=10_000)
+        a.wait_for_selector("#twin-pick", timeout=20_000)
         _drag(a)  # camera
-        turned = _wait_pixels(a, lambda px: _moved(px, a_start, colors) > 0.3, "the turned camera in A")
+        turned = wait_for_view(a, lambda px: _moved(px, a_start, colors) > 0.3, what="the turned camera in A")
         a.locator(".twin-replay .v-slider-thumb").focus()  # time
         a.keyboard.press("Home")
-        _wait(lambda: "REPLAY" in a.locator("#twin-time-mode").inner_text(), 10, "replay mode in A")
+        wait_until(lambda: "REPLAY" in a.locator("#twin-time-mode").inner_text(), 10, "replay mode in A")
         a.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').click()  # layer
-        _wait_pixels(a, lambda px: _district_colors_shown(px, colors) <= 1 and _changed(px, turned) > 0.05, "A without districts")
+        wait_for_view(a, lambda px: _district_colors_shown(px, colors) <= 1 and differ(px, turned) > 0.05, settle=False, what="A without districts")
         a.locator(DISTRICTS_LEGEND).wait_for(state="detached", timeout=10_000)
 
-        time.sleep(1.5)  # time for anything wrongly shared to reach B
+        wait_for_changes(lambda: b.locator("#twin-time").inner_text(), 2, 20, "B's scene time")  # what A changed, were it shared, would reach B by B's next ticks
         assert b.locator("#twin-pick").count() == 0
         assert "LIVE" in b.locator("#twin-time-mode").inner_text()
         assert b.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').is_checked()
         assert b.locator(DISTRICTS_LEGEND).count() == 1
-        b_now = _pixels(b)
+        b_now = view_pixels(b)
         moved = _moved(b_now, b_start, colors)
         assert _district_colors_shown(b_now, colors) >= 8 and moved < 0.08, f"B's view changed with A's ({moved:.1%} of the district areas moved)"
 
@@ -381,22 +309,22 @@ def test_two_browsers_are_independent_and_the_cap_holds(browser: sync_api.Browse
         assert a.locator("#twin-hub-mine a").get_attribute("href") == f"/s/{own}/"
         a.locator('li[data-scene="live"] button').click()
         a.wait_for_selector("#twin-scene-name", timeout=30_000)
-        assert a.url.split("/")[4] == own and len(hub.sessions()) == 2
+        assert a.url.split("/")[4] == own and len(sessions(hub)) == 2
     finally:
         a_context.close()
         b_context.close()
 
 
-def test_killed_hub_leaves_no_app_process(hub: Hub) -> None:
-    pids = [pid for _, pid, _ in hub.sessions().values()]
+def test_killed_hub_leaves_no_app_process(hub: TwinServer) -> None:
+    pids = [pid for _, pid, _ in sessions(hub).values()]
     assert pids and all(_alive(pid) for pid in pids)
-    hub.proc.kill()
-    hub.proc.wait()
-    _wait(lambda: not any(_alive(pid) for pid in pids), 15, "the sessions' apps to exit after the hub was killed")
+    hub.process.kill()
+    hub.process.wait()
+    wait_until(lambda: not any(_alive(pid) for pid in pids), 15, "the sessions' apps to exit after the hub was killed")
 
 
 # -- access, idle sessions, shutdown -------------------------------------------------------------
-def test_front_door_needs_the_token_and_refuses_foreign_pages(guarded_hub: Hub) -> None:
+def test_front_door_needs_the_token_and_refuses_foreign_pages(guarded_hub: TwinServer) -> None:
     host, port = guarded_hub.host, guarded_hub.port
     status, _, body = _request(host, port, "/")
     assert (status, body.strip()) == (401, NEEDS_TOKEN)
@@ -407,41 +335,41 @@ def test_front_door_needs_the_token_and_refuses_foreign_pages(guarded_hub: Hub) 
     upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
                "Authorization": f"Bearer {TOKEN}", "Origin": "http://evil.example"}
     assert _request(host, port, "/s/anything/ws", headers=upgrade)[0] == 403
-    assert guarded_hub.sessions() == {}
-    assert TOKEN not in guarded_hub.text()
+    assert sessions(guarded_hub) == {}
+    assert TOKEN not in guarded_hub.log()
 
 
-def test_idle_or_dead_session_gives_its_place_back(browser: sync_api.Browser, guarded_hub: Hub) -> None:
+def test_idle_or_dead_session_gives_its_place_back(browser: sync_api.Browser, guarded_hub: TwinServer) -> None:
     context, page = _open_session(browser, f"{guarded_hub.url}?token={TOKEN}")
-    (session, (user, pid, port)), = guarded_hub.sessions().items()
+    (session, (user, pid, port)), = sessions(guarded_hub).items()
     assert user == "operator" and _alive(pid)
     status, _, body = _request("127.0.0.1", port, "/index.html")  # the app itself answers only the hub
     assert (status, body.strip()) == (401, NEEDS_TOKEN)
-    _wait(lambda: f"session {session} stopped: no input for " in guarded_hub.text(), 15, "the idle session to close (its page left open, untouched)")
+    wait_until(lambda: f"session {session} stopped: no input for " in guarded_hub.log(), 15, "the idle session to close (its page left open, untouched)")
     assert not _alive(pid)
     page.reload()
     assert _message(page.content()).startswith("This planner session has ended (it was closed after a time without use")
     context.close()
     context, page = _open_session(browser, f"{guarded_hub.url}?token={TOKEN}")  # the one place is free again
     try:
-        (second, (_, pid, _)), = (item for item in guarded_hub.sessions().items() if item[0] != session)
+        (second, (_, pid, _)), = (item for item in sessions(guarded_hub).items() if item[0] != session)
         os.kill(pid, signal.SIGKILL)  # the app dies under the page
-        _wait(lambda: f"session {second} stopped: its app exited on its own" in guarded_hub.text(), 10, "the hub to notice the dead app")
+        wait_until(lambda: f"session {second} stopped: its app exited on its own" in guarded_hub.log(), 10, "the hub to notice the dead app")
         front = _request(guarded_hub.host, guarded_hub.port, "/", headers={"Authorization": f"Bearer {TOKEN}"})[2]
         assert "0 of 1 sessions in use" in front
     finally:
         context.close()
 
 
-def test_stopped_hub_stops_its_sessions(guarded_hub: Hub) -> None:
-    _wait(lambda: not any(_alive(pid) for _, pid, _ in guarded_hub.sessions().values()), 15, "the earlier sessions to be closed")
+def test_stopped_hub_stops_its_sessions(guarded_hub: TwinServer) -> None:
+    wait_until(lambda: not any(_alive(pid) for _, pid, _ in sessions(guarded_hub).values()), 15, "the earlier sessions to be closed")
     status, headers, _ = _request(guarded_hub.host, guarded_hub.port, "/start/live", "POST", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 303 and re.fullmatch(r"/s/[\w-]{20,}/", headers["Location"])
     session = headers["Location"].split("/")[2]
-    pid = guarded_hub.sessions()[session][1]
-    assert guarded_hub.stop() == 0
+    pid = sessions(guarded_hub)[session][1]
+    assert guarded_hub.stop(timeout=20) == 0  # None: it had to be killed
     assert not _alive(pid)
-    assert f"session {session} stopped: the hub is stopping" in guarded_hub.text()
+    assert f"session {session} stopped: the hub is stopping" in guarded_hub.log()
 
 
 def test_the_pages_heartbeat_is_no_input_but_a_persons_call_is() -> None:

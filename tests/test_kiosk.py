@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browsing import KIOSK_OVERLAYS, block_means, chromium, differ, start_twin, view_pixels, wait_until, without
+from browsing import CLOSED_PAGES, KIOSK_OVERLAYS, block_means, chromium, differ, start_twin, view_pixels, wait_until, without
 from playwright import sync_api
 from servers import ServerProcess, feature_collection, start_pygeoapi
 
@@ -109,10 +109,6 @@ def scene_file(tmp_path_factory: pytest.TempPathFactory, onemap: OneMap, shared_
     path.write_text(SCENE.format(districts=(shared_data / "shanghai_districts_gcj02.geojson").as_posix(), onemap=onemap.server.url,
                                  resume=RESUME_S, flight=FLIGHT_S), encoding="utf-8")
     return path
-
-
-CLOSED_PAGES = ("Cannot write to closing transport", "Error handling request")
-"""wslink's report of a reply to a page that had just closed (a race in wslink, not in twin): no fault of the server's."""
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +283,7 @@ def test_an_alert_shows_its_banner_within_a_tick_flies_to_it_and_the_tour_resume
     try:
         _rest(page)
         before = _view(page)
+        written = time.time()  # the reading exists from here on: the server cannot show its alert any earlier
         onemap.add("G2", 35.0)
         wait_until(lambda: page.locator("#twin-kiosk-banner").is_visible(), 20, "the alert banner")
         alert_id = page.get_attribute("#twin-kiosk-banner", "data-alert-id")
@@ -306,7 +303,11 @@ def test_an_alert_shows_its_banner_within_a_tick_flies_to_it_and_the_tour_resume
         wait_until(lambda: _hall(page)["mode"] == "tour", RESUME_S + 4, "the tour to resume")
         modes = page.evaluate("window.twinLog.modes")
         (alerting, shown), (resumed, back) = modes[-2:]
-        assert (alerting, resumed) == ("alert", "tour") and RESUME_S - 1.5 <= back - shown <= RESUME_S + 2.0, modes  # resume_after after the banner (each seen a moment late)
+        assert (alerting, resumed) == ("alert", "tour"), modes
+        # resume_after runs from when the server showed the banner: after the reading was written, and before the page saw the banner
+        # (a loaded page sees each change late, by up to seconds). So the tour resumed no sooner than resume_after after the reading,
+        # and within resume_after (and a late page's slack) of the page seeing the banner.
+        assert written + RESUME_S <= back <= shown + RESUME_S + 2.0, (written, modes)
         assert _hall(page)["stop"] == paused["stop"] and not page.locator("#twin-kiosk-banner").is_visible()  # back to the stop it paused at
     finally:
         _close(page)

@@ -8,8 +8,10 @@ import math
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
+from browsing import chromium, differ, twin_serve, wait_for_view
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,58 +144,26 @@ def test_a_camera_saved_from_a_pose_resolves_to_the_same_pose(heading: float, pi
 
 
 # -- in the browser: save a view, change what is shown, reopen the view from its URL ---------------------------------------
-def _view_pixels(page: object) -> object:
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    shot = page.locator("#twin-view").screenshot(mask=[page.locator(".twin-overlay")], mask_color="#000000")  # type: ignore[attr-defined]
-    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
-
-
-def _wait(page: object, ok, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    """The view's settled pixels once ``ok`` holds: two shots 0.5 s apart that agree, so that a moving frame or a
-    still still on its way (a remote view sends a JPEG first, then the WebP still) is never taken as the picture."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        pixels = _view_pixels(page)
-        if ok(pixels) and last is not None and last.shape == pixels.shape and _differ(pixels, last) < 0.002:
-            return pixels
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the 3D view did not show what was expected in time ({_differ(pixels, last) if last is not None and last.shape == pixels.shape else 'no'} changed between the last shots)")
-        last = pixels if ok(pixels) else None
-        time.sleep(0.5)
-
-
-def _differ(a, b) -> float:  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    return float((np.abs(a - b).max(axis=2) > 30).mean())
+def _high_risk(pixels: np.ndarray) -> bool:
+    """The view shows the crowd's cells at level 高风险 (#ff3b30, more than 30 pixels): the live layer is drawn."""
+    return int((np.abs(pixels - np.array([255, 59, 48])).max(axis=2) <= 20).sum()) > 30
 
 
 def test_a_saved_view_reopens_from_its_url(tmp_path: Path, shared_data: Path) -> None:
-    import numpy as np
-    from browsing import chromium, twin_serve
     from test_explorer_controls import write_controls_scene
 
     scene_file = write_controls_scene(tmp_path, shared_data)
     text = scene_file.read_text(encoding="utf-8").replace("camera: bund\n", "  city: {target: [121.45, 31.2], heading: 0, pitch: 90, range: 90000}\ncamera: bund\n")
     scene_file.write_text(text, encoding="utf-8")
 
-    def high_risk(px: np.ndarray) -> bool:
-        return int((np.abs(px - np.array([255, 59, 48])).max(axis=2) <= 20).sum()) > 30
-
     with twin_serve(scene_file, tmp_path / "serve.log") as url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
         page.goto(url)
         page.wait_for_selector("#twin-views-open", timeout=30_000)
-        saved = _wait(page, high_risk)
+        # settled pictures (two agreeing shots: never a moving frame or a JPEG whose WebP still is on its way), each compared later
+        saved = wait_for_view(page, _high_risk, what="the districts and the crowd's cells")
         page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').click()  # hide the districts
-        without = _wait(page, lambda px: _differ(px, saved) > 0.3)
+        without = wait_for_view(page, lambda px: differ(px, saved, 30) > 0.3, what="the view without the districts")
         page.locator("#twin-views-open").click()
         page.locator(".twin-view-name").fill("bund_crowd")
         page.locator("#twin-view-save").click()
@@ -205,14 +175,14 @@ def test_a_saved_view_reopens_from_its_url(tmp_path: Path, shared_data: Path) ->
         page.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').click()  # districts back
         page.locator(".twin-camera .v-field__input").click()
         page.locator(".v-overlay .v-list-item", has_text="city").click()  # far away: the view looks different
-        elsewhere = _wait(page, lambda px: _differ(px, without) > 0.3)
+        elsewhere = wait_for_view(page, lambda px: differ(px, without, 30) > 0.3, what="the city camera's view")
         page.close()
 
         again = browser.new_page(viewport={"width": 1400, "height": 800}, locale="en-US")
         again.goto(url + "?view=bund_crowd")
-        reopened = _wait(again, lambda px: _differ(px, without) < 0.03)
+        reopened = wait_for_view(again, lambda px: differ(px, without, 30) < 0.03, what="the saved view again")
         assert not again.locator('.twin-layer[data-layer-id="districts"] .twin-layer-switch input').is_checked()
-        assert high_risk(reopened) and _differ(reopened, elsewhere) > 0.3
+        assert _high_risk(reopened) and differ(reopened, elsewhere, 30) > 0.3
         again.goto(url + "?view=nowhere")
         again.locator("#twin-views-open").click()
         assert again.locator(".twin-view-error").inner_text() == "URL parameter view: unknown view 'nowhere'; saved views: bund_crowd"
@@ -221,7 +191,6 @@ def test_a_saved_view_reopens_from_its_url(tmp_path: Path, shared_data: Path) ->
 
 def test_a_saved_view_link_keeps_the_pages_token_and_the_scene_file_never_holds_it(tmp_path: Path, shared_data: Path) -> None:
     """Opened with ?token=, the page's saved-view link carries it, so the link opens in a browser that has no token cookie."""
-    from browsing import chromium, twin_serve
     from test_explorer_controls import write_controls_scene
 
     token = "view-link-token-0123456789"
@@ -254,8 +223,6 @@ def test_in_the_local_view_a_saved_view_and_a_screenshot_take_the_browsers_camer
     view's URL reopens that camera in a new page."""
     import io
 
-    import numpy as np
-    from browsing import chromium, twin_serve
     from PIL import Image
     from test_explorer_controls import write_controls_scene
 
@@ -275,7 +242,8 @@ def test_in_the_local_view_a_saved_view_and_a_screenshot_take_the_browsers_camer
         page.goto(url)
         page.wait_for_selector("#twin-view canvas", timeout=30_000)
         page.wait_for_function("() => window.twinClientCamera && window.twinClientCamera()", timeout=30_000)
-        page.wait_for_timeout(1500)
+        page.locator("#twin-first-picture").wait_for(state="detached", timeout=60_000)  # the browser's own view shows the scene
+        wait_for_view(page, _high_risk, what="the browser's view of the crowd's cells")  # drawn, and still: its camera is the scene's
         before, first = camera(page), shot(page)
         box = page.locator("#twin-view").bounding_box()
         x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5  # type: ignore[index]
@@ -286,7 +254,7 @@ def test_in_the_local_view_a_saved_view_and_a_screenshot_take_the_browsers_camer
         page.mouse.up()
         turned = camera(page)
         assert _dist(turned["position"], before["position"]) > 500  # the browser's camera moved (9 km away from the Bund)
-        seen = _view_pixels(page)  # what the browser shows now, overlays masked
+        seen = wait_for_view(page, lambda _: True, what="the turned view")  # what the browser shows now (settled), overlays masked
         shown = (seen.max(axis=2) > 0)
 
         def unlike(png: np.ndarray) -> float:
