@@ -165,7 +165,9 @@ def probe_line(probe: Path, since: float, rss_level: float) -> str:
     layers = " ".join(f"{k}: {v['rows']} rows {v['room_mib']} MiB" + (f", {v['cells']} cells, span {v['span_mib']} parts {v['parts_mib']}" if "cells" in v else "")
                       for k, v in s["layers"].items())
     return (f"     probe at {s['scene'][11:16]} UTC rss {s['rss']}: heap used {s['heap_used']} free {s['heap_free']} mmapped {s['mmapped']} ({s['mmaps']}), "
-            f"sqlite {s['sqlite']}, tasks {s.get('tasks')}, sends waiting {s.get('send_waiting')}, images replaced {s.get('images_replaced')}, py blocks {s['py_blocks']}, threads {s['threads']}, window {s['window']}, pending {s['pending']}, alerts {s['alerts']}; {layers}")
+            f"sqlite {s['sqlite']}, tasks {s.get('tasks')}, sends waiting {s.get('send_waiting')}, images replaced {s.get('images_replaced')}, py blocks {s['py_blocks']}, threads {s['threads']}, window {s['window']}, pending {s['pending']}, alerts {s['alerts']}; {layers}"
+            + (f"\n     large blocks (MiB: count) {s['blocks']}; renderers {s['renderers']}, geometry {s['geometry_mib']} MiB, images waiting {s.get('images_waiting_mib')} MiB;"
+               f" python buffers {next((x['py_buffers'] for x in reversed(samples) if 'py_buffers' in x), 'not sampled') or 'none'}" if "blocks" in s else ""))
 
 
 def main() -> None:
