@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true", help="sample what the server holds (benchmarks/wall_probe.py) and print it each hour")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` or kill: unwind, so the server is stopped too, not orphaned
     hour_s = 3600.0 / args.speed
     kiosk = has_kiosk()
     with tempfile.TemporaryDirectory(prefix="twin-bench-wall-") as tmp:
