@@ -237,8 +237,7 @@ def test_blocks_that_do_not_add_up_to_the_mesh_are_one_clear_error() -> None:
 # -- in Chromium ---------------------------------------------------------------------------------
 def test_a_live_tick_changes_the_local_views_pixels(tmp_path: Path) -> None:
     from bench_h3_local import served
-    from browsing import chromium
-    from test_app_browser import _wait_for_image
+    from browsing import chromium, wait_for_view
 
     scene, readings, ids = write_scene(tmp_path, 400, res=9, scale=2.0)
     write_readings(readings, ids, np.full(len(ids), 40.0))  # green, 80 m
@@ -248,11 +247,11 @@ def test_a_live_tick_changes_the_local_views_pixels(tmp_path: Path) -> None:
         try:
             page.goto(url)
             page.wait_for_selector("#twin-scene-name", timeout=60_000)
-            before = _wait_for_image(page, lambda px: share(px, GREEN) > 0.02, timeout=60)
+            before = wait_for_view(page, lambda px: share(px, GREEN) > 0.02, 60, settle=False)
             assert share(before, RED) < 0.001
             seen = page.evaluate("(window.twinBlockStats || []).length")
             write_readings(readings, ids, np.full(len(ids), 400.0))  # red, 800 m
-            after = _wait_for_image(page, lambda px: share(px, RED) > 0.02 and share(px, GREEN) < 0.002, timeout=60)
+            after = wait_for_view(page, lambda px: share(px, RED) > 0.02 and share(px, GREEN) < 0.002, 60, settle=False)
             drawn = page.evaluate(f"window.twinBlockStats.slice({seen})")
             assert drawn and {s["path"] for s in drawn} == {"gpu"}  # drawn by the page script from the tick, through the shader
             assert all(s["stamp"] <= s["arrived"] <= s["updated"] <= s["rendered"] <= s["drawn"] for s in drawn)
@@ -264,8 +263,7 @@ def test_a_live_tick_changes_the_local_views_pixels(tmp_path: Path) -> None:
 
 def test_a_browser_that_does_not_build_the_tick_shader_draws_ticks_on_the_cpu_path(tmp_path: Path) -> None:
     from bench_h3_local import served
-    from browsing import chromium
-    from test_app_browser import _wait_for_image
+    from browsing import chromium, wait_for_view
 
     scene, readings, ids = write_scene(tmp_path, 400, res=9, scale=2.0)
     write_readings(readings, ids, np.full(len(ids), 40.0))  # green
@@ -280,9 +278,9 @@ def test_a_browser_that_does_not_build_the_tick_shader_draws_ticks_on_the_cpu_pa
         try:
             page.goto(url)
             page.wait_for_selector("#twin-scene-name", timeout=60_000)
-            _wait_for_image(page, lambda px: share(px, GREEN) > 0.02, timeout=60)
+            wait_for_view(page, lambda px: share(px, GREEN) > 0.02, 60, settle=False)
             write_readings(readings, ids, np.full(len(ids), 400.0))  # red
-            _wait_for_image(page, lambda px: share(px, RED) > 0.02 and share(px, GREEN) < 0.002, timeout=60)
+            wait_for_view(page, lambda px: share(px, RED) > 0.02 and share(px, GREEN) < 0.002, 60, settle=False)
             assert page.evaluate("window.twinBlockStats.at(-1).path") == "cpu"
         finally:
             page.close()
@@ -292,7 +290,7 @@ def test_a_browser_that_does_not_build_the_tick_shader_draws_ticks_on_the_cpu_pa
 def test_the_gpu_path_draws_what_the_cpu_path_draws_for_raised_recoloured_and_hidden_cells(tmp_path: Path) -> None:
     from bench_h3_local import served
     from browsing import chromium
-    from test_app_browser import _view_pixels
+    from browsing import view_pixels as _view_pixels
 
     scene, readings, ids = write_scene(tmp_path, 400, res=9, scale=0.2)  # low prisms: cells at the ground show between them
     scene.write_text(scene.read_text(encoding="utf-8").replace("    levels:", "    show_above: 100\n    levels:"), encoding="utf-8")
@@ -337,8 +335,7 @@ def test_the_gpu_path_draws_what_the_cpu_path_draws_for_raised_recoloured_and_hi
 
 def test_new_cells_go_out_as_a_small_part_and_show_in_the_local_view(tmp_path: Path) -> None:
     from bench_h3_local import Wire, served
-    from browsing import chromium
-    from test_app_browser import _wait_for_image
+    from browsing import chromium, wait_for_view
 
     scene, readings, _ = write_scene(tmp_path, 1000, res=9, scale=2.0)
     first, every = cells_around(121.48, 31.23, 9, 990), cells_around(121.48, 31.23, 9, 1000)  # then 1 % new cells, in the outer ring
@@ -349,13 +346,13 @@ def test_new_cells_go_out_as_a_small_part_and_show_in_the_local_view(tmp_path: P
         try:
             page.goto(url)
             page.wait_for_selector("#twin-scene-name", timeout=60_000)
-            before = _wait_for_image(page, lambda px: share(px, GREEN) > 0.05, timeout=90)
+            before = wait_for_view(page, lambda px: share(px, GREEN) > 0.05, 90, settle=False)
             page.wait_for_timeout(1500)  # the first push settles
             assert share(before, RED) == 0.0
             loaded = wire.between(0.0, time.monotonic())
             start = time.monotonic()
             write_readings(readings, every, np.where(np.isin(every, first), 40.0, 400.0))  # the new cells red, 800 m
-            after = _wait_for_image(page, lambda px: share(px, RED) > 0.001, timeout=90)
+            after = wait_for_view(page, lambda px: share(px, RED) > 0.001, 90, settle=False)
             page.wait_for_timeout(1500)
             appended = wire.between(start, time.monotonic())
             layouts = page.evaluate("Object.values(window.trame.state.get('twin_block_layouts')).map(l => l.n_cells)")

@@ -16,9 +16,9 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from browsing import chromium, twin_serve
+from browsing import chromium, twin_serve, wait_for_view
 from playwright import sync_api
-from test_explorer_controls import _high_risk, _until, write_controls_scene
+from test_explorer_controls import _high_risk, write_controls_scene
 
 import twin
 from twin.app import i18n
@@ -147,7 +147,7 @@ def test_the_page_follows_the_browser_and_the_switch_leaves_no_other_language(br
         page.wait_for_selector('#twin-legend [data-layer-id="roads"]', timeout=60_000)
         page.wait_for_selector("#twin-loading", state="detached", timeout=60_000)  # every layer is in
         page.wait_for_function("() => document.querySelectorAll('#twin-alerts .twin-alert').length === 2", timeout=30_000)
-        pixels = _until(page, lambda px: _high_risk(px).sum() > 30)  # pick a cell at level 高风险 / high risk
+        pixels = wait_for_view(page, lambda px: _high_risk(px).sum() > 30, 20, settle=False)  # pick a cell at level 高风险 / high risk
         ys, xs = np.nonzero(_high_risk(pixels))
         box = page.locator("#twin-view").bounding_box()
         assert box is not None
