@@ -163,7 +163,7 @@ def delivery(shared_data: Path) -> Iterator[tuple[object, object, list[dict[str,
     view.close()
 
 
-def test_one_webp_still_per_update_for_every_browser_and_a_smaller_jpeg_while_moving(delivery) -> None:  # type: ignore[no-untyped-def]
+def test_one_webp_still_per_update_for_every_browser_and_vtk_jpeg_while_moving(delivery) -> None:  # type: ignore[no-untyped-def]
     protocol, app, view, published = delivery
     counting = protocol.still_render.encoder = _CountingEncoder()
     view_id = str(app.GetObjectIdMap().GetGlobalId(view.window))
@@ -181,7 +181,3 @@ def test_one_webp_still_per_update_for_every_browser_and_a_smaller_jpeg_while_mo
     assert counting.calls == 1
     moving = published[-1]["image"]
     assert moving[:3] == b"\xff\xd8\xff" and Image.open(io.BytesIO(moving)).size == (320, 180)
-    assert view.window.GetSize() == (640, 360)  # drawn in a corner: the window keeps the still's size (and its buffers)
-    still = np.asarray(Image.open(io.BytesIO(image)).convert("RGB").resize((320, 180), Image.BILINEAR), dtype=np.int16)
-    got = np.asarray(Image.open(io.BytesIO(moving)).convert("RGB"), dtype=np.int16)
-    assert np.abs(got - still).mean() < 12  # the same view, smaller (7.5 here; 39 upside down)

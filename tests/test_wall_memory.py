@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -167,88 +166,6 @@ def test_a_tuned_heap_gives_a_frames_buffers_back_when_freed_and_an_untuned_one_
     tuned, left = _frames_left_resident("tuned")
     assert tuned and left < 1.0 and left <= kept + 0.5
     assert _frames_left_resident("tuned", MALLOC_ARENA_MAX="4")[0] is False  # an operator's own setting wins
-
-
-# -- the render window's buffers: allocated once for the wall's size, whatever its flights and labels ------------------
-FRAMES_PROBE = """
-import ctypes, json, sys
-from pathlib import Path
-from twin.session.session import tune_heap
-tune_heap()  # frame-sized blocks get pages of their own: glibc's count of them is what the window holds
-from trame_vtk.modules.vtk.protocols import vtkWebPublishImageDelivery
-from vtkmodules.vtkWebCore import vtkWebApplication
-from twin.app.remote_view import _budget_stills
-from twin.render.view import SceneView
-from twin.scene.model import Scene
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
-
-def blocks():
-    info = libc.mallinfo2()
-    return [info.hblks, info.hblkhd]
-
-view = SceneView(Scene.from_file(Path(sys.argv[1])), size=(1280, 720), show_title=False, show_legend=False)
-view.sync()
-app = vtkWebApplication()
-app.SetImageEncoding(0)
-delivery = vtkWebPublishImageDelivery(decode=False)  # trame-vtk's image delivery, publishing into a list
-sent = []
-delivery.getSharedObject = lambda name: app
-delivery.publish = lambda topic, reply: sent.append([reply["image"][:4].hex(), reply["size"]])
-delivery.addAttachment = lambda data: data
-class Root:
-    def getLinkProtocols(self):
-        return [delivery]
-_budget_stills(Root())
-view_id = str(app.GetObjectIdMap().GetGlobalId(view.window))
-view.label_renderer.DrawOff()
-delivery.add_render_observer(view_id)  # the first still, without the labels
-out = {"bare": blocks(), "labels": view.label_renderer.GetActors().GetNumberOfItems(), "sizes": set(), "stills": [], "moving": []}
-view.label_renderer.DrawOn()
-camera = view.renderer.GetActiveCamera()
-for flight in range(4):
-    delivery.views_in_animations.append(view_id)  # a flight: trame-vtk animates at quality 60, at ratio 1 as the view panel asks,
-    delivery.set_view_quality(view_id, 60, 1 if flight % 2 else 0.5)  # or at half as trame-vtk's pages ask for a drag
-    for _ in range(3):
-        camera.Azimuth(15)
-        delivery.push_render(view_id, True)
-        out["sizes"].add(tuple(view.window.GetSize()))
-        out["moving"].append(blocks())
-    delivery.views_in_animations.remove(view_id)
-    delivery.set_view_quality(view_id, 100, 1)
-    delivery.push_render(view_id)  # the rest's still
-    out["sizes"].add(tuple(view.window.GetSize()))
-    out["stills"].append(blocks())
-out["sizes"] = sorted(out["sizes"])
-out["sent"] = sent
-print(json.dumps(out))
-"""
-
-
-def test_the_wall_views_buffers_are_allocated_once_whatever_its_flights_and_labels(tmp_path: Path) -> None:
-    """A flight's frames (JPEG at half the side) used to resize the render window to half and back: each flight freed and
-    allocated its framebuffers, FXAA and translucency textures and EGL surface (~15 frame-sized blocks), and which of them were
-    held after it varied (here 17 or 18 blocks, 62.7-66.4 MB; on the wall 41-156 MiB at 1920x1080). Labels (translucent text)
-    also kept an order-independent translucency pass's float textures (+3 blocks, 22 MB here). Now the window keeps the still's size, a
-    moving frame is drawn in a corner of it, and the labels blend without that pass: glibc's frame-sized blocks are the same
-    at every frame, and the same as before any label was drawn."""
-    scene = tmp_path / "flood.yaml"
-    scene.write_text(LIVE_SCENE.replace("    labels: none\n", ""), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")}
-    for _ in range(2):  # the first run generates the gauges' data set (its arrays come and go); the second reads it
-        run = subprocess.run([sys.executable, "-c", FRAMES_PROBE, str(scene)], check=False, capture_output=True, text=True, timeout=120, env=env)
-        assert run.returncode == 0, run.stderr[-3000:]
-    out = json.loads(run.stdout.splitlines()[-1])
-    assert out["labels"] > 0  # the flood gauges' labels are drawn
-    assert out["sizes"] == [[1280, 720]]
-    assert {tuple(b) for b in out["stills"] + out["moving"]} == {tuple(out["bare"])}, out
-    stills, moving = [s for s in out["sent"] if s[0] == "52494646"], [s for s in out["sent"] if s[0].startswith("ffd8ff")]  # RIFF (WebP), JPEG
-    assert len(stills) == 5 and {tuple(s[1]) for s in stills} == {(1280, 720)}
-    assert moving and {tuple(s[1]) for s in moving} == {(640, 360)}
 
 
 # -- the page: a wall page builds only what it shows -----------------------------------------------

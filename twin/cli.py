@@ -5,7 +5,6 @@ Errors print one line (``twin: error: ...``) and exit 1; ``--debug`` shows the t
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import warnings
@@ -236,7 +235,6 @@ def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, o
     how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
     click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ ({how}Ctrl+C stops)")
     app.start(host=host, port=port, open_browser=open_browser, access=access)
-    gc.freeze()  # the process ends now: its teardown need not search a million objects for cycles (~2 s of a stop)
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:

@@ -18,8 +18,6 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from twin.app.stopping import stop_on_signals
-
 __all__ = ["LoopBridge"]
 
 log = logging.getLogger(__name__)
@@ -34,29 +32,16 @@ class LoopBridge:
         self._loop_thread: int | None = None
         self._pending: dict[Hashable, Callable[[], None]] = {}
         self._lock = threading.Lock()
-        self.stopping = False
-        """Set by :meth:`stop_updates`: updates waiting or still to come are dropped."""
 
     @property
     def serving(self) -> bool:
         """True once attached to a running loop (a served page), False in tests and notebooks without a server."""
         return self.loop is not None and self.loop.is_running()
 
-    def attach(self, *, stop_on_signal: bool = False) -> None:
-        """Use the running loop of the calling thread (call it from the server's ready hook); ``stop_on_signal``: SIGTERM and
-        SIGINT drop the updates waiting at once (:meth:`stop_updates`, :func:`~twin.app.stopping.stop_on_signals`), so the
-        server's exit does not wait for them."""
+    def attach(self) -> None:
+        """Use the running loop of the calling thread (call it from the server's ready hook)."""
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self.stopping = False
-        if stop_on_signal:
-            stop_on_signals(self.stop_updates)
-
-    def stop_updates(self) -> None:
-        """The server is stopping: drop the updates waiting, and those to come (a drain under way ends after the update it runs)."""
-        self.stopping = True
-        with self._lock:
-            self._pending.clear()
 
     def detach(self) -> None:
         """Stop using the loop (the server stopped): later updates run at once in the caller's thread."""
@@ -76,8 +61,6 @@ class LoopBridge:
         ``key``: an update waiting under the same key is replaced by this one, in its place (default: the update itself, so
         the same bound method waits once); give one where only the newest matters, e.g. ``key=self.refresh``.
         """
-        if self.stopping:
-            return
         if not self.serving or threading.get_ident() == self._loop_thread:
             self._run(update)
             return
@@ -94,8 +77,6 @@ class LoopBridge:
             updates, self._pending = self._pending, {}
         with self.server.state:
             for update in updates.values():
-                if self.stopping:
-                    break
                 self._run(update)
 
     @staticmethod

@@ -6,8 +6,8 @@ them before its layout exists) from a plain ``<img>`` as soon as it is parsed, s
 not wait for the JavaScript bundle, the websocket or the 3D view. The server answers once the
 scene's static layers are drawn (a long poll of at most :data:`WAIT_S` seconds; 204 No Content
 when the scene could not be drawn in time) with a fresh render of the scene as it is then, at
-:data:`SCALE` of that size, drawn in a corner of the render window and stretched by the page (the window keeps
-the full size, so the 3D view's first frame is not drawn twice and no buffer of it is allocated twice); a page
+:data:`SCALE` of that size and stretched by the page (the render window is left at the full size, so the 3D
+view's first frame is not drawn twice); a page
 opened later gets a fresh render at once. The picture sits under the 3D view inside the view box
 (whatever the view draws covers it) and goes once the view shows its own first frame; the loading
 card stays over it until the live layers are in.
@@ -29,7 +29,6 @@ from typing import Any
 
 from aiohttp import web
 
-from twin.app.corner_frames import corner_rgb
 from twin.errors import TwinError
 from twin.render.view import SceneView
 
@@ -142,22 +141,27 @@ class FirstPicture:
 
     def render(self, size: tuple[int, int]) -> bytes | None:
         """The scene as drawn now for ``size`` (width, height pixels) as JPEG bytes of :data:`SCALE` times that size (at least
-        :data:`MIN_SIDE`; labels keep their share of the picture); None if it cannot be drawn. The window is left at ``size``
-        (the 3D view's first frame, at its own size) and the picture drawn in a corner of it (:func:`~twin.app.corner_frames.corner_rgb`:
-        no buffer of the window is allocated twice)."""
+        :data:`MIN_SIDE`; labels keep their share of the picture); None if it cannot be drawn. The window is left at ``size``."""
         from PIL import Image
 
+        window, renderer = self.view.window, self.view.renderer
+        dpi, fxaa = window.GetDPI(), renderer.GetUseFXAA()
         small = (max(MIN_SIDE, round(size[0] * SCALE)), max(MIN_SIDE, round(size[1] * SCALE)))
+        self.view.resize(*small)
+        window.SetDPI(max(1, round(dpi * small[0] / size[0])))  # text is sized in points: fewer dots per inch, same share of the picture
+        renderer.SetUseFXAA(False)
         try:
-            if list(self.view.window.GetSize()[:2]) != list(size):
-                self.view.resize(*size)
-            pixels = corner_rgb(self.view.window, min(small[0], size[0]), min(small[1], size[1]), scale_text=True, render=self.view.render)
+            pixels = self.view.image()
         except TwinError as exc:
             log.warning("first picture: %s", exc)
             return None
         except Exception:  # the page goes on without it (the 3D view shows the scene)
             log.exception("first picture failed")
             return None
+        finally:
+            renderer.SetUseFXAA(fxaa)
+            window.SetDPI(dpi)
+            self.view.resize(*size)  # the 3D view's first frame, at its own size
         out = io.BytesIO()
         Image.fromarray(pixels).save(out, format="JPEG", quality=JPEG_QUALITY)
         return out.getvalue()

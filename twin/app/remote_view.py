@@ -4,10 +4,8 @@ At rest the image is the view box's CSS size times the browser's device pixel ra
 :data:`MAX_PIXEL_RATIO`: a 2x laptop gets sharp text, a 3x phone no 9x bytes), encoded as WebP at
 the best quality that fits the byte budget (:mod:`twin.app.still_encoding`: 150 kB per 1920×1080,
 scaled by pixel count; ``$TWIN_STILL_KB`` sets another). While the camera moves (a drag, a wall's
-flight) frames are JPEG at the quality trame-vtk asks (:data:`MOVING_QUALITY` for a drag) and
-:data:`MOVING_RATIO` of the still's side, drawn in a corner of the render window
-(:func:`~twin.app.corner_frames.corner_rgb`): the window keeps the still's size, so its buffers are
-never reallocated for a moving frame. The still follows when the camera stops.
+flight) frames are JPEG :data:`MOVING_QUALITY` at :data:`MOVING_RATIO` of the box's side, encoded by
+VTK as trame-vtk does; the still follows when the camera stops.
 
 trame-vtk's image delivery (``vtkWebPublishImageDelivery``) renders and encodes a frame once on the
 server and publishes the same bytes to every browser watching; :func:`remote_view` gives its
@@ -18,7 +16,6 @@ image element is built from a Blob typed ``image/jpeg``; browsers decode WebP by
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
@@ -28,24 +25,20 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 from trame.widgets import vtk as vtk_widgets
 from trame_vtk.modules.vtk.protocols import vtkWebPublishImageDelivery
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkWindowToImageFilter
 
-from twin.app.corner_frames import corner_rgb
 from twin.app.image_sends import newest_images
 from twin.app.still_encoding import STILL_BUDGET_BYTES, StillEncoder
 
-__all__ = ["MAX_PIXEL_RATIO", "MOVING_QUALITY", "MOVING_RATIO", "STILL_BUDGET_ENV", "STILL_QUALITY", "BudgetStills", "remote_view", "still_budget", "window_rgb"]
+__all__ = ["MAX_PIXEL_RATIO", "MOVING_QUALITY", "MOVING_RATIO", "STILL_BUDGET_ENV", "BudgetStills", "remote_view", "still_budget", "window_rgb"]
 
 log = logging.getLogger(__name__)
 
 MOVING_QUALITY, MOVING_RATIO = 20, 0.5
-"""JPEG quality (0-100) while the camera moves and the moving image's share of the still's side (~50 kB on the demo)."""
-STILL_QUALITY = 100
-"""The quality trame-vtk asks for at rest (the widget's ``still_quality``); a frame asked at a lower one is a moving frame."""
+"""JPEG quality (0-100) while the camera moves and the moving image's share of the view box's side (~50 kB on the demo)."""
 MAX_PIXEL_RATIO = 2
 """The still image is at most this many image pixels per CSS pixel along each side."""
 STILL_BUDGET_ENV = "TWIN_STILL_KB"
@@ -86,51 +79,32 @@ def window_rgb(window: vtkRenderWindow) -> NDArray[np.uint8]:
 
 
 class BudgetStills:
-    """Stands in for an image delivery's ``still_render``: every frame is rendered here, a still at the asked size encoded by
-    ``encoder``, a moving frame in a corner of the window as JPEG.
+    """Stands in for an image delivery's ``still_render``: stills rendered here and encoded by ``encoder``; frames of a moving view go to VTK's.
 
-    ``options`` and the reply are trame-vtk's (``view``, ``size``, ``quality``; ``image`` bytes, ``size``, ``mtime``,
-    ``stale``, ...). A frame is moving while trame-vtk animates the view (a flight) or asks below :data:`STILL_QUALITY` (a
-    drag). The window is resized only to a still's size (the page's view box changed); a moving frame is at most
-    :data:`MOVING_RATIO` of the still's side (less when trame-vtk asks less). The reply's ``mtime`` 0 makes the
-    next frame render afresh. Every frame is published keeping only each view's newest image waiting
-    (:func:`~twin.app.image_sends.newest_images`: wslink gives the delivery its ``publish`` once a page connects).
+    ``options`` and the reply are trame-vtk's (``view``, ``size``; ``image`` bytes, ``size``, ``mtime``, ``stale``,
+    ...). The reply's ``mtime`` 0 makes VTK's next moving frame render afresh, not reuse its cache. Every frame, still or
+    moving, is then published keeping only each view's newest image waiting (:func:`~twin.app.image_sends.newest_images`:
+    wslink gives the delivery its ``publish`` once a page connects).
     """
 
     def __init__(self, delivery: vtkWebPublishImageDelivery, encoder: StillEncoder) -> None:
         self.delivery, self.encoder = delivery, encoder
         self._vtk_render = delivery.still_render
-        self._still_size: dict[str, list[int]] = {}
 
     def __call__(self, options: dict[str, Any]) -> dict[str, Any]:
         newest_images(self.delivery)
         view = self.delivery.get_view(options["view"])
-        if not view:
+        if not view or str(self.delivery.get_global_id(view)) in self.delivery.views_in_animations:
             return self._vtk_render(options)
         started = time.perf_counter()
-        view_id = str(self.delivery.get_global_id(view))
-        asked = [int(side) for side in (options.get("size") or view.GetSize()[:2])]
-        moving = view_id in self.delivery.views_in_animations or options.get("quality", STILL_QUALITY) < STILL_QUALITY
-        if not moving and min(asked) > 10:
-            self._still_size[view_id] = asked
-        full = self._still_size.get(view_id) or list(view.GetSize()[:2])
-        if full != list(view.GetSize()[:2]):
-            view.SetSize(full)  # a still's new size; or back from trame-vtk's smaller size for a drag, before any render at it
-        if moving:
-            width, height = (max(1, min(a, round(side * MOVING_RATIO))) for a, side in zip(asked, full))
-            data, size, kind = _jpeg(corner_rgb(view, width, height), int(options.get("quality", MOVING_QUALITY))), [width, height], "jpeg"
-        else:
-            view.Render()
-            data, size, kind = self.encoder.encode(window_rgb(view)).data, full, "webp"
-        return {"image": data, "stale": False, "mtime": 0, "size": size, "memsize": len(data), "format": kind, "global_id": view_id,
-                "localTime": options.get("localTime", 0), "workTime": round((time.perf_counter() - started) * 1000)}
-
-
-def _jpeg(rgb: NDArray[np.uint8], quality: int) -> bytes:
-    """``rgb`` (height, width, 3) uint8 as JPEG bytes at ``quality`` (clamped to 1-95)."""
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="JPEG", quality=min(max(quality, 1), 95))
-    return out.getvalue()
+        size = list(options.get("size") or view.GetSize()[:2])
+        if size != list(view.GetSize()[:2]) and min(size) > 10:
+            view.SetSize(size)
+        view.Render()
+        still = self.encoder.encode(window_rgb(view))
+        return {"image": still.data, "stale": False, "mtime": 0, "size": list(view.GetSize()[:2]), "memsize": len(still.data), "format": "webp",
+                "global_id": str(self.delivery.get_global_id(view)), "localTime": options.get("localTime", 0),
+                "workTime": round((time.perf_counter() - started) * 1000)}
 
 
 def _budget_stills(root_protocol: Any) -> None:
@@ -142,10 +116,9 @@ def _budget_stills(root_protocol: Any) -> None:
 
 def remote_view(window: Any, **options: Any) -> vtk_widgets.VtkRemoteView:
     """A trame-vtk remote view of ``window`` (a vtkRenderWindow) with twin's image settings; ``options`` go to the widget (ref, events)."""
-    ratio = (f"Math.min(window.devicePixelRatio || 1, {MAX_PIXEL_RATIO})",)
-    widget = vtk_widgets.VtkRemoteView(  # a drag asks the still's ratio: trame-vtk does not resize the window (BudgetStills draws moving frames smaller)
-        window, interactive_ratio=ratio, interactive_quality=MOVING_QUALITY, still_quality=STILL_QUALITY, still_ratio=ratio,
-        style="width: 100%; height: 100%;", **options,
+    widget = vtk_widgets.VtkRemoteView(
+        window, interactive_ratio=MOVING_RATIO, interactive_quality=MOVING_QUALITY,
+        still_ratio=(f"Math.min(window.devicePixelRatio || 1, {MAX_PIXEL_RATIO})",), style="width: 100%; height: 100%;", **options,
     )
     if widget.server.protocol is not None:  # a page rebuilt on a running server (streamed start-up)
         _budget_stills(widget.server.protocol)

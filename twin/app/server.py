@@ -126,7 +126,7 @@ class TwinApp(TrameApp):
         return self.session.safe_tick(now)
 
     def _start_live(self, **_: Any) -> None:
-        self.bridge.attach(stop_on_signal=True)  # SIGTERM/SIGINT: the updates waiting are dropped, the exit does not wait for them
+        self.bridge.attach()
         if self.loader is not None:
             self.loader.start()  # builds the layers, polls once, then ticks
         elif self.session.live_layers():

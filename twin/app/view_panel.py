@@ -152,8 +152,8 @@ class ViewPanel(TrameComponent):
         """Remote view: stream frames (half size, JPEG 60) at up to ``fps`` while the camera moves (``on``), then a full still."""
         if self._widget is None or self.view_mode != "remote":
             return
-        if on:  # ratio 1: the window keeps its size, the frames are drawn smaller in a corner of it (twin.app.remote_view)
-            self._widget.start_animation(fps=fps, quality=60, ratio=1)
+        if on:
+            self._widget.start_animation(fps=fps, quality=60, ratio=0.5)
         else:
             self._widget.stop_animation()
 

@@ -156,7 +156,6 @@ class SceneView:
         self.label_renderer.SetLayer(1)
         self.label_renderer.InteractiveOff()
         self.label_renderer.SetActiveCamera(self.renderer.GetActiveCamera())
-        self.label_renderer.SetUseOIT(False)  # text quads blend in drawing order: no order-independent pass (~40 MiB of float textures at 1920x1080)
         self.window.SetNumberOfLayers(2)
         self.window.AddRenderer(self.label_renderer)
         self.window.SetSize(*size)
