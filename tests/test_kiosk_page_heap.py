@@ -18,20 +18,7 @@ from pathlib import Path
 import pytest
 from browsing import chromium, twin_serve
 from playwright import sync_api
-
-LIVE_SCENE = """\
-version: 1
-name: Wall page test
-frame: {crs: auto, center: [121.48, 31.23]}
-layers:
-  - id: flood
-    type: flood_points
-    title: 积水 Flood
-    source: {type: flood_sim, cycle: 2m, storm: 80s, interval: 10s}
-    stations: {type: demo, dataset: flood_points}
-    labels: none
-    history: 15m
-"""
+from test_wall_memory import LIVE_SCENE  # the same one flood layer
 
 HIDDEN_ON_THE_WALL = (".v-app-bar", ".v-navigation-drawer", "#twin-layers", "#twin-timebar")
 """What ``static/kiosk.css`` hides on a wall page (an operator's page shows it all)."""
