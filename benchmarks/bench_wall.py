@@ -7,6 +7,14 @@ resident memory (VmRSS, /proc) and the page's JS heap (CDP ``Performance.getMetr
 ``HeapProfiler.collectGarbage``), with the alerts fired so far, the open alerts and the event rows the page shows;
 at the end, the growth of both from the end of the first simulated hour and PASS/FAIL against 5 %, every hour.
 
+The page's heap is judged less V8's compiled code (``less code``: the heap snapshot's nodes of type ``code``, taken at each
+hour's end; the whole heap is printed beside it). V8 compiles a page's functions to machine code after some hundreds to
+thousands of calls: a function run a few times a tick is compiled minutes after the page loaded. A real wall is past that
+within its first hour (3,600 ticks); the compressed day's first hour is 25 ticks and the whole day 600, so its compiled code
+grew through the day (+0.3 MiB, +5 %: Maglev and TurboFan code of Vue's and trame-client's functions, no new function
+made), while the rest of the heap stayed flat; with Chromium's compiler off (``--js-flags=--jitless``) the whole heap was
+flat (5.18 MiB every hour of 8). The compiled code is bounded by the page's functions; what a leak raises is the rest.
+
 Each hour's figure is the *level* in its second half: the least of the samples taken there (RSS every ~2 s, the heap
 every ~10 s), with the RSS peak beside it. A sample taken while a tick or a frame is under way includes its
 temporaries (a 1920x1080 frame's buffers alone are ~30 MiB), which come and go every second; what leaks raises the
@@ -121,6 +129,24 @@ def js_heap_mib(cdp: Any) -> float:
     return metrics["JSHeapUsedSize"] / 2**20
 
 
+def js_code_mib(cdp: Any) -> float:
+    """V8's compiled code in the page's heap (MiB): the self sizes of a heap snapshot's nodes of type ``code`` (machine code,
+    its metadata and deoptimization data, bytecode), taken after a garbage collection."""
+    chunks: list[str] = []
+    collect = lambda event: chunks.append(event["chunk"])
+    cdp.on("HeapProfiler.addHeapSnapshotChunk", collect)
+    try:
+        cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False, "captureNumericValue": False})
+    finally:
+        cdp.remove_listener("HeapProfiler.addHeapSnapshotChunk", collect)
+    snap = json.loads("".join(chunks))
+    meta = snap["snapshot"]["meta"]
+    fields, code = meta["node_fields"], meta["node_types"][0].index("code")
+    width, kind, size = len(fields), fields.index("type"), fields.index("self_size")
+    nodes = snap["nodes"]
+    return sum(nodes[i + size] for i in range(0, len(nodes), width) if nodes[i + kind] == code) / 2**20
+
+
 def firing_events(page: sync_api.Page) -> set[tuple[Any, str]]:
     """The alerts' firing events the page lists now (serial, title); none while the page reloads (it reconnects by itself)."""
     try:
@@ -201,9 +227,9 @@ def main() -> None:
                 cdp.send("Performance.enable")
                 print(f"twin serve{' --kiosk' if kiosk else ''} pid {proc.pid}, page {width}x{height}, clock x{args.speed:g} "
                       f"(1 simulated hour = {hour_s:.0f} s), tick {args.tick:g} s; the clock started at {args.start} (TWIN_CLOCK_START)", flush=True)
-                print(f"{'hour':>4} {'scene time':>26} {'RSS MiB':>8} {'RSS peak':>9} {'JS heap MiB':>12} {'nodes':>6} {'listeners':>9} {'open':>5} {'events':>7} {'alerts fired':>13}",
-                      flush=True)
-                rss, heap, peaks, fired = [], [], [], set()
+                print(f"{'hour':>4} {'scene time':>26} {'RSS MiB':>8} {'RSS peak':>9} {'JS heap MiB':>12} {'less code':>10} {'nodes':>6} {'listeners':>9} {'open':>5} "
+                      f"{'events':>7} {'alerts fired':>13}", flush=True)
+                rss, heap, data, peaks, fired = [], [], [], [], set()
                 start = time.monotonic()
                 for hour in range(1, args.hours + 1):
                     end, rss_level, heap_level, peak, heap_at = start + hour * hour_s, float("inf"), float("inf"), 0.0, 0.0
@@ -220,11 +246,12 @@ def main() -> None:
                         page.wait_for_timeout(min(2000.0, max(left, 0.0) * 1000))
                     rss.append(min(rss_level, rss_mib(proc.pid)))
                     heap.append(min(heap_level, js_heap_mib(cdp)))
+                    data.append(heap[-1] - js_code_mib(cdp))
                     peaks.append(peak)
                     when, open_alerts, events = shown(page)
                     nodes, listeners = dom_counts(cdp)
-                    print(f"{hour:>4} {when:>26} {rss[-1]:>8.1f} {peak:>9.1f} {heap[-1]:>12.2f} {nodes:>6} {listeners:>9} {open_alerts:>5} {events:>7} "
-                          f"{len(fired):>13}", flush=True)
+                    print(f"{hour:>4} {when:>26} {rss[-1]:>8.1f} {peak:>9.1f} {heap[-1]:>12.2f} {data[-1]:>10.2f} {nodes:>6} {listeners:>9} {open_alerts:>5} "
+                          f"{events:>7} {len(fired):>13}", flush=True)
                     if probe is not None:
                         print(probe_line(probe, end - hour_s / 2, rss[-1]), flush=True)
                 browser.close()
@@ -234,12 +261,14 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    rss_worst, heap_worst = worst_growth(rss), worst_growth(heap)
+    rss_worst, heap_worst, data_worst = worst_growth(rss), worst_growth(heap), worst_growth(data)
     print(f"after the first hour: server RSS {rss[0]:.1f} -> {rss[-1]:.1f} MiB ({growth(rss):+.1%}; highest hour {rss_worst:+.1%}; "
           f"peak sample {max(peaks[1:] or peaks):.1f}), JS heap {heap[0]:.2f} -> {heap[-1]:.2f} MiB ({growth(heap):+.1%}; highest hour "
-          f"{heap_worst:+.1%}); {len(fired)} alerts fired")
-    ok = rss_worst < LIMIT and heap_worst < LIMIT
-    print(f"{'PASS' if ok else 'FAIL'}: growth after the first hour, every hour, {'<' if ok else '>='} {LIMIT:.0%}")
+          f"{heap_worst:+.1%}), less V8's compiled code {data[0]:.2f} -> {data[-1]:.2f} MiB ({growth(data):+.1%}; highest hour {data_worst:+.1%}); "
+          f"{len(fired)} alerts fired")
+    ok = rss_worst < LIMIT and data_worst < LIMIT
+    print(f"{'PASS' if ok else 'FAIL'}: growth after the first hour of the server's RSS and the page's heap less its compiled code, every hour, "
+          f"{'<' if ok else '>='} {LIMIT:.0%}")
     sys.exit(0 if ok else 1)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browsing import chromium, twin_serve
+from browsing import chromium, start_twin
 from playwright import sync_api
 
 from twin.app.bridge import LoopBridge
@@ -183,19 +183,30 @@ def _count(page: sync_api.Page, selector: str) -> int:
 
 def test_a_wall_page_builds_only_the_alerts_it_shows_while_an_operator_page_builds_every_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall hides the alerts drawer; it used to build it anyway, a card (~75 kB of the page's heap) per open alert and a row per
-    event, so a storm hour's heap stood ~15 % above a quiet one. Now a kiosk page builds its four cards; an explorer page, all."""
+    event, so a storm hour's heap stood ~15 % above a quiet one. Now a kiosk page builds its four cards; an explorer page, all.
+    And the server that drew them rasterizes in its rendering thread (:func:`~twin.render.vtk_setup.steady_rasterizer`): with
+    Mesa's rasterizer threads the memory it holds after a frame followed what the frame showed (a wall's level rose and fell by
+    tens of MiB with its tour)."""
     scene = tmp_path / "wall.yaml"
     scene.write_text(ALERTING_SCENE, encoding="utf-8")
     monkeypatch.setenv("TWIN_TICK_SECONDS", "0.5")
     monkeypatch.setenv("TWIN_CLOCK_SPEED", "20")  # a storm's rise in seconds
-    with twin_serve(scene, tmp_path / "serve.log") as url, chromium() as browser:
-        wall, operator = browser.new_page(viewport={"width": 1280, "height": 720}), browser.new_page(viewport={"width": 1280, "height": 720})
-        wall.goto(url + "?kiosk=1")
-        operator.goto(url + "?kiosk=0")
-        operator.wait_for_function(f"() => window.trame && window.trame.state && (window.trame.state.get('twin_alerts') || []).length > {KIOSK_SHOWS + 1}", timeout=90_000)
-        if not operator.locator("#twin-alerts").is_visible():
-            operator.locator("#twin-alerts-toggle").click()
-        operator.wait_for_function(f"() => document.querySelectorAll('.twin-alert').length > {KIOSK_SHOWS + 1}", timeout=10_000)
-        wall.wait_for_function(f"() => document.querySelectorAll('.twin-kiosk-alert').length === {KIOSK_SHOWS}", timeout=10_000)
-        assert _count(operator, ".twin-event") > 0  # the operator's event log
-        assert (_count(wall, ".twin-alert"), _count(wall, ".twin-event"), _count(wall, "#twin-alerts")) == (0, 0, 0)  # nothing hidden is built
+    server = start_twin(scene, tmp_path / "serve.log", env={"LP_NUM_THREADS": None})  # the operator has not chosen
+    try:
+        with chromium() as browser:
+            wall, operator = browser.new_page(viewport={"width": 1280, "height": 720}), browser.new_page(viewport={"width": 1280, "height": 720})
+            wall.goto(server.url + "?kiosk=1")
+            operator.goto(server.url + "?kiosk=0")
+            operator.wait_for_function(f"() => window.trame && window.trame.state && (window.trame.state.get('twin_alerts') || []).length > {KIOSK_SHOWS + 1}",
+                                       timeout=90_000)
+            if not operator.locator("#twin-alerts").is_visible():
+                operator.locator("#twin-alerts-toggle").click()
+            operator.wait_for_function(f"() => document.querySelectorAll('.twin-alert').length > {KIOSK_SHOWS + 1}", timeout=10_000)
+            wall.wait_for_function(f"() => document.querySelectorAll('.twin-kiosk-alert').length === {KIOSK_SHOWS}", timeout=10_000)
+            assert _count(operator, ".twin-event") > 0  # the operator's event log
+            assert (_count(wall, ".twin-alert"), _count(wall, ".twin-event"), _count(wall, "#twin-alerts")) == (0, 0, 0)  # nothing hidden is built
+            wall.wait_for_function("() => [...document.querySelectorAll('#twin-view img')].some((i) => i.complete && i.naturalWidth > 1)", timeout=30_000)
+            threads = sorted(Path(task, "comm").read_text(encoding="utf-8").strip() for task in Path(f"/proc/{server.process.pid}/task").iterdir())
+            assert not [name for name in threads if name.startswith("llvmpipe-")], f"the server drew with Mesa's rasterizer threads: {threads}"
+    finally:
+        server.stop()

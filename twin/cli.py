@@ -230,7 +230,9 @@ def _show(scene: Any, render_to: Path | None, host: str, port: int, view: str, o
         click.echo(f"wrote {path}")
         return
     from twin.app.server import TwinApp
+    from twin.render.vtk_setup import steady_rasterizer
 
+    steady_rasterizer()  # a server's memory must not follow what its view shows (before its first frame)
     app = TwinApp(scene, view_mode=view, kiosk=kiosk, lang=lang, stream=True)  # the page first, the scene loads behind it
     how = "open it with ?token=YOUR_TOKEN once; " if access.tokens else ""
     click.echo(f"twin: serving {scene.name!r} at http://{host}:{port}/ ({how}Ctrl+C stops)")

@@ -6,8 +6,8 @@ sets ``html.twin-kiosk``; ``static/kiosk.css`` hides the chrome and sizes the ov
 so a kiosk page never changes the planners' pages. What the wall shows is shared server state:
 the hall runs on the server while the server is a ``--kiosk`` one or a kiosk page said it is
 open in the last :data:`ALIVE_S` seconds, and every page of the server shows the same stop and
-banner. It moves the server's camera eased: the remote view streams light frames (half size, up to
-:data:`FLIGHT_FPS` a second, fewer on a slow renderer) during a flight and a full still at rest.
+banner. It moves the server's camera eased: the remote view streams JPEG frames (up to :data:`FLIGHT_FPS` a
+second, fewer on a slow renderer) during a flight and a WebP still at rest.
 
 While the wall runs its camera is the tour's (one render window for all pages): drags and the wheel move nothing
 (:mod:`.kiosk_camera`) and a camera another page moves (a preset, a saved view, a flight) is taken back at once.

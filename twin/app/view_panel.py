@@ -149,11 +149,12 @@ class ViewPanel(TrameComponent):
             self._widget.push_camera()
 
     def animate(self, on: bool, *, fps: float = 12.0) -> None:
-        """Remote view: stream frames (half size, JPEG 60) at up to ``fps`` while the camera moves (``on``), then a full still."""
+        """Remote view: stream frames (JPEG 60) at up to ``fps`` while the camera moves (``on``), then a still. Frames keep the
+        page's size: at half size the render window was resized for each flight and back, reallocating its frame buffers (a wall's memory level moved by tens of MiB)."""
         if self._widget is None or self.view_mode != "remote":
             return
         if on:
-            self._widget.start_animation(fps=fps, quality=60, ratio=0.5)
+            self._widget.start_animation(fps=fps, quality=60, ratio=1)
         else:
             self._widget.stop_animation()
 
