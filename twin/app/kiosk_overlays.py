@@ -14,11 +14,23 @@ from trame.widgets import client, html
 
 from twin.app.i18n import tr, tr_fmt
 
-__all__ = ["OFF_WALL", "overlays", "page_flag"]
+__all__ = ["OFF_WALL", "overlays", "page_flag", "ticking"]
 
 OFF_WALL = "!twin_kiosk_page"
 """``v_if`` of what a wall page hides (the app bar, the drawers, the time bar, the pick card): a wall page does not build it,
 so the state it reads (the replay range, the layer rows, every tick) does not re-render it there."""
+
+
+def ticking(key: str, name: str) -> client.Getter:
+    """A part of the page's template over state ``key``, called ``name`` inside it, that re-renders on its own when ``key`` changes
+    (trame-client's ``<trame-getter>``, which renders no element of its own).
+
+    For what changes on every tick (the wall's clock, the data ages). Read in the page's template, such a key re-rendered the whole
+    page on every state update, ~5,000 JS calls of Vue and Vuetify a tick; their functions, each run a few times a tick, were
+    compiled (V8's Maglev and TurboFan) one after another for the first hours of a compressed day, and the page's JS heap rose
+    with that code. Inside a getter a tick re-renders only the few elements that show the key.
+    """
+    return client.Getter(name=key, value_name=name)
 
 
 def page_flag(server: Any, *, kiosk: bool) -> None:
@@ -41,8 +53,9 @@ def overlays(*, kiosk: bool) -> None:
     ]):
         with html.Div(classes="twin-kiosk-head"):
             html.Div("{{ twin_scene_title || twin_scene_name }}", classes="twin-kiosk-title")
-            html.Div("{{ twin_kiosk_clock.time }}", id="twin-kiosk-clock", classes="twin-kiosk-clock")
-            html.Div("{{ twin_kiosk_clock.date }} +08:00", classes="twin-kiosk-date")
+            with ticking("twin_kiosk_clock", "clock"):
+                html.Div("{{ clock.time }}", id="twin-kiosk-clock", classes="twin-kiosk-clock")
+                html.Div("{{ clock.date }} +08:00", classes="twin-kiosk-date")
         html.Div("{{ twin_hall.error }}", v_if="twin_hall.error", classes="twin-kiosk-error")
         with html.Div(v_if="twin_hall.active && twin_hall.tour", classes="twin-kiosk-tour", id="twin-kiosk-tour"):
             html.Span(tr_fmt("Tour {tour}", tour="twin_hall.tour"))
@@ -55,15 +68,16 @@ def overlays(*, kiosk: bool) -> None:
 
 def _sources() -> None:
     """One badge per live source: its data age, and "stale" when no new data came in time (or the source fails)."""
-    stale = ':class="{ \'twin-kiosk-stale\': twin_live_info[layer.id].stale }"'
+    stale = ':class="{ \'twin-kiosk-stale\': info[layer.id].stale }"'
     with (
         html.Div(classes="twin-kiosk-sources", id="twin-kiosk-sources"),
+        ticking("twin_live_info", "info"),
         html.Template(v_for="layer in twin_layers", key="layer.id"),
-        html.Div(v_if="twin_live_info[layer.id]", classes="twin-kiosk-source", raw_attrs=[':data-layer-id="layer.id"', stale]),
+        html.Div(v_if="info[layer.id]", classes="twin-kiosk-source", raw_attrs=[':data-layer-id="layer.id"', stale]),
     ):
         html.Span("{{ layer.titles[twin_lang] || layer.title }}", classes="twin-kiosk-source-title")
-        html.Span("{{ twin_live_info[layer.id].age }}", classes="twin-kiosk-dim")
-        html.Span(tr("Stale"), v_if="twin_live_info[layer.id].stale", classes="twin-kiosk-stale-badge")
+        html.Span("{{ info[layer.id].age }}", classes="twin-kiosk-dim")
+        html.Span(tr("Stale"), v_if="info[layer.id].stale", classes="twin-kiosk-stale-badge")
 
 def _alerts() -> None:
     """The open alerts, most urgent first (four, and how many more)."""

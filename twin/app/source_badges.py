@@ -19,6 +19,7 @@ from trame.widgets import html
 
 from twin.app.bridge import LoopBridge
 from twin.app.i18n import tr, tr_expr, tr_fmt
+from twin.app.kiosk_overlays import ticking
 from twin.app.live import fmt_age, layer_live_info
 from twin.layer import Layer
 from twin.session import Session
@@ -67,11 +68,12 @@ class SourceBadges(TrameComponent):
 
     def ui(self, *, only_stale: bool = False) -> None:
         """The badges, bottom left of the enclosing box; ``only_stale``: show a source only while it is stale."""
-        shown = "src in twin_sources.filter(s => s.stale)" if only_stale else "src in twin_sources"
-        box = "twin_sources.filter(s => s.stale).length" if only_stale else "twin_sources.length"
+        shown = "src in sources.filter(s => s.stale)" if only_stale else "src in sources"
+        box = "sources.filter(s => s.stale).length" if only_stale else "sources.length"
         badge = ("['twin-source', src.stale ? 'twin-source-stale' : '', src.failing ? 'twin-source-failing' : '']",)
         flags = [':data-layer-id="src.id"', ':data-stale="src.stale ? 1 : 0"', ':data-failing="src.failing ? 1 : 0"']
         with (
+            ticking("twin_sources", "sources"),  # the ages change every tick: only the badges re-render then
             html.Div(v_if=box, classes="twin-overlay twin-sources", id="twin-sources"),
             html.Div(v_for=shown, key="src.id", classes=badge, title=("src.tip",), raw_attrs=flags),
         ):
