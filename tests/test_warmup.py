@@ -6,12 +6,13 @@ readings, GCJ-02 districts), each in a fresh process with numba's cache log (``N
 Every compiled kernel the render needs must be one warmup loaded or compiled: numba's cache keeps one
 data file per kernel and signature, so the render's "data loaded from" files must all be in warmup's
 log, and the render may save ("data saved to": compile) nothing. On a new machine's empty cache
-warmup compiles exactly what it loads here, so the render would find it all.
+warmup compiles and saves (at least) what it loads here, so the render would find it all.
 
 The processes use the suite's own numba cache, which ``make setup``'s ``twin warmup`` filled (an empty
 one of their own would cost a cold compile of every kernel, ~45 s on 2 cores, to show the same). The
 check does not depend on what that cache holds: a kernel warmup misses is either compiled by the render
-or loaded from a file warmup's log does not name, and fails either way.
+or loaded from a file warmup's log does not name, and fails either way (a warmup without its H3
+step, below, leaves the render's H3 kernels out).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
 
 DISTRICTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "shanghai_districts_gcj02.geojson"
@@ -66,25 +68,61 @@ def write_inputs(folder: Path) -> Path:
     return scene
 
 
+WARMUP_WITHOUT_H3 = """\
+import pathlib, tempfile
+from twin.warmup import STEPS
+with tempfile.TemporaryDirectory() as tmp:
+    for name, step in STEPS:
+        if not name.startswith("H3"):
+            step(pathlib.Path(tmp))
+"""
+
+
+def logged(*args: str, cwd: Path) -> str:
+    """The output (stdout, then stderr) of ``python args`` in a fresh process with numba's cache log on; it must exit 0."""
+    run = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env={**os.environ, "NUMBA_DEBUG_CACHE": "1"},
+                         timeout=600, cwd=cwd)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    return run.stdout + run.stderr
+
+
 def cache_files(log: str, done: str) -> set[str]:
     """The numba cache data files (one per kernel and signature) that ``log`` says were ``done`` ("loaded from", "saved to")."""
     return set(re.findall(rf"\[cache\] data {done} '([^']+)'", log))
 
 
-def test_first_render_after_warmup_compiles_nothing(tmp_path: Path) -> None:
-    scene = write_inputs(tmp_path)
-    env = {**os.environ, "NUMBA_DEBUG_CACHE": "1"}
-    twin = [sys.executable, "-m", "twin.cli"]
-    warm = subprocess.run([*twin, "warmup"], check=False, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
-    assert warm.returncode == 0, warm.stderr[-2000:]
-    assert "twin: warmup: done in" in warm.stdout
-    warmed = cache_files(warm.stdout + warm.stderr, "loaded from") | cache_files(warm.stdout + warm.stderr, "saved to")
-    render = subprocess.run([*twin, "render", str(scene), "-o", str(tmp_path / "x.png"), "--size", "640x360"],
-                            check=False, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
-    log = render.stdout + render.stderr
-    assert render.returncode == 0, log[-2000:]
-    assert cache_files(log, "saved to") == set()  # nothing compiled on the first render...
-    loaded = cache_files(log, "loaded from")
-    assert sorted(loaded - warmed) == []  # ... and every kernel it loaded is one warmup compiled
-    assert {Path(f).name.split(".")[0] for f in loaded} >= {"extrude", "cells"}  # the buildings' and the H3 layer's kernels among them
-    assert (tmp_path / "x.png").stat().st_size > 10_000
+def used(log: str) -> set[str]:
+    """The cache data files a process loaded or compiled and saved."""
+    return cache_files(log, "loaded from") | cache_files(log, "saved to")
+
+
+def modules(files: set[str]) -> set[str]:
+    """The source modules of cache data files (named ``module.function-line.pyXY.N.nbc``)."""
+    return {Path(f).name.split(".")[0] for f in files}
+
+
+@pytest.fixture(scope="module")
+def first_render(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
+    """``twin warmup``, then ``twin render`` of the every-input scene to ``x.png``: (warmup's log, the render's log, the folder)."""
+    folder = tmp_path_factory.mktemp("warm")
+    scene = write_inputs(folder)
+    warm = logged("-m", "twin.cli", "warmup", cwd=folder)
+    render = logged("-m", "twin.cli", "render", str(scene), "-o", str(folder / "x.png"), "--size", "640x360", cwd=folder)
+    return warm, render, folder
+
+
+def test_first_render_after_warmup_compiles_nothing(first_render: tuple[str, str, Path]) -> None:
+    warm, render, folder = first_render
+    assert "twin: warmup: done in" in warm
+    assert cache_files(render, "saved to") == set()  # nothing compiled on the first render...
+    loaded = cache_files(render, "loaded from")
+    assert sorted(loaded - used(warm)) == []  # ... and every kernel it loaded is one warmup compiled
+    assert modules(loaded) >= {"extrude", "cells"}  # the buildings' and the H3 layer's kernels among them
+    assert (folder / "x.png").stat().st_size > 10_000
+
+
+def test_a_kernel_warmup_leaves_out_is_caught(first_render: tuple[str, str, Path]) -> None:
+    """The check above can fail: a warmup without its H3 step leaves the render's H3 kernels (and only those) unaccounted for."""
+    _, render, folder = first_render
+    missed = cache_files(render, "loaded from") - used(logged("-c", WARMUP_WITHOUT_H3, cwd=folder))
+    assert modules(missed) == {"cells"}
