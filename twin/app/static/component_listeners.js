@@ -9,7 +9,10 @@
 // component is created) add other window listeners that must outlive it.
 // trame's root component adds one more "beforeunload" listener (outside any setup) on every connection; each does the
 // same (tells trame's current client the page exits) but keeps its own, dropped, connection alive (client, websocket
-// and its listeners). Such a listener, the same code as an earlier one added outside a setup, replaces that one.
+// and its listeners). Such a listener, the same code as an earlier one added outside a setup, replaces that one. The
+// first connection's is added in the root's beforeMount hook (a component, not yet mounted, but past its setup: its
+// render function is set; Vue sets it right after setup): it counts as outside a setup too, else it was never replaced
+// and kept the first connection (client, closed websocket, listeners) alive for the page's life.
 (function () {
   "use strict";
   if (window.twinComponentListeners) return;
@@ -27,11 +30,10 @@
     add.call(this, type, listener, options);
     if (this !== window || type !== "beforeunload" || typeof listener !== "function") return;
     const instance = Vue.getCurrentInstance();
-    if (instance && !instance.isMounted) {
+    if (instance && !instance.isMounted && !instance.render) {  // in its setup
       Vue.onBeforeUnmount(() => { drop(listener, options); counts.removed += 1; }, instance);
       return;
     }
-    if (instance) return;
     const source = String(listener), earlier = outside.get(source);
     if (earlier && earlier.listener !== listener) {
       drop(earlier.listener, earlier.options);

@@ -223,7 +223,10 @@
     } catch (err) {
       console.log("twin: reconnect attempt failed", err);
     }
-    if (status.lost) schedule();  // hook() ends the outage once the new connection's template is mounted and drawn
+    // connected: hook() ran (awaiting the first picture, the cover stays until then); another try now would open a second
+    // connection while this one works, and trame drops its client without closing it (an open socket and a server session
+    // left per reconnection whose picture took longer than the next back-off delay)
+    if (status.lost && !awaiting) schedule();
   }
 
   // Once a picture is drawn after a reconnect (or RELOAD_AFTER_MS passed), take the cover and badge away. The view's
