@@ -25,6 +25,9 @@ GROWTH = 0.03  # a reconnection leaves the page's nodes and listeners within 3 %
 OPEN = 1  # a WebSocket's readyState while it is open
 BUSY_S = 2 * LOSS_S + 2
 """How long the busy server's answers are held: longer than the heartbeat's loss time, whatever the beats' phase."""
+HOLD_S = LOSS_S - 1
+"""How long a page that connected again waits for its first picture here: longer than its next try's back-off (1, 2 s after
+the first tries; before, that try opened a second connection), shorter than the heartbeat's loss time."""
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,12 @@ def _sockets(cdp: sync_api.CDPSession) -> list[int]:
         return list(states["result"]["value"])
     finally:
         cdp.send("Runtime.releaseObjectGroup", {"objectGroup": "twin-sockets"})
+
+
+def _connected_again(page: sync_api.Page, reconnects: int) -> bool:
+    """Whether the page is connected again after its outage: waiting for the new view's first picture, or past it."""
+    now = _status(page)
+    return bool(now["awaiting"]) or int(now["reconnects"]) > reconnects
 
 
 def _js_errors(logs: list[Path]) -> list[str]:
@@ -155,7 +164,8 @@ def test_a_busy_server_whose_updates_still_arrive_is_no_outage_but_a_stopped_one
     """The page's heartbeat waits the loss time for an answer (:data:`LOSS_S` here, a beat every quarter of it). A server busy
     for :data:`BUSY_S` (longer than that, whatever the beats' phase) answers late, but its updates (the clock, every tick)
     keep coming: no reconnection (before: a false outage, the cause of the wall's reconnections in a day). A stopped server
-    sends nothing: the heartbeat still finds it, and the page comes back with one connection and the nodes and listeners it had."""
+    sends nothing: the heartbeat still finds it, and the page comes back with one connection and the nodes and listeners it had,
+    also when its first picture after connecting again comes later than its next try would have been due."""
     proxy = StallingProxy(wall.port)
     page = _open(browser, proxy.url)
     group = wall.process.pid
@@ -181,6 +191,13 @@ def test_a_busy_server_whose_updates_still_arrive_is_no_outage_but_a_stopped_one
             wait_until(lambda: _status(page)["silent"] == start["silent"] + 1, FOUND_S, "the heartbeat to find the stopped server")
         finally:
             os.killpg(group, signal.SIGCONT)
+        wait_until(lambda: _connected_again(page, start["reconnects"]), RECOVER_S, "the page to connect again after SIGCONT")
+        if _status(page)["awaiting"]:  # connected, its first picture not there yet: held longer than the next try's back-off
+            os.killpg(group, signal.SIGSTOP)
+            try:
+                time.sleep(HOLD_S)
+            finally:
+                os.killpg(group, signal.SIGCONT)
         wait_until(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, "the page to recover after SIGCONT")
         wait_for_view(page, lambda px: _drawn(px) > 300, 30, mask=MASK, what="the settled picture after SIGCONT", settled=LIVE_SETTLED)
         assert _sockets(cdp) == [OPEN]  # one connection: the stopped one closed and let go, no second one opened
