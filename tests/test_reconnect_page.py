@@ -22,8 +22,12 @@ from servers import free_port
 from test_unattended import FOUND_S, LIVE_SCENE, LIVE_SETTLED, LOSS_S, MASK, RECOVER_S, StallingProxy, _drawn, _open, _status, start_wall
 
 GROWTH = 0.03  # a reconnection leaves the page's nodes and listeners within 3 % of what they were
+OPEN = 1  # a WebSocket's readyState while it is open
 BUSY_S = 2 * LOSS_S + 2
 """How long the busy server's answers are held: longer than the heartbeat's loss time, whatever the beats' phase."""
+HOLD_S = LOSS_S - 1
+"""How long a page that connected again waits for its first picture here: longer than its next try's back-off (1, 2 s after
+the first tries; before, that try opened a second connection), shorter than the heartbeat's loss time."""
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +62,37 @@ def _size(cdp: sync_api.CDPSession) -> tuple[int, int]:
     return int(metrics["Nodes"]), int(metrics["JSEventListeners"])
 
 
+def _sockets(cdp: sync_api.CDPSession) -> list[int]:
+    """The ``readyState`` of each WebSocket object the page still holds, after a full garbage collection (CDP's handles to them
+    are released: a handle kept would keep its socket alive)."""
+    cdp.send("HeapProfiler.collectGarbage")
+    try:
+        proto = cdp.send("Runtime.evaluate", {"expression": "WebSocket.prototype", "objectGroup": "twin-sockets"})["result"]["objectId"]
+        found = cdp.send("Runtime.queryObjects", {"prototypeObjectId": proto, "objectGroup": "twin-sockets"})["objects"]["objectId"]
+        states = cdp.send("Runtime.callFunctionOn", {"objectId": found, "functionDeclaration": "function () { return this.map((w) => w.readyState); }",
+                                                      "returnByValue": True})
+        return list(states["result"]["value"])
+    finally:
+        cdp.send("Runtime.releaseObjectGroup", {"objectGroup": "twin-sockets"})
+
+
+def _connected_again(page: sync_api.Page, reconnects: int) -> bool:
+    """Whether the page is connected again after its outage: waiting for the new view's first picture, or past it."""
+    now = _status(page)
+    return bool(now["awaiting"]) or int(now["reconnects"]) > reconnects
+
+
 def _js_errors(logs: list[Path]) -> list[str]:
     """The page's console errors that trame forwarded to the servers' logs."""
     return [line for log in logs if log.exists() for line in log.read_text(errors="replace").splitlines() if "JS Error" in line]
 
 
 def test_reconnections_leave_the_page_as_it_was_without_page_errors(tmp_path: Path, browser: sync_api.Browser, scene: Path) -> None:
-    """Three server restarts: the page recovers each time with no page error; the second and third leave its DOM nodes and
-    listeners where the first left them (before: each reconnection kept a detached copy of the page, +590 nodes and +60
-    listeners here, and an unhandled rejection from the view's calls on the dropped connection)."""
+    """Three server restarts: the page recovers each time with no page error; each leaves its DOM nodes and listeners where
+    the first connection had them, and one WebSocket, open (before: each reconnection kept a detached copy of the page,
+    +590 nodes and +60 listeners here, and an unhandled rejection from the view's calls on the dropped connection; then the
+    first connection's client and closed socket stayed, held by trame's first "beforeunload" listener, +6 listeners; a
+    wall page built the chrome it hides again on each reconnection, +1,800 nodes on the demo wall)."""
     port = free_port()
     logs: list[Path] = []
 
@@ -80,7 +106,7 @@ def test_reconnections_leave_the_page_as_it_was_without_page_errors(tmp_path: Pa
     page.on("pageerror", lambda error: errors.append(f"{error.name}: {error.message}"))
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")
-    sizes = []
+    first, sizes, sockets = _size(cdp), [], []
     try:
         for restart in range(1, 4):
             os.killpg(server.process.pid, signal.SIGKILL)
@@ -90,12 +116,14 @@ def test_reconnections_leave_the_page_as_it_was_without_page_errors(tmp_path: Pa
             wait_until(lambda: _status(page)["reconnects"] == restart, RECOVER_S, f"the page to reconnect after restart {restart}")  # noqa: B023
             wait_for_view(page, lambda px: _drawn(px) > 300, 30, mask=MASK, what=f"the settled picture after restart {restart}", settled=LIVE_SETTLED)
             sizes.append(_size(cdp))
+            sockets.append(_sockets(cdp))
         assert errors == [], f"page errors during the reconnections: {errors}"
         assert _js_errors(logs) == []
         assert _status(page)["dropped"] >= 1  # the view's calls on each dropped connection were expected, not errors
-        (nodes2, listeners2), (nodes3, listeners3) = sizes[1], sizes[2]
-        assert nodes3 <= nodes2 * (1 + GROWTH), f"DOM nodes after each reconnection: {sizes}"
-        assert listeners3 <= listeners2 * (1 + GROWTH), f"JS event listeners after each reconnection: {sizes}"
+        assert sockets == [[OPEN]] * 3, f"the page's WebSockets (readyState) after each reconnection: {sockets}"
+        for nodes, listeners in sizes:
+            assert nodes <= first[0] * (1 + GROWTH), f"DOM nodes at the first connection {first[0]}, after each reconnection: {sizes}"
+            assert listeners <= first[1] * (1 + GROWTH), f"JS event listeners at the first connection {first[1]}, after each reconnection: {sizes}"
         assert page.locator(".twin-kiosk-layer").count() == 1 and page.locator("#twin-view").count() == 1
     finally:
         page.close()
@@ -136,12 +164,15 @@ def test_a_busy_server_whose_updates_still_arrive_is_no_outage_but_a_stopped_one
     """The page's heartbeat waits the loss time for an answer (:data:`LOSS_S` here, a beat every quarter of it). A server busy
     for :data:`BUSY_S` (longer than that, whatever the beats' phase) answers late, but its updates (the clock, every tick)
     keep coming: no reconnection (before: a false outage, the cause of the wall's reconnections in a day). A stopped server
-    sends nothing: the heartbeat still finds it."""
+    sends nothing: the heartbeat still finds it, and the page comes back with one connection and the nodes and listeners it had,
+    also when its first picture after connecting again comes later than its next try would have been due."""
     proxy = StallingProxy(wall.port)
     page = _open(browser, proxy.url)
     group = wall.process.pid
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
     try:
-        start = _status(page)
+        start, first = _status(page), _size(cdp)
         clock = page.locator("#twin-kiosk-clock")
         proxy.stall(upstream=True)  # the page's calls wait, the server's updates flow
         shown, changes, began = clock.inner_text(), 0, time.monotonic()
@@ -160,7 +191,18 @@ def test_a_busy_server_whose_updates_still_arrive_is_no_outage_but_a_stopped_one
             wait_until(lambda: _status(page)["silent"] == start["silent"] + 1, FOUND_S, "the heartbeat to find the stopped server")
         finally:
             os.killpg(group, signal.SIGCONT)
+        wait_until(lambda: _connected_again(page, start["reconnects"]), RECOVER_S, "the page to connect again after SIGCONT")
+        if _status(page)["awaiting"]:  # connected, its first picture not there yet: held longer than the next try's back-off
+            os.killpg(group, signal.SIGSTOP)
+            try:
+                time.sleep(HOLD_S)
+            finally:
+                os.killpg(group, signal.SIGCONT)
         wait_until(lambda: _status(page)["reconnects"] == start["reconnects"] + 1, RECOVER_S, "the page to recover after SIGCONT")
+        wait_for_view(page, lambda px: _drawn(px) > 300, 30, mask=MASK, what="the settled picture after SIGCONT", settled=LIVE_SETTLED)
+        assert _sockets(cdp) == [OPEN]  # one connection: the stopped one closed and let go, no second one opened
+        (nodes, listeners) = _size(cdp)
+        assert nodes <= first[0] * (1 + GROWTH) and listeners <= first[1] * (1 + GROWTH), f"nodes, listeners before {first}, after {(nodes, listeners)}"
     finally:
         os.killpg(group, signal.SIGCONT)
         page.close()

@@ -198,7 +198,7 @@ def _open(browser: sync_api.Browser, url: str) -> sync_api.Page:
     reference for the last picture kept)."""
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(url)
-    page.wait_for_selector("#twin-main", state="attached", timeout=60_000)  # a wall page builds no chrome
+    page.locator("#twin-main").wait_for(state="attached", timeout=60_000)  # a wall page builds no chrome; no element handle kept (it kept the first page alive)
     wait_for_view(page, lambda px: _drawn(px) > 300, 30, mask=MASK, what="the first picture of the view", settled=LIVE_SETTLED)
     return page
 

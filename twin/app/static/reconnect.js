@@ -24,8 +24,9 @@
 // The local (vtk.js) view's WebGL canvas keeps its drawing buffer (static/keep_buffers.js, loaded before the views),
 // so its last picture is kept like the remote view's image.
 // Badge texts come from hidden elements the server renders from the message catalogue (#twin-reconnect-text,
-// #twin-reconnect-since); window.twinReconnect.status() reports {lost, attempts, reconnects, silent, dropped} (for
-// tests; silent: outages found by the heartbeat; dropped: calls of dropped connections whose rejection was expected).
+// #twin-reconnect-since); window.twinReconnect.status() reports {lost, attempts, reconnects, silent, dropped, awaiting} (for
+// tests; silent: outages found by the heartbeat; dropped: calls of dropped connections whose rejection was expected; awaiting:
+// connected again, waiting for the new view's first picture).
 (function () {
   "use strict";
   if (window.twinReconnect) {  // the template was remounted (a reconnect): the script runs again
@@ -339,7 +340,9 @@
     status.dropped += 1;
   }
 
-  window.twinReconnect = { hook: hook, status: () => ({ lost: status.lost, attempts: status.attempts, reconnects: status.reconnects, silent: status.silent, dropped: status.dropped }) };
+  window.twinReconnect = { hook: hook, status: () => ({
+    lost: status.lost, attempts: status.attempts, reconnects: status.reconnects, silent: status.silent, dropped: status.dropped, awaiting: awaiting,
+  }) };
   window.addEventListener("unhandledrejection", expectedRejection);
   if (window.trame) carryState(window.trame);
   if (window.trame && window.trame.addConnectListener) window.trame.addConnectListener(hook);
