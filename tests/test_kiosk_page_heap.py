@@ -90,7 +90,7 @@ def test_a_wall_page_builds_only_what_it_shows_and_spends_a_tick_on_that(tmp_pat
         for page in (operator, wall):
             page.wait_for_function(LOADED, timeout=60_000)
         wall.wait_for_function(WALL_READY, timeout=10_000)
-        wall.wait_for_selector("#twin-kiosk-clock", timeout=10_000)
+        wall.locator("#twin-kiosk-clock").wait_for(timeout=10_000)  # no element handle: it would keep the page's tree alive
         assert [_count(operator, s) > 0 for s in HIDDEN_ON_THE_WALL] == [True] * len(HIDDEN_ON_THE_WALL)
         assert {s: _count(wall, s) for s in HIDDEN_ON_THE_WALL} == dict.fromkeys(HIDDEN_ON_THE_WALL, 0)
         operator.close()

@@ -7,12 +7,12 @@ with the screen (``vmin``) and shows them only on kiosk pages (``html.twin-kiosk
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 from trame.widgets import client, html
 
 from twin.app.i18n import tr, tr_fmt
+from twin.app.reconnect import STATIC
 
 __all__ = ["OFF_WALL", "overlays", "page_flag", "ticking"]
 
@@ -37,16 +37,15 @@ def page_flag(server: Any, *, kiosk: bool) -> None:
     """Each page's ``twin_kiosk_page`` set before its template renders (``static/kiosk_flag.js``, a module script loaded before
     the template mounts), from ``?kiosk=`` or the server's default ``kiosk`` (state ``twin_kiosk_default``)."""
     server.state.twin_kiosk_default = kiosk
-    server.enable_module({"serve": {"__twin_static": str(resources.files("twin.app").joinpath("static"))}, "scripts": ["__twin_static/kiosk_flag.js"]})
+    server.enable_module({"serve": {"__twin_static": str(STATIC)}, "scripts": ["__twin_static/kiosk_flag.js"]})  # reconnect's static entry
 
 
 def overlays(*, kiosk: bool) -> None:
     """The kiosk layer with its data attributes (``mode``, ``camera``, ``stop``, ``pose``, ``flying``: what the wall shows),
     the stylesheet, the script that decides per page whether it is a kiosk (``kiosk``: the server's default), and the
     note an operator's page shows while the wall runs (it follows the wall's camera)."""
-    static = resources.files("twin.app").joinpath("static")
-    client.Style(static.joinpath("kiosk.css").read_text(encoding="utf-8"))
-    client.Script(static.joinpath("kiosk.js").read_text(encoding="utf-8").replace("__KIOSK_DEFAULT__", "true" if kiosk else "false"))
+    client.Style(STATIC.joinpath("kiosk.css").read_text(encoding="utf-8"))
+    client.Script(STATIC.joinpath("kiosk.js").read_text(encoding="utf-8").replace("__KIOSK_DEFAULT__", "true" if kiosk else "false"))
     with html.Div(id="twin-kiosk", classes="twin-kiosk-layer", raw_attrs=[
         ':data-mode="twin_hall.mode"', ':data-camera="twin_hall.camera"', ':data-stop="twin_hall.stop"', ':data-pose="twin_hall.pose"',
         ':data-flying="twin_hall.flying ? 1 : 0"',
